@@ -1,0 +1,79 @@
+// A Collection: one or many .h5ad files read as one row-concatenated AnnData.
+//
+// Opening reads metadata only (with libhdf5); reading rows uses pread and cellfeed's own
+// decoders on a pool of worker threads, so reads scale with cores.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cellfeed/csr.h"
+#include "cellfeed/dataframe.h"
+#include "cellfeed/status.h"
+
+namespace cellfeed {
+
+struct OpenOptions {
+  // "" reads X; "raw" reads raw/X with raw/var; any other name reads layers/<name>.
+  std::string layer;
+  int threads = 0;  // worker threads for reads; 0 = one per hardware thread
+};
+
+// What `cellfeed inspect` reports about one array.
+struct ArraySummary {
+  std::string name;        // e.g. "X/data"
+  std::string dtype;
+  std::vector<int64_t> shape;
+  std::string storage;     // "chunked" / "contiguous" / "compact"
+  std::vector<int64_t> chunk_shape;
+  std::string filters;     // "gzip(4)+shuffle", "none"
+  int64_t num_chunks = 0;
+  double rows_per_chunk = 0;  // cells per chunk (CSR: from the mean values per cell)
+};
+
+struct FileSummary {
+  std::string path;
+  int64_t n_obs = 0, n_vars = 0, nnz = -1;
+  std::string matrix_element;  // "X", "raw/X", "layers/counts"
+  std::string encoding;        // "csr_matrix" / "array"
+  std::vector<ArraySummary> arrays;
+  std::vector<ColumnInfo> obs_columns, var_columns;
+};
+
+class Collection {
+ public:
+  static Result<std::shared_ptr<Collection>> Open(const std::vector<std::string>& paths,
+                                                  const OpenOptions& options = {});
+  ~Collection();
+
+  int64_t n_obs() const;
+  int64_t n_vars() const;
+  const std::vector<std::string>& files() const;
+  const std::vector<int64_t>& file_offsets() const;  // first global row of each file, + n_obs
+  const std::vector<std::string>& var_names() const;
+  std::vector<ColumnInfo> obs_columns() const;
+  std::vector<ColumnInfo> var_columns() const;
+  const std::vector<FileSummary>& summaries() const;
+  int threads() const;
+
+  // The given rows (any order, duplicates allowed) as float32 CSR, in that order.
+  Result<CsrMatrix> Read(std::span<const int64_t> rows) const;
+  // One obs column for the given rows (all rows when empty optional).
+  Result<Column> Obs(const std::string& column,
+                     std::optional<std::span<const int64_t>> rows = std::nullopt) const;
+  Result<std::vector<std::string>> ObsNames(
+      std::optional<std::span<const int64_t>> rows = std::nullopt) const;
+  Result<Column> Var(const std::string& column) const;
+
+  struct Impl;
+
+ private:
+  explicit Collection(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cellfeed

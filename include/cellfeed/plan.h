@@ -1,0 +1,92 @@
+// The epoch plan: which cells each rank reads, in which fetches and batches.
+//
+// A pure function of (file sizes, SamplingConfig, epoch, rank, world_size): no I/O, no
+// clocks, no thread counts. Algorithms are those of the scDataset paper (block sampling +
+// batched fetching), with the production fixes listed in docs/SAMPLING.md:
+//  1. Cells are split into blocks of `block_size` consecutive rows; blocks never straddle
+//     two files (the last block of a file may be shorter).
+//  2. With shuffle, the block order is a seeded pseudo-random permutation (computed on
+//     demand, O(1) memory); without, blocks stay in file order (streaming).
+//  3. The resulting cell sequence is cut into world_size equal contiguous slices, one per
+//     rank; the remainder (< world_size cells) is dropped or padded by wrap-around.
+//  4. A rank's slice is cut into fetches of batch_size * fetch_factor cells. Each fetch's
+//     rows are sorted (forward reads), shuffled in memory with a seed derived from
+//     (seed, epoch, fetch), and cut into batches of batch_size.
+//  5. drop_last: the rank's slice is truncated to a multiple of batch_size first.
+// The plan is random access: fetch k can be computed without computing fetches 0..k-1,
+// which makes resume after k batches O(1).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "cellfeed/status.h"
+
+namespace cellfeed {
+
+enum class RemainderPolicy : uint8_t {
+  kPad,   // every cell appears; up to world_size-1 cells appear twice (wrap-around)
+  kDrop,  // up to world_size-1 cells (the tail of the shuffled sequence) are not seen
+};
+
+struct SamplingConfig {
+  int64_t batch_size = 64;
+  int64_t block_size = 4;    // 1 = full random sampling
+  int64_t fetch_factor = 16;  // batches per fetch
+  bool shuffle = true;       // false = streaming, in file order
+  bool drop_last = false;
+  uint64_t seed = 0;
+  RemainderPolicy remainder = RemainderPolicy::kPad;
+};
+
+// One fetch: the rows to read (sorted ascending; duplicates only from padding), and how
+// they are dealt into batches after the in-memory shuffle.
+struct Fetch {
+  int64_t index = 0;               // position of this fetch in the rank's epoch
+  std::vector<int64_t> rows;       // global row ids, ascending: the read order
+  // batches[j] lists positions into `rows`, in the order the batch yields its cells.
+  std::vector<std::vector<int32_t>> batches;
+};
+
+class EpochPlan {
+ public:
+  // file_sizes: rows in each file of the collection, in collection order.
+  static Result<EpochPlan> Make(std::vector<int64_t> file_sizes, const SamplingConfig& config,
+                                int64_t epoch, int rank, int world_size);
+
+  int64_t num_batches() const;  // batches this rank yields this epoch (equal on all ranks)
+  int64_t num_fetches() const;
+  int64_t num_cells() const;    // cells this rank yields this epoch (padding included)
+  Fetch GetFetch(int64_t k) const;  // 0 <= k < num_fetches()
+  // The fetch holding batch `b` of the epoch, and b's position inside it.
+  int64_t FetchOfBatch(int64_t b) const;
+  int64_t BatchInFetch(int64_t b) const;
+
+  const SamplingConfig& config() const { return config_; }
+
+ private:
+  EpochPlan() = default;
+  // Implementation state; its meaning is private to src/plan/epoch_plan.cc.
+  void AppendSequence(int64_t pos, int64_t len, std::vector<int64_t>* out) const;
+  void AppendRange(int64_t pos, int64_t len, std::vector<int64_t>* out) const;
+
+  SamplingConfig config_;
+  int64_t epoch_ = 0;
+  int rank_ = 0;
+  int world_size_ = 1;
+  int64_t block_size_ = 1;
+  int64_t total_cells_ = 0;     // n: rows in all files
+  int64_t num_full_blocks_ = 0;
+  uint64_t block_key_ = 0;      // key of the full-block permutation (shuffle only)
+  int64_t rank_begin_ = 0;      // start of this rank's slice in the shuffled cell sequence
+  int64_t rank_cells_ = 0;      // cells this rank yields (after drop_last)
+  std::vector<int64_t> file_sizes_;
+  std::vector<int64_t> file_offsets_;          // size F+1: first global row of each file
+  std::vector<int64_t> full_starts_per_file_;  // size F+1: first full-block id of each file
+  // Short blocks (file tails, < block_size_ rows), in their shuffled order after all full
+  // blocks: the file of each, and the sequence position just past it.
+  std::vector<int64_t> tail_files_;
+  std::vector<int64_t> tail_ends_;
+};
+
+}  // namespace cellfeed

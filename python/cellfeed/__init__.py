@@ -1,0 +1,10 @@
+"""cellfeed: fast, deterministic minibatch loading of AnnData (.h5ad) files for PyTorch.
+
+The engine is C++ (pread + its own decoders on worker threads, libhdf5 only at open);
+this package converts types and releases the GIL while the engine works.
+"""
+
+from ._version import __version__
+from .collection import Collection, open
+
+__all__ = ["Collection", "open", "__version__"]

@@ -1,0 +1,285 @@
+#include "cellfeed/collection.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "collection/collection_impl.h"
+#include "h5ad/column_reader.h"
+#include "io/array_reader.h"
+
+namespace cellfeed {
+
+std::string ColumnKindName(ColumnKind k) {
+  switch (k) {
+    case ColumnKind::kNumeric: return "numeric";
+    case ColumnKind::kBool: return "bool";
+    case ColumnKind::kString: return "string";
+    case ColumnKind::kCategorical: return "categorical";
+    case ColumnKind::kNullableInt: return "nullable-integer";
+    case ColumnKind::kNullableBool: return "nullable-boolean";
+    case ColumnKind::kNullableString: return "nullable-string";
+  }
+  return "?";
+}
+
+size_t Collection::Impl::FileOf(int64_t row) const {
+  auto it = std::upper_bound(offsets.begin(), offsets.end(), row);
+  return static_cast<size_t>(it - offsets.begin()) - 1;
+}
+
+Status Collection::Impl::CheckRows(std::span<const int64_t> rows) const {
+  for (int64_t r : rows) {
+    if (r < 0 || r >= n_obs()) {
+      return Status::OutOfRange("row " + std::to_string(r) + " is outside the collection of " +
+                                std::to_string(n_obs()) + " rows");
+    }
+  }
+  return Status::OK();
+}
+
+RowsByFile GroupRowsByFile(const Collection::Impl& impl, std::span<const int64_t> rows) {
+  RowsByFile g;
+  g.local.resize(impl.files.size());
+  g.positions.resize(impl.files.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    size_t f = impl.FileOf(rows[i]);
+    g.local[f].push_back(rows[i] - impl.offsets[f]);
+    g.positions[f].push_back(static_cast<int64_t>(i));
+  }
+  return g;
+}
+
+namespace {
+
+Status CheckSameGenes(const Collection::Impl& impl) {
+  const auto& first = impl.files[0]->var_names();
+  for (size_t f = 1; f < impl.files.size(); ++f) {
+    const auto& other = impl.files[f]->var_names();
+    if (other == first) continue;
+    std::string detail;
+    if (other.size() != first.size()) {
+      detail = std::to_string(first.size()) + " vs " + std::to_string(other.size()) + " genes";
+    } else {
+      size_t k = 0;
+      while (first[k] == other[k]) ++k;
+      detail = "gene " + std::to_string(k) + " is '" + first[k] + "' vs '" + other[k] + "'";
+    }
+    return Status::Invalid(impl.paths[f] + ": var_names differ from " + impl.paths[0] + " (" +
+                           detail + "); files with different genes need a join");
+  }
+  return Status::OK();
+}
+
+// Columns present in every file with the same kind, in the first file's order.
+std::vector<ColumnInfo> CommonColumns(const Collection::Impl& impl) {
+  std::vector<ColumnInfo> out;
+  for (const auto& c : impl.files[0]->obs().columns) {
+    bool everywhere = true;
+    for (const auto& f : impl.files) {
+      const h5ad::ColumnLayout* o = f->obs().Find(c.info.name);
+      everywhere = everywhere && o && o->info.kind == c.info.kind;
+    }
+    if (everywhere) out.push_back(c.info);
+  }
+  return out;
+}
+
+// Result dtype when files store one column with different dtypes.
+DType CommonDType(const std::vector<DType>& types) {
+  bool same = std::all_of(types.begin(), types.end(), [&](DType t) { return t == types[0]; });
+  if (same) return types[0];
+  bool ints = std::all_of(types.begin(), types.end(), DTypeIsInteger);
+  return ints ? DType::kInt64 : DType::kFloat64;
+}
+
+std::vector<std::string> CategoryLabels(const Column& cats) {
+  if (cats.info.kind == ColumnKind::kString) return cats.strings;
+  std::vector<double> v(static_cast<size_t>(cats.length));
+  ConvertElements(cats.info.dtype, cats.values.data(), DType::kFloat64, v.data(), v.size());
+  std::vector<std::string> s;
+  for (double x : v) s.push_back(std::to_string(x));
+  return s;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::string>& paths,
+                                                     const OpenOptions& options) {
+  if (paths.empty()) return Status::Invalid("no files given");
+  auto impl = std::make_unique<Impl>();
+  impl->paths = paths;
+  impl->offsets.push_back(0);
+  for (const std::string& p : paths) {
+    CF_ASSIGN_OR_RETURN(auto f, h5ad::AnnDataFile::Open(p, options.layer));
+    impl->offsets.push_back(impl->offsets.back() + f->n_obs());
+    impl->summaries.push_back(f->Summarize());
+    impl->files.push_back(std::move(f));
+  }
+  CF_RETURN_IF_ERROR(CheckSameGenes(*impl));
+  impl->var_names = impl->files[0]->var_names();
+  impl->obs_columns = CommonColumns(*impl);
+  impl->pool = std::make_unique<util::ThreadPool>(options.threads);
+  // indptr must start at 0: checked once here, cheaply, for every CSR file.
+  for (const auto& f : impl->files) {
+    const auto& m = f->matrix();
+    if (m.encoding != h5ad::MatrixEncoding::kCsr) continue;
+    CF_ASSIGN_OR_RETURN(auto first, io::ReadRange<int64_t>(m.indptr, f->file(), 0, 1, *impl->pool));
+    if (first[0] != 0) {
+      return Status::Invalid(m.indptr.Where() + ": starts at " + std::to_string(first[0]) +
+                             ", expected 0");
+    }
+    CF_ASSIGN_OR_RETURN(auto last, io::ReadRange<int64_t>(m.indptr, f->file(), m.n_rows,
+                                                          m.n_rows + 1, *impl->pool));
+    if (last[0] != m.nnz()) {
+      return Status::Invalid(m.indptr.Where() + ": ends at " + std::to_string(last[0]) +
+                             " but data has " + std::to_string(m.nnz()) + " values");
+    }
+  }
+  return std::shared_ptr<Collection>(new Collection(std::move(impl)));
+}
+
+Collection::Collection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Collection::~Collection() = default;
+
+int64_t Collection::n_obs() const { return impl_->n_obs(); }
+int64_t Collection::n_vars() const { return impl_->n_vars(); }
+const std::vector<std::string>& Collection::files() const { return impl_->paths; }
+const std::vector<int64_t>& Collection::file_offsets() const { return impl_->offsets; }
+const std::vector<std::string>& Collection::var_names() const { return impl_->var_names; }
+std::vector<ColumnInfo> Collection::obs_columns() const { return impl_->obs_columns; }
+const std::vector<FileSummary>& Collection::summaries() const { return impl_->summaries; }
+int Collection::threads() const { return impl_->pool->size(); }
+
+std::vector<ColumnInfo> Collection::var_columns() const {
+  std::vector<ColumnInfo> out;
+  for (const auto& c : impl_->files[0]->var().columns) out.push_back(c.info);
+  return out;
+}
+
+Result<CsrMatrix> Collection::Read(std::span<const int64_t> rows) const {
+  CF_RETURN_IF_ERROR(impl_->CheckRows(rows));
+  return ReadCsrRows(*impl_, rows);
+}
+
+Result<std::vector<std::string>> Collection::ObsNames(
+    std::optional<std::span<const int64_t>> rows) const {
+  std::vector<int64_t> all;
+  if (!rows) {
+    all.resize(static_cast<size_t>(n_obs()));
+    std::iota(all.begin(), all.end(), 0);
+    rows = all;
+  }
+  CF_RETURN_IF_ERROR(impl_->CheckRows(*rows));
+  RowsByFile g = GroupRowsByFile(*impl_, *rows);
+  std::vector<std::string> out(rows->size());
+  for (size_t f = 0; f < impl_->files.size(); ++f) {
+    if (g.local[f].empty()) continue;
+    const auto& file = *impl_->files[f];
+    CF_ASSIGN_OR_RETURN(auto part,
+                        h5ad::ReadStringsAt(file.h5(), file.obs().index_dataset, g.local[f]));
+    for (size_t k = 0; k < part.size(); ++k) out[g.positions[f][k]] = std::move(part[k]);
+  }
+  return out;
+}
+
+Result<Column> Collection::Obs(const std::string& name,
+                               std::optional<std::span<const int64_t>> rows) const {
+  std::vector<int64_t> all;
+  if (!rows) {
+    all.resize(static_cast<size_t>(n_obs()));
+    std::iota(all.begin(), all.end(), 0);
+    rows = all;
+  }
+  CF_RETURN_IF_ERROR(impl_->CheckRows(*rows));
+  const auto& info = impl_->obs_columns;
+  auto it = std::find_if(info.begin(), info.end(), [&](const ColumnInfo& c) { return c.name == name; });
+  if (it == info.end()) {
+    std::string have;
+    for (const auto& c : info) have += (have.empty() ? "" : ", ") + c.name;
+    return Status::Invalid("obs column '" + name + "' not found in " +
+                           (impl_->files.size() > 1 ? "every file" : impl_->paths[0]) +
+                           " (columns: " + have + ")");
+  }
+  const ColumnKind kind = it->kind;
+  const size_t nfiles = impl_->files.size();
+  RowsByFile g = GroupRowsByFile(*impl_, *rows);
+
+  // Categories: shared when equal in every file, else their union in first-seen order.
+  std::vector<const h5ad::ColumnLayout*> layouts;
+  std::vector<DType> dtypes;
+  for (const auto& f : impl_->files) {
+    layouts.push_back(f->obs().Find(name));
+    dtypes.push_back(layouts.back()->info.dtype);
+  }
+  std::vector<std::vector<int32_t>> remap(nfiles);
+  std::shared_ptr<const Column> categories;
+  if (kind == ColumnKind::kCategorical) {
+    categories = layouts[0]->categories;
+    std::vector<std::string> merged = CategoryLabels(*categories);
+    bool differ = false;
+    for (size_t f = 1; f < nfiles; ++f) {
+      differ = differ || CategoryLabels(*layouts[f]->categories) != merged;
+    }
+    if (differ) {
+      auto u = std::make_shared<Column>();
+      u->info.kind = ColumnKind::kString;
+      for (size_t f = 0; f < nfiles; ++f) {
+        for (const std::string& label : CategoryLabels(*layouts[f]->categories)) {
+          auto pos = std::find(u->strings.begin(), u->strings.end(), label);
+          if (pos == u->strings.end()) {
+            u->strings.push_back(label);
+            pos = u->strings.end() - 1;
+          }
+          remap[f].push_back(static_cast<int32_t>(pos - u->strings.begin()));
+        }
+      }
+      u->length = static_cast<int64_t>(u->strings.size());
+      categories = u;
+    }
+  }
+
+  Column out;
+  out.info = *it;
+  out.info.dtype = kind == ColumnKind::kCategorical ? DType::kInt32 : CommonDType(dtypes);
+  out.length = static_cast<int64_t>(rows->size());
+  out.categories = categories;
+  out.ordered = layouts[0]->ordered;
+  const size_t osize = DTypeSize(out.info.dtype);
+  if (layouts[0]->values) out.values.resize(rows->size() * osize);
+  if (layouts[0]->mask) out.mask.resize(rows->size());
+  if (!layouts[0]->strings.empty()) out.strings.resize(rows->size());
+
+  for (size_t f = 0; f < nfiles; ++f) {
+    if (g.local[f].empty()) continue;
+    CF_ASSIGN_OR_RETURN(Column part,
+                        h5ad::ReadColumn(*impl_->files[f], *layouts[f], g.local[f], *impl_->pool));
+    const auto& pos = g.positions[f];
+    if (!part.values.empty()) {
+      std::vector<uint8_t> conv(pos.size() * osize);
+      ConvertElements(part.info.dtype, part.values.data(), out.info.dtype, conv.data(), pos.size());
+      if (!remap[f].empty()) {
+        auto* codes = reinterpret_cast<int32_t*>(conv.data());
+        for (size_t k = 0; k < pos.size(); ++k) {
+          if (codes[k] >= 0) codes[k] = remap[f][static_cast<size_t>(codes[k])];
+        }
+      }
+      for (size_t k = 0; k < pos.size(); ++k) {
+        std::copy_n(conv.data() + k * osize, osize, out.values.data() + pos[k] * osize);
+      }
+    }
+    for (size_t k = 0; k < part.mask.size(); ++k) out.mask[pos[k]] = part.mask[k];
+    for (size_t k = 0; k < part.strings.size(); ++k) out.strings[pos[k]] = std::move(part.strings[k]);
+  }
+  return out;
+}
+
+Result<Column> Collection::Var(const std::string& name) const {
+  const auto& file = *impl_->files[0];
+  const h5ad::ColumnLayout* c = file.var().Find(name);
+  if (!c) return Status::Invalid(file.path() + ": var column '" + name + "' not found");
+  std::vector<int64_t> rows(static_cast<size_t>(file.var().n_rows));
+  std::iota(rows.begin(), rows.end(), 0);
+  return h5ad::ReadColumn(file, *c, rows, *impl_->pool);
+}
+
+}  // namespace cellfeed

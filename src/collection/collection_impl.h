@@ -1,0 +1,39 @@
+// Collection internals shared by its source files.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "cellfeed/collection.h"
+#include "h5ad/anndata_file.h"
+#include "util/thread_pool.h"
+
+namespace cellfeed {
+
+struct Collection::Impl {
+  std::vector<std::unique_ptr<h5ad::AnnDataFile>> files;
+  std::vector<std::string> paths;
+  std::vector<int64_t> offsets;  // first global row per file, then n_obs
+  std::vector<std::string> var_names;
+  std::vector<FileSummary> summaries;
+  std::vector<ColumnInfo> obs_columns;  // present, with one kind, in every file
+  std::unique_ptr<util::ThreadPool> pool;
+
+  int64_t n_obs() const { return offsets.back(); }
+  int64_t n_vars() const { return static_cast<int64_t>(var_names.size()); }
+  // Index of the file holding global row `row` (which must be in range).
+  size_t FileOf(int64_t row) const;
+  Status CheckRows(std::span<const int64_t> rows) const;
+};
+
+// Rows of a request grouped by file: local rows and the output positions they fill.
+struct RowsByFile {
+  std::vector<std::vector<int64_t>> local;
+  std::vector<std::vector<int64_t>> positions;
+};
+RowsByFile GroupRowsByFile(const Collection::Impl& impl, std::span<const int64_t> rows);
+
+Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows);
+
+}  // namespace cellfeed

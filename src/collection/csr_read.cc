@@ -1,0 +1,181 @@
+// Reading rows of a collection as one float32 CSR matrix.
+//
+// 1. Rows are grouped by file; each file's distinct rows are sorted, and their indptr
+//    entries read (runs of consecutive rows share entries).
+// 2. indptr is validated (non-decreasing, within nnz) and the output indptr laid out in
+//    request order; dense files are read first since their row lengths need the values.
+// 3. data and indices of every CSR file are read in one parallel pass: each chunk is
+//    fetched and decoded once, its pieces converted straight into the output arrays.
+// 4. indices are checked against n_vars, so a corrupt file cannot yield a bad matrix.
+#include <algorithm>
+#include <numeric>
+
+#include "collection/collection_impl.h"
+#include "h5ad/column_reader.h"
+#include "io/array_reader.h"
+
+namespace cellfeed {
+
+namespace {
+
+struct FileRows {
+  std::vector<int64_t> unique;  // sorted distinct local rows
+  std::vector<int64_t> start, end;  // their [indptr[r], indptr[r+1])
+};
+
+// Reads indptr[r] and indptr[r+1] for each distinct row of each CSR file.
+Status ReadRowExtents(const Collection::Impl& impl, const RowsByFile& g,
+                      std::vector<FileRows>& out) {
+  std::vector<io::ArrayRead> reads;
+  std::vector<std::vector<int64_t>> bufs(impl.files.size());
+  std::vector<std::vector<int64_t>> run_of(impl.files.size());  // buffer offset per unique row
+  for (size_t f = 0; f < impl.files.size(); ++f) {
+    const auto& m = impl.files[f]->matrix();
+    FileRows& fr = out[f];
+    fr.unique = g.local[f];
+    std::sort(fr.unique.begin(), fr.unique.end());
+    fr.unique.erase(std::unique(fr.unique.begin(), fr.unique.end()), fr.unique.end());
+    if (fr.unique.empty() || m.encoding != h5ad::MatrixEncoding::kCsr) continue;
+    std::vector<io::Piece> pieces;
+    int64_t used = 0;
+    for (size_t i = 0; i < fr.unique.size(); ++i) {
+      const int64_t r = fr.unique[i];
+      if (i > 0 && fr.unique[i - 1] == r - 1) {  // extends the run: one more entry
+        ++pieces.back().count;
+        run_of[f].push_back(used - 1);
+        ++used;
+      } else {
+        pieces.push_back({r, 2, used});
+        run_of[f].push_back(used);
+        used += 2;
+      }
+    }
+    bufs[f].resize(static_cast<size_t>(used));
+    reads.push_back({&m.indptr, &impl.files[f]->file(), std::move(pieces), DType::kInt64,
+                     bufs[f].data()});
+  }
+  CF_RETURN_IF_ERROR(io::ReadArrays(reads, *impl.pool));
+  for (size_t f = 0; f < impl.files.size(); ++f) {
+    const auto& m = impl.files[f]->matrix();
+    if (m.encoding != h5ad::MatrixEncoding::kCsr) continue;
+    FileRows& fr = out[f];
+    fr.start.resize(fr.unique.size());
+    fr.end.resize(fr.unique.size());
+    for (size_t i = 0; i < fr.unique.size(); ++i) {
+      const int64_t s = bufs[f][run_of[f][i]], e = bufs[f][run_of[f][i] + 1];
+      if (s > e || s < 0 || e > m.nnz()) {
+        return Status::Invalid(m.indptr.Where() + ": row " + std::to_string(fr.unique[i]) +
+                               " spans [" + std::to_string(s) + ", " + std::to_string(e) +
+                               "), expected a non-decreasing indptr within [0, nnz = " +
+                               std::to_string(m.nnz()) + "]");
+      }
+      fr.start[i] = s;
+      fr.end[i] = e;
+    }
+  }
+  return Status::OK();
+}
+
+size_t UniqueIndex(const FileRows& fr, int64_t row) {
+  return static_cast<size_t>(std::lower_bound(fr.unique.begin(), fr.unique.end(), row) -
+                             fr.unique.begin());
+}
+
+}  // namespace
+
+Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows) {
+  const size_t nfiles = impl.files.size();
+  const int64_t n_cols = impl.n_vars();
+  RowsByFile g = GroupRowsByFile(impl, rows);
+  std::vector<FileRows> fr(nfiles);
+  CF_RETURN_IF_ERROR(ReadRowExtents(impl, g, fr));
+
+  // Dense files: read their distinct rows now; their lengths are their nonzero counts.
+  std::vector<std::vector<float>> dense(nfiles);
+  std::vector<io::ArrayRead> dense_reads;
+  for (size_t f = 0; f < nfiles; ++f) {
+    const auto& m = impl.files[f]->matrix();
+    if (m.encoding != h5ad::MatrixEncoding::kDense || fr[f].unique.empty()) continue;
+    dense[f].resize(fr[f].unique.size() * static_cast<size_t>(n_cols));
+    dense_reads.push_back({&m.data, &impl.files[f]->file(), h5ad::RowPieces(fr[f].unique),
+                           DType::kFloat32, dense[f].data()});
+  }
+  CF_RETURN_IF_ERROR(io::ReadArrays(dense_reads, *impl.pool));
+
+  // Output layout in request order.
+  CsrMatrix out;
+  out.n_rows = static_cast<int64_t>(rows.size());
+  out.n_cols = n_cols;
+  out.indptr.assign(rows.size() + 1, 0);
+  std::vector<size_t> uidx(rows.size());  // position -> index into its file's unique rows
+  for (size_t f = 0; f < nfiles; ++f) {
+    const bool csr = impl.files[f]->matrix().encoding == h5ad::MatrixEncoding::kCsr;
+    for (size_t k = 0; k < g.positions[f].size(); ++k) {
+      const int64_t pos = g.positions[f][k];
+      const size_t u = UniqueIndex(fr[f], g.local[f][k]);
+      uidx[pos] = u;
+      int64_t len = 0;
+      if (csr) {
+        len = fr[f].end[u] - fr[f].start[u];
+      } else {
+        const float* row = dense[f].data() + u * n_cols;
+        len = std::count_if(row, row + n_cols, [](float v) { return v != 0.0f; });
+      }
+      out.indptr[pos + 1] = len;
+    }
+  }
+  std::partial_sum(out.indptr.begin(), out.indptr.end(), out.indptr.begin());
+  const int64_t nnz = out.indptr.back();
+  out.indices.resize(static_cast<size_t>(nnz));
+  out.data.resize(static_cast<size_t>(nnz));
+
+  std::vector<io::ArrayRead> reads;
+  for (size_t f = 0; f < nfiles; ++f) {
+    const auto& m = impl.files[f]->matrix();
+    if (g.positions[f].empty()) continue;
+    if (m.encoding == h5ad::MatrixEncoding::kDense) {
+      for (size_t k = 0; k < g.positions[f].size(); ++k) {
+        const int64_t pos = g.positions[f][k];
+        const float* row = dense[f].data() + uidx[pos] * n_cols;
+        int64_t o = out.indptr[pos];
+        for (int64_t c = 0; c < n_cols; ++c) {
+          if (row[c] != 0.0f) {
+            out.indices[o] = static_cast<int32_t>(c);
+            out.data[o++] = row[c];
+          }
+        }
+      }
+      continue;
+    }
+    std::vector<io::Piece> pieces;
+    for (size_t k = 0; k < g.positions[f].size(); ++k) {
+      const int64_t pos = g.positions[f][k];
+      const size_t u = uidx[pos];
+      pieces.push_back({fr[f].start[u], fr[f].end[u] - fr[f].start[u], out.indptr[pos]});
+    }
+    reads.push_back({&m.data, &impl.files[f]->file(), pieces, DType::kFloat32, out.data.data()});
+    reads.push_back(
+        {&m.indices, &impl.files[f]->file(), std::move(pieces), DType::kInt32, out.indices.data()});
+  }
+  CF_RETURN_IF_ERROR(io::ReadArrays(reads, *impl.pool));
+
+  // Indices outside [0, n_vars) would make scipy and torch index out of bounds.
+  for (size_t f = 0; f < nfiles; ++f) {
+    const auto& m = impl.files[f]->matrix();
+    if (m.encoding != h5ad::MatrixEncoding::kCsr) continue;
+    const int64_t file_cols = m.n_cols;
+    for (size_t k = 0; k < g.positions[f].size(); ++k) {
+      const int64_t pos = g.positions[f][k];
+      for (int64_t o = out.indptr[pos]; o < out.indptr[pos + 1]; ++o) {
+        if (out.indices[o] < 0 || out.indices[o] >= file_cols) {
+          return Status::Invalid(m.indices.Where() + ": value " + std::to_string(out.indices[o]) +
+                                 " in row " + std::to_string(g.local[f][k]) +
+                                 " is outside [0, n_vars = " + std::to_string(file_cols) + ")");
+        }
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace cellfeed

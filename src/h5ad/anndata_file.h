@@ -1,0 +1,49 @@
+// One .h5ad file opened for reading: its matrix layout, obs/var dataframes and var names.
+// Opening uses libhdf5 (metadata only); afterwards everything is read with pread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cellfeed/collection.h"
+#include "h5ad/dataframe_layout.h"
+#include "h5ad/matrix_layout.h"
+#include "io/file.h"
+#include "io/hdf5/h5_file.h"
+
+namespace cellfeed::h5ad {
+
+// Maps OpenOptions::layer to the matrix and var elements: "" -> X/var, "raw" -> raw/X +
+// raw/var, name -> layers/<name>/var.
+struct ElementNames {
+  std::string matrix, var;
+};
+ElementNames ElementsForLayer(const std::string& layer);
+
+class AnnDataFile {
+ public:
+  static Result<std::unique_ptr<AnnDataFile>> Open(const std::string& path,
+                                                   const std::string& layer);
+
+  const std::string& path() const { return path_; }
+  const io::H5File& h5() const { return *h5_; }
+  const io::RandomAccessFile& file() const { return *file_; }
+  const MatrixLayout& matrix() const { return matrix_; }
+  const DataFrameLayout& obs() const { return obs_; }
+  const DataFrameLayout& var() const { return var_; }
+  const std::vector<std::string>& var_names() const { return var_names_; }
+  int64_t n_obs() const { return matrix_.n_rows; }
+  int64_t n_vars() const { return matrix_.n_cols; }
+  FileSummary Summarize() const;
+
+ private:
+  std::string path_;
+  std::shared_ptr<io::H5File> h5_;
+  std::shared_ptr<io::RandomAccessFile> file_;
+  MatrixLayout matrix_;
+  DataFrameLayout obs_, var_;
+  std::vector<std::string> var_names_;
+};
+
+}  // namespace cellfeed::h5ad

@@ -1,0 +1,69 @@
+#include "h5ad/column_reader.h"
+
+#include <algorithm>
+
+#include "io/array_reader.h"
+
+namespace cellfeed::h5ad {
+
+std::vector<io::Piece> RowPieces(std::span<const int64_t> rows) {
+  std::vector<io::Piece> pieces;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (!pieces.empty() && pieces.back().src + pieces.back().count == rows[i]) {
+      ++pieces.back().count;
+    } else {
+      pieces.push_back({rows[i], 1, static_cast<int64_t>(i)});
+    }
+  }
+  return pieces;
+}
+
+Result<std::vector<std::string>> ReadStringsAt(const io::H5File& h5, const std::string& dataset,
+                                               std::span<const int64_t> rows) {
+  std::vector<std::string> out;
+  if (rows.empty()) return out;
+  auto [lo, hi] = std::minmax_element(rows.begin(), rows.end());
+  CF_ASSIGN_OR_RETURN(auto span, h5.ReadStrings(dataset, std::make_pair(*lo, *hi + 1)));
+  out.reserve(rows.size());
+  for (int64_t r : rows) out.push_back(span[static_cast<size_t>(r - *lo)]);
+  return out;
+}
+
+Result<Column> ReadColumn(const AnnDataFile& f, const ColumnLayout& c,
+                          std::span<const int64_t> rows, util::ThreadPool& pool) {
+  Column out;
+  out.info = c.info;
+  out.length = static_cast<int64_t>(rows.size());
+  out.categories = c.categories;
+  out.ordered = c.ordered;
+  std::vector<io::ArrayRead> reads;
+  const std::vector<io::Piece> pieces = RowPieces(rows);
+  if (c.values) {
+    out.values.resize(rows.size() * DTypeSize(c.info.dtype));
+    reads.push_back({&*c.values, &f.file(), pieces, c.info.dtype, out.values.data()});
+  }
+  if (c.mask) {
+    out.mask.resize(rows.size());
+    reads.push_back({&*c.mask, &f.file(), pieces, DType::kBool, out.mask.data()});
+  }
+  CF_RETURN_IF_ERROR(io::ReadArrays(reads, pool));
+  if (!c.strings.empty()) {
+    CF_ASSIGN_OR_RETURN(out.strings, ReadStringsAt(f.h5(), c.strings, rows));
+  }
+  if (c.info.kind == ColumnKind::kCategorical) {
+    // Codes must index the categories; -1 means missing.
+    std::vector<int64_t> codes(rows.size());
+    ConvertElements(c.info.dtype, out.values.data(), DType::kInt64, codes.data(), codes.size());
+    const int64_t n_cat = c.categories->length;
+    for (size_t i = 0; i < codes.size(); ++i) {
+      if (codes[i] < -1 || codes[i] >= n_cat) {
+        return Status::Invalid(f.path() + ": " + c.node + "/codes: code " +
+                               std::to_string(codes[i]) + " at row " + std::to_string(rows[i]) +
+                               " is outside [-1, " + std::to_string(n_cat) + ")");
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace cellfeed::h5ad

@@ -1,0 +1,216 @@
+#include "io/array_reader.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace cellfeed::io {
+
+namespace {
+
+// Pieces merged into one pread when the hole between them is at most this many bytes.
+constexpr uint64_t kMergeHoleBytes = 64 * 1024;
+
+struct ChunkTask {
+  const ArrayRead* read;
+  int64_t chunk_row;       // index along dim 0 of the chunk grid
+  size_t begin, end;       // range in the request's split pieces
+};
+
+struct SplitRead {
+  const ArrayRead* read;
+  std::vector<Piece> pieces;  // sorted by src, none crossing a chunk row boundary
+};
+
+struct Buffers {
+  std::vector<uint8_t> stored, scratch, decoded;
+};
+
+Buffers& ThreadBuffers() {
+  thread_local Buffers b;
+  return b;
+}
+
+std::string ChunkWhere(const DatasetLayout& L, int64_t chunk) {
+  return L.Where() + ": chunk " + std::to_string(chunk);
+}
+
+// Copies rows of one decoded chunk (rows x cols elements, row-major) into the output.
+void ScatterRows(const ArrayRead& r, const uint8_t* chunk, int64_t chunk_row0, int64_t chunk_col0,
+                 int64_t chunk_cols, int64_t col_count, const Piece* begin, const Piece* end) {
+  const DatasetLayout& L = *r.layout;
+  const size_t in_size = DTypeSize(L.dtype);
+  const size_t out_size = DTypeSize(r.out_type);
+  const int64_t width = L.row_elements();
+  auto* out = static_cast<uint8_t*>(r.out);
+  for (const Piece* p = begin; p != end; ++p) {
+    if (width == 1) {  // 1-D: the whole piece is one contiguous run
+      ConvertElements(L.dtype, chunk + (p->src - chunk_row0) * in_size, r.out_type,
+                      out + p->dst * out_size, static_cast<size_t>(p->count));
+      continue;
+    }
+    for (int64_t k = 0; k < p->count; ++k) {
+      const uint8_t* s = chunk + ((p->src + k - chunk_row0) * chunk_cols) * in_size;
+      uint8_t* d = out + ((p->dst + k) * width + chunk_col0) * out_size;
+      ConvertElements(L.dtype, s, r.out_type, d, static_cast<size_t>(col_count));
+    }
+  }
+}
+
+void FillRows(const ArrayRead& r, int64_t col0, int64_t col_count, const Piece* begin,
+              const Piece* end) {
+  const DatasetLayout& L = *r.layout;
+  const size_t out_size = DTypeSize(r.out_type);
+  const int64_t width = L.row_elements();
+  std::vector<uint8_t> one(out_size);
+  ConvertElements(L.dtype, L.fill_value.data(), r.out_type, one.data(), 1);
+  auto* out = static_cast<uint8_t*>(r.out);
+  for (const Piece* p = begin; p != end; ++p) {
+    for (int64_t k = 0; k < p->count; ++k) {
+      uint8_t* d = out + ((p->dst + k) * width + col0) * out_size;
+      for (int64_t c = 0; c < col_count; ++c) std::memcpy(d + c * out_size, one.data(), out_size);
+    }
+  }
+}
+
+// Unfiltered 1-D chunk: read just the byte ranges the pieces need.
+Status ReadUnfilteredRanges(const ArrayRead& r, const ChunkLocation& loc, int64_t chunk_row0,
+                            const Piece* begin, const Piece* end) {
+  const DatasetLayout& L = *r.layout;
+  const size_t esize = DTypeSize(L.dtype);
+  const size_t out_size = DTypeSize(r.out_type);
+  auto* out = static_cast<uint8_t*>(r.out);
+  Buffers& buf = ThreadBuffers();
+  const Piece* run = begin;
+  while (run != end) {
+    // Extend the run while the next piece starts close after the furthest end so far.
+    int64_t lo = run->src, hi = run->src + run->count;
+    const Piece* stop = run + 1;
+    while (stop != end &&
+           static_cast<uint64_t>(std::max<int64_t>(stop->src - hi, 0)) * esize <= kMergeHoleBytes) {
+      hi = std::max(hi, stop->src + stop->count);
+      ++stop;
+    }
+    const uint64_t offset = loc.address + static_cast<uint64_t>(lo - chunk_row0) * esize;
+    const uint64_t bytes = static_cast<uint64_t>(hi - lo) * esize;
+    buf.stored.resize(bytes);
+    Status st = r.file->ReadAt(offset, bytes, buf.stored.data());
+    if (!st.ok()) return st;
+    for (const Piece* p = run; p != stop; ++p) {
+      ConvertElements(L.dtype, buf.stored.data() + (p->src - lo) * esize, r.out_type,
+                      out + p->dst * out_size, static_cast<size_t>(p->count));
+    }
+    run = stop;
+  }
+  return Status::OK();
+}
+
+Status RunTask(const ChunkTask& t, const SplitRead& split) {
+  const ArrayRead& r = *t.read;
+  const DatasetLayout& L = *r.layout;
+  const Piece* begin = split.pieces.data() + t.begin;
+  const Piece* end = split.pieces.data() + t.end;
+  const int64_t rows_per_chunk = L.chunk_shape[0];
+  const int64_t chunk_row0 = t.chunk_row * rows_per_chunk;
+  const bool two_d = L.shape.size() > 1;
+  const int64_t width = L.row_elements();
+
+  if (!L.compact_bytes.empty()) {
+    ScatterRows(r, L.compact_bytes.data(), 0, 0, width, width, begin, end);
+    return Status::OK();
+  }
+  const int64_t col_chunks = two_d ? L.num_chunks_along(1) : 1;
+  const int64_t chunk_cols = two_d ? L.chunk_shape[1] : 1;
+  for (int64_t j = 0; j < col_chunks; ++j) {
+    const int64_t chunk_index = t.chunk_row * col_chunks + j;
+    const ChunkLocation& loc = L.chunks[static_cast<size_t>(chunk_index)];
+    const int64_t col0 = j * chunk_cols;
+    const int64_t col_count = std::min(chunk_cols, width - col0);
+    if (loc.address == kNoAddress) {
+      FillRows(r, col0, col_count, begin, end);
+      continue;
+    }
+    if (loc.address + loc.stored_size > r.file->size_at_open()) {
+      return Status::IOError(ChunkWhere(L, chunk_index) + " at byte " +
+                             std::to_string(loc.address) + " (+" +
+                             std::to_string(loc.stored_size) + ") lies past the end of the file (" +
+                             std::to_string(r.file->size_at_open()) + " bytes): truncated?");
+    }
+    const bool unfiltered = L.filters.empty();
+    if (unfiltered && !two_d) {
+      Status st = ReadUnfilteredRanges(r, loc, chunk_row0, begin, end);
+      if (!st.ok()) return st.WithContext(ChunkWhere(L, chunk_index));
+      continue;
+    }
+    Buffers& buf = ThreadBuffers();
+    buf.stored.resize(loc.stored_size);
+    Status st = r.file->ReadAt(loc.address, loc.stored_size, buf.stored.data());
+    if (!st.ok()) return st.WithContext(ChunkWhere(L, chunk_index));
+    const uint8_t* chunk = buf.stored.data();
+    if (!unfiltered) {
+      st = L.filters.Decode(buf.stored, loc.filter_mask, L.chunk_bytes(), buf.scratch, buf.decoded);
+      if (!st.ok()) {
+        return Status(StatusCode::kInvalid, ChunkWhere(L, chunk_index) + " (" +
+                                                L.filters.Describe() + "): " + st.message());
+      }
+      chunk = buf.decoded.data();
+    } else if (loc.stored_size < static_cast<uint64_t>(std::min(rows_per_chunk, L.shape[0] - chunk_row0) *
+                                                       chunk_cols) * DTypeSize(L.dtype)) {
+      return Status::Invalid(ChunkWhere(L, chunk_index) + ": stored size " +
+                             std::to_string(loc.stored_size) + " is smaller than the chunk");
+    }
+    ScatterRows(r, chunk, chunk_row0, col0, chunk_cols, col_count, begin, end);
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status ReadArrays(std::span<ArrayRead> reads, util::ThreadPool& pool) {
+  std::vector<SplitRead> splits(reads.size());
+  std::vector<ChunkTask> tasks;
+  for (size_t i = 0; i < reads.size(); ++i) {
+    const ArrayRead& r = reads[i];
+    const DatasetLayout& L = *r.layout;
+    SplitRead& s = splits[i];
+    s.read = &r;
+    const int64_t n = L.length();
+    const int64_t per = L.compact_bytes.empty() ? L.chunk_shape[0] : std::max<int64_t>(n, 1);
+    std::vector<Piece> sorted = r.pieces;
+    std::sort(sorted.begin(), sorted.end(),
+              [](const Piece& a, const Piece& b) { return a.src < b.src; });
+    for (const Piece& p : sorted) {
+      if (p.count == 0) continue;
+      if (p.src < 0 || p.count < 0 || p.src + p.count > n) {
+        return Status::Invalid(L.Where() + ": rows [" + std::to_string(p.src) + ", " +
+                               std::to_string(p.src + p.count) + ") outside the array of " +
+                               std::to_string(n));
+      }
+      int64_t src = p.src, dst = p.dst, left = p.count;
+      while (left > 0) {  // split at chunk boundaries
+        const int64_t in_chunk = std::min(left, per - src % per);
+        s.pieces.push_back({src, in_chunk, dst});
+        src += in_chunk;
+        dst += in_chunk;
+        left -= in_chunk;
+      }
+    }
+    // Sub-pieces of one chunk row are adjacent after a stable sort by chunk row.
+    std::stable_sort(s.pieces.begin(), s.pieces.end(),
+                     [per](const Piece& a, const Piece& b) { return a.src / per < b.src / per; });
+    for (size_t b = 0; b < s.pieces.size();) {
+      const int64_t chunk_row = s.pieces[b].src / per;
+      size_t e = b + 1;
+      while (e < s.pieces.size() && s.pieces[e].src / per == chunk_row) ++e;
+      tasks.push_back({&r, L.compact_bytes.empty() ? chunk_row : 0, b, e});
+      b = e;
+    }
+  }
+  // Tasks refer to splits by their read; map back through the index.
+  return pool.ParallelFor(tasks.size(), [&](size_t k) {
+    const ChunkTask& t = tasks[k];
+    const SplitRead& s = splits[static_cast<size_t>(t.read - reads.data())];
+    return RunTask(t, s);
+  });
+}
+
+}  // namespace cellfeed::io

@@ -1,0 +1,51 @@
+// Reads rows of 1-D and 2-D HDF5 datasets with pread and our own decoders, in parallel.
+//
+// A read is a list of Pieces: `count` consecutive rows starting at `src` go to output rows
+// starting at `dst` (for 1-D arrays a row is one element). Pieces may come in any order
+// and may repeat. They are split at chunk boundaries and grouped into one task per chunk
+// row, so each chunk is read and decoded once per call, whatever number of pieces it
+// serves. Unfiltered chunks are read by exact byte range (runs of nearby pieces merged),
+// not whole. Tasks of many arrays and files run on one pool.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "cellfeed/dtype.h"
+#include "cellfeed/status.h"
+#include "io/file.h"
+#include "io/hdf5/dataset_layout.h"
+#include "util/thread_pool.h"
+
+namespace cellfeed::io {
+
+struct Piece {
+  int64_t src = 0;    // first source row
+  int64_t count = 0;  // rows
+  int64_t dst = 0;    // first output row
+};
+
+// One array to read: output rows are row_elements() wide, converted to `out_type`.
+struct ArrayRead {
+  const DatasetLayout* layout = nullptr;
+  const RandomAccessFile* file = nullptr;
+  std::vector<Piece> pieces;
+  DType out_type = DType::kFloat32;
+  void* out = nullptr;
+};
+
+// Reads all requests; returns the first error with its file, element and chunk.
+Status ReadArrays(std::span<ArrayRead> reads, util::ThreadPool& pool);
+
+// Convenience: one array, whole rows [begin, end) into a vector.
+template <typename T>
+Result<std::vector<T>> ReadRange(const DatasetLayout& layout, const RandomAccessFile& file,
+                                 int64_t begin, int64_t end, util::ThreadPool& pool) {
+  std::vector<T> out(static_cast<size_t>((end - begin) * layout.row_elements()));
+  ArrayRead r{&layout, &file, {{begin, end - begin, 0}}, DTypeOf<T>(), out.data()};
+  CF_RETURN_IF_ERROR(ReadArrays(std::span<ArrayRead>(&r, 1), pool));
+  return out;
+}
+
+}  // namespace cellfeed::io

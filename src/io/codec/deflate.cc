@@ -1,0 +1,36 @@
+#include <libdeflate.h>
+
+#include "io/codec/codecs.h"
+
+namespace cellfeed::io::codec {
+
+namespace {
+// libdeflate decompressors are cheap to keep and not thread-safe: one per thread.
+struct Decompressor {
+  libdeflate_decompressor* d = libdeflate_alloc_decompressor();
+  ~Decompressor() { libdeflate_free_decompressor(d); }
+};
+}  // namespace
+
+Status InflateZlib(std::span<const uint8_t> in, size_t max_out, std::vector<uint8_t>& out) {
+  thread_local Decompressor dec;
+  if (dec.d == nullptr) return Status::IOError("cannot allocate a deflate decompressor");
+  out.resize(max_out);
+  size_t actual = 0;
+  libdeflate_result r = libdeflate_zlib_decompress(dec.d, in.data(), in.size(), out.data(),
+                                                   out.size(), &actual);
+  switch (r) {
+    case LIBDEFLATE_SUCCESS:
+      out.resize(actual);
+      return Status::OK();
+    case LIBDEFLATE_BAD_DATA:
+      return Status::Invalid("corrupt deflate stream (" + std::to_string(in.size()) + " bytes)");
+    case LIBDEFLATE_INSUFFICIENT_SPACE:
+      return Status::Invalid("deflate stream decodes to more than the chunk size (" +
+                             std::to_string(max_out) + " bytes)");
+    default:
+      return Status::Invalid("deflate stream is truncated");
+  }
+}
+
+}  // namespace cellfeed::io::codec

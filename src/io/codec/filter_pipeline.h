@@ -1,0 +1,52 @@
+// An HDF5 dataset's filter pipeline, read once at open time, applied in reverse
+// (last filter first) to each chunk on worker threads.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cellfeed/status.h"
+
+namespace cellfeed::io::codec {
+
+enum FilterId : int {
+  kFilterDeflate = 1,
+  kFilterShuffle = 2,
+  kFilterFletcher32 = 3,
+  kFilterSzip = 4,
+  kFilterNbit = 5,
+  kFilterScaleOffset = 6,
+  kFilterLzf = 32000,
+};
+
+struct Filter {
+  int id = 0;
+  std::string name;
+  std::vector<unsigned> params;  // cd_values
+};
+
+class FilterPipeline {
+ public:
+  FilterPipeline() = default;
+  // Rejects filters we cannot decode (szip, nbit, scale-offset, plugins) with a message
+  // naming the filter; `element_size` feeds the shuffle filter.
+  static Result<FilterPipeline> Make(std::vector<Filter> filters, size_t element_size);
+
+  bool empty() const { return filters_.empty(); }
+  const std::vector<Filter>& filters() const { return filters_; }
+  std::string Describe() const;  // "shuffle+deflate(4)", "none", ...
+
+  // Decodes one stored chunk. `chunk_bytes` is the chunk's decoded size; bit i of
+  // `filter_mask` set means filter i was skipped for this chunk. `scratch` and `out`
+  // are caller-owned so worker threads reuse their buffers.
+  Status Decode(std::span<const uint8_t> stored, uint32_t filter_mask, size_t chunk_bytes,
+                std::vector<uint8_t>& scratch, std::vector<uint8_t>& out) const;
+
+ private:
+  std::vector<Filter> filters_;
+  size_t element_size_ = 1;
+};
+
+}  // namespace cellfeed::io::codec

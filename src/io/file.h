@@ -1,0 +1,32 @@
+// A file read with pread from any thread, with no shared offset and no libhdf5.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "cellfeed/status.h"
+
+namespace cellfeed::io {
+
+class RandomAccessFile {
+ public:
+  static Result<std::shared_ptr<RandomAccessFile>> Open(const std::string& path);
+  ~RandomAccessFile();
+  RandomAccessFile(const RandomAccessFile&) = delete;
+  RandomAccessFile& operator=(const RandomAccessFile&) = delete;
+
+  // Reads exactly `size` bytes at `offset`; a short read (truncated file) is an IOError.
+  Status ReadAt(uint64_t offset, uint64_t size, void* out) const;
+  const std::string& path() const { return path_; }
+  uint64_t size_at_open() const { return size_; }
+
+ private:
+  RandomAccessFile(std::string path, int fd, uint64_t size)
+      : path_(std::move(path)), fd_(fd), size_(size) {}
+  std::string path_;
+  int fd_;
+  uint64_t size_;
+};
+
+}  // namespace cellfeed::io

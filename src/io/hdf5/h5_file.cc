@@ -1,0 +1,474 @@
+#include "io/hdf5/h5_file.h"
+
+#include <cstring>
+
+namespace cellfeed::io {
+
+std::recursive_mutex& Hdf5Mutex() {
+  static std::recursive_mutex m;
+  return m;
+}
+
+namespace {
+
+using Lock = std::lock_guard<std::recursive_mutex>;
+
+// Closes an HDF5 identifier at scope exit.
+class Hid {
+ public:
+  explicit Hid(hid_t id = H5I_INVALID_HID) : id_(id) {}
+  ~Hid() {
+    if (id_ >= 0) H5Idec_ref(id_);
+  }
+  Hid(Hid&& o) noexcept : id_(o.id_) { o.id_ = H5I_INVALID_HID; }
+  Hid(const Hid&) = delete;
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+
+ private:
+  hid_t id_;
+};
+
+void SilenceHdf5Errors() {
+  static bool done = [] {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    return true;
+  }();
+  (void)done;
+}
+
+bool LinkExists(hid_t file, const std::string& path) {
+  if (path.empty() || path == "/") return true;
+  // H5Lexists fails on a missing intermediate group, so walk the path.
+  std::string prefix;
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    size_t next = path.find('/', pos);
+    if (next == std::string::npos) next = path.size();
+    if (next > pos) {
+      prefix += "/" + path.substr(pos, next - pos);
+      if (H5Lexists(file, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+      if (H5Oexists_by_name(file, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    }
+    pos = next + 1;
+  }
+  return true;
+}
+
+Result<DType> MapType(hid_t type, const std::string& where) {
+  H5T_class_t cls = H5Tget_class(type);
+  size_t size = H5Tget_size(type);
+  if (cls == H5T_ENUM) {
+    // h5py stores numpy bool as an int8 enum {FALSE, TRUE}.
+    if (size == 1 && H5Tget_nmembers(type) == 2) return DType::kBool;
+    return Status::Unsupported(where + ": enum dtype other than bool is not supported");
+  }
+  if (cls == H5T_INTEGER || cls == H5T_FLOAT) {
+    if (size > 1 && H5Tget_order(type) != H5T_ORDER_LE) {
+      return Status::Unsupported(where + ": big-endian data is not supported");
+    }
+  }
+  if (cls == H5T_INTEGER) {
+    bool sign = H5Tget_sign(type) == H5T_SGN_2;
+    switch (size) {
+      case 1: return sign ? DType::kInt8 : DType::kUInt8;
+      case 2: return sign ? DType::kInt16 : DType::kUInt16;
+      case 4: return sign ? DType::kInt32 : DType::kUInt32;
+      case 8: return sign ? DType::kInt64 : DType::kUInt64;
+    }
+  }
+  if (cls == H5T_FLOAT) {
+    if (size == 4) return DType::kFloat32;
+    if (size == 8) return DType::kFloat64;
+    return Status::Unsupported(where + ": float of " + std::to_string(size) +
+                               " bytes is not supported");
+  }
+  if (cls == H5T_STRING) return Status::Unsupported(where + ": is a string dataset");
+  if (cls == H5T_COMPOUND) {
+    return Status::Unsupported(where + ": compound dtype (anndata < 0.7 layout) is not supported");
+  }
+  return Status::Unsupported(where + ": HDF5 type class " + std::to_string(int(cls)) +
+                             " is not supported");
+}
+
+hid_t NativeTypeFor(DType t) {
+  switch (t) {
+    case DType::kBool: return H5T_NATIVE_UINT8;
+    case DType::kInt8: return H5T_NATIVE_INT8;
+    case DType::kInt16: return H5T_NATIVE_INT16;
+    case DType::kInt32: return H5T_NATIVE_INT32;
+    case DType::kInt64: return H5T_NATIVE_INT64;
+    case DType::kUInt8: return H5T_NATIVE_UINT8;
+    case DType::kUInt16: return H5T_NATIVE_UINT16;
+    case DType::kUInt32: return H5T_NATIVE_UINT32;
+    case DType::kUInt64: return H5T_NATIVE_UINT64;
+    case DType::kFloat32: return H5T_NATIVE_FLOAT;
+    case DType::kFloat64: return H5T_NATIVE_DOUBLE;
+  }
+  return H5T_NATIVE_UINT8;
+}
+
+// Reads a string-typed attribute or dataset's elements (vlen or fixed length).
+template <typename ReadFn>
+Result<std::vector<std::string>> ReadStringElements(hid_t type, size_t n, ReadFn read,
+                                                    const std::string& where) {
+  std::vector<std::string> out;
+  out.reserve(n);
+  if (H5Tget_class(type) != H5T_STRING) {
+    return Status::Invalid(where + ": expected strings");
+  }
+  if (H5Tis_variable_str(type) > 0) {
+    Hid mem(H5Tcopy(H5T_C_S1));
+    H5Tset_size(mem.get(), H5T_VARIABLE);
+    H5Tset_cset(mem.get(), H5Tget_cset(type));
+    std::vector<char*> ptrs(n, nullptr);
+    if (n > 0 && read(mem.get(), ptrs.data()) < 0) {
+      return Status::IOError(where + ": cannot read strings");
+    }
+    for (char* p : ptrs) {
+      out.emplace_back(p ? p : "");
+      free(p);  // libhdf5 allocates vlen strings with malloc
+    }
+    return out;
+  }
+  size_t width = H5Tget_size(type);
+  Hid mem(H5Tcopy(H5T_C_S1));
+  H5Tset_size(mem.get(), width);
+  H5Tset_strpad(mem.get(), H5T_STR_NULLPAD);
+  std::vector<char> buf(n * width + 1, 0);
+  if (n > 0 && read(mem.get(), buf.data()) < 0) {
+    return Status::IOError(where + ": cannot read strings");
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const char* p = buf.data() + i * width;
+    out.emplace_back(p, strnlen(p, width));
+  }
+  return out;
+}
+
+}  // namespace
+
+size_t DatasetLayout::chunk_bytes() const {
+  size_t n = DTypeSize(dtype);
+  for (int64_t c : chunk_shape) n *= static_cast<size_t>(c);
+  return n;
+}
+
+Result<std::shared_ptr<H5File>> H5File::Open(const std::string& path) {
+  Lock lock(Hdf5Mutex());
+  SilenceHdf5Errors();
+  FILE* probe = fopen(path.c_str(), "rb");
+  if (!probe) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
+  fclose(probe);
+  if (H5Fis_hdf5(path.c_str()) <= 0) {
+    return Status::Invalid(path + ": not an HDF5 file (no HDF5 signature found)");
+  }
+  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (id < 0) {
+    return Status::Invalid(path + ": HDF5 library cannot open the file (truncated or corrupt?)");
+  }
+  // libhdf5 before 1.14.4 reports chunk addresses relative to the end of the user block.
+  uint64_t userblock = 0;
+  unsigned maj = 0, min = 0, rel = 0;
+  H5get_libversion(&maj, &min, &rel);
+  bool relative = maj == 1 && (min < 14 || (min == 14 && rel < 4));
+  if (relative) {
+    Hid fcpl(H5Fget_create_plist(id));
+    hsize_t ub = 0;
+    if (fcpl.valid() && H5Pget_userblock(fcpl.get(), &ub) >= 0) userblock = ub;
+  }
+  return std::shared_ptr<H5File>(new H5File(path, id, userblock));
+}
+
+H5File::~H5File() {
+  Lock lock(Hdf5Mutex());
+  H5Fclose(id_);
+}
+
+NodeKind H5File::Kind(const std::string& node) const {
+  Lock lock(Hdf5Mutex());
+  if (!LinkExists(id_, node)) return NodeKind::kMissing;
+  H5O_info_t info;
+#if H5_VERSION_GE(1, 12, 0)
+  if (H5Oget_info_by_name3(id_, node.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
+#else
+  if (H5Oget_info_by_name2(id_, node.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
+#endif
+    return NodeKind::kMissing;
+  if (info.type == H5O_TYPE_GROUP) return NodeKind::kGroup;
+  if (info.type == H5O_TYPE_DATASET) return NodeKind::kDataset;
+  return NodeKind::kOther;
+}
+
+Result<std::vector<std::string>> H5File::Children(const std::string& group) const {
+  Lock lock(Hdf5Mutex());
+  Hid g(H5Gopen2(id_, group.c_str(), H5P_DEFAULT));
+  if (!g.valid()) return Status::Invalid(path_ + ": " + group + ": is not a group");
+  H5G_info_t info;
+  if (H5Gget_info(g.get(), &info) < 0) return Status::IOError(path_ + ": " + group);
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    ssize_t len = H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0,
+                                     H5P_DEFAULT);
+    if (len < 0) return Status::IOError(path_ + ": " + group + ": cannot list members");
+    std::string name(static_cast<size_t>(len), '\0');
+    H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), len + 1,
+                       H5P_DEFAULT);
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
+bool H5File::HasAttribute(const std::string& node, const std::string& attr) const {
+  Lock lock(Hdf5Mutex());
+  if (!LinkExists(id_, node)) return false;
+  return H5Aexists_by_name(id_, node.c_str(), attr.c_str(), H5P_DEFAULT) > 0;
+}
+
+Result<std::vector<std::string>> H5File::StringListAttribute(const std::string& node,
+                                                            const std::string& attr) const {
+  Lock lock(Hdf5Mutex());
+  const std::string where = path_ + ": " + node + " attribute '" + attr + "'";
+  if (!LinkExists(id_, node) ||
+      H5Aexists_by_name(id_, node.c_str(), attr.c_str(), H5P_DEFAULT) <= 0) {
+    return Status::Invalid(where + " is missing");
+  }
+  Hid a(H5Aopen_by_name(id_, node.c_str(), attr.c_str(), H5P_DEFAULT, H5P_DEFAULT));
+  Hid type(H5Aget_type(a.get()));
+  Hid space(H5Aget_space(a.get()));
+  hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n < 0) return Status::Invalid(where + ": unreadable");
+  if (n == 0) return std::vector<std::string>{};  // h5py writes empty lists as float arrays
+  return ReadStringElements(
+      type.get(), static_cast<size_t>(n),
+      [&](hid_t mem, void* buf) { return H5Aread(a.get(), mem, buf); }, where);
+}
+
+Result<std::string> H5File::StringAttribute(const std::string& node,
+                                            const std::string& attr) const {
+  CF_ASSIGN_OR_RETURN(auto list, StringListAttribute(node, attr));
+  if (list.size() != 1) {
+    return Status::Invalid(path_ + ": " + node + " attribute '" + attr +
+                           "': expected one string, found " + std::to_string(list.size()));
+  }
+  return list[0];
+}
+
+Result<std::vector<int64_t>> H5File::IntListAttribute(const std::string& node,
+                                                     const std::string& attr) const {
+  Lock lock(Hdf5Mutex());
+  const std::string where = path_ + ": " + node + " attribute '" + attr + "'";
+  if (!LinkExists(id_, node) ||
+      H5Aexists_by_name(id_, node.c_str(), attr.c_str(), H5P_DEFAULT) <= 0) {
+    return Status::Invalid(where + " is missing");
+  }
+  Hid a(H5Aopen_by_name(id_, node.c_str(), attr.c_str(), H5P_DEFAULT, H5P_DEFAULT));
+  Hid type(H5Aget_type(a.get()));
+  H5T_class_t cls = H5Tget_class(type.get());
+  Hid space(H5Aget_space(a.get()));
+  hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  std::vector<int64_t> v(static_cast<size_t>(std::max<hssize_t>(n, 0)));
+  if (cls == H5T_ENUM && H5Tget_size(type.get()) == 1) {
+    // numpy bools are stored as an int8 enum; read the raw byte.
+    std::vector<int8_t> raw(v.size());
+    if (n > 0 && H5Aread(a.get(), type.get(), raw.data()) < 0) {
+      return Status::Invalid(where + ": unreadable");
+    }
+    for (size_t i = 0; i < raw.size(); ++i) v[i] = raw[i];
+    return v;
+  }
+  if (cls != H5T_INTEGER && cls != H5T_FLOAT) return Status::Invalid(where + ": not numeric");
+  if (n > 0 && H5Aread(a.get(), H5T_NATIVE_INT64, v.data()) < 0) {
+    return Status::Invalid(where + ": unreadable as integers");
+  }
+  return v;
+}
+
+Result<bool> H5File::BoolAttribute(const std::string& node, const std::string& attr) const {
+  CF_ASSIGN_OR_RETURN(auto v, IntListAttribute(node, attr));
+  if (v.size() != 1) return Status::Invalid(path_ + ": " + node + " attribute '" + attr +
+                                            "': expected one boolean");
+  return v[0] != 0;
+}
+
+bool H5File::IsStringDataset(const std::string& dataset) const {
+  Lock lock(Hdf5Mutex());
+  Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
+  if (!d.valid()) return false;
+  Hid type(H5Dget_type(d.get()));
+  return H5Tget_class(type.get()) == H5T_STRING;
+}
+
+Result<int64_t> H5File::Length(const std::string& dataset) const {
+  Lock lock(Hdf5Mutex());
+  Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
+  if (!d.valid()) return Status::Invalid(path_ + ": " + dataset + ": missing dataset");
+  Hid space(H5Dget_space(d.get()));
+  hsize_t dims[8] = {0};
+  int nd = H5Sget_simple_extent_ndims(space.get());
+  if (nd < 0 || nd > 8) return Status::Invalid(path_ + ": " + dataset + ": bad dataspace");
+  if (nd == 0) return int64_t{1};
+  H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  return static_cast<int64_t>(dims[0]);
+}
+
+Result<std::vector<uint8_t>> H5File::ReadSmallNumeric(const std::string& dataset,
+                                                      DType as) const {
+  Lock lock(Hdf5Mutex());
+  const std::string where = path_ + ": " + dataset;
+  Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
+  if (!d.valid()) return Status::Invalid(where + ": missing");
+  Hid space(H5Dget_space(d.get()));
+  hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  std::vector<uint8_t> out(static_cast<size_t>(std::max<hssize_t>(n, 0)) * DTypeSize(as));
+  if (n > 0 && H5Dread(d.get(), NativeTypeFor(as), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0) {
+    return Status::Invalid(where + ": unreadable as " + DTypeName(as));
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> H5File::ReadStrings(
+    const std::string& dataset, std::optional<std::pair<int64_t, int64_t>> range) const {
+  Lock lock(Hdf5Mutex());
+  const std::string where = path_ + ": " + dataset;
+  Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
+  if (!d.valid()) return Status::Invalid(where + ": missing string dataset");
+  Hid type(H5Dget_type(d.get()));
+  Hid space(H5Dget_space(d.get()));
+  if (H5Sget_simple_extent_ndims(space.get()) > 1) {
+    return Status::Invalid(where + ": expected a 1-D string array");
+  }
+  hssize_t total = H5Sget_simple_extent_npoints(space.get());
+  hsize_t begin = 0, count = static_cast<hsize_t>(total);
+  if (range) {
+    if (range->first < 0 || range->second > total || range->first > range->second) {
+      return Status::OutOfRange(where + ": string range outside the array");
+    }
+    begin = static_cast<hsize_t>(range->first);
+    count = static_cast<hsize_t>(range->second - range->first);
+  }
+  Hid mspace(H5Screate_simple(1, &count, nullptr));
+  if (count > 0 && H5Sget_simple_extent_ndims(space.get()) == 1) {
+    H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &begin, nullptr, &count, nullptr);
+  }
+  return ReadStringElements(
+      type.get(), static_cast<size_t>(count),
+      [&](hid_t mem, void* buf) {
+        return H5Dread(d.get(), mem, mspace.get(), space.get(), H5P_DEFAULT, buf);
+      },
+      where);
+}
+
+Result<DatasetLayout> H5File::Describe(const std::string& dataset) const {
+  Lock lock(Hdf5Mutex());
+  const std::string where = path_ + ": " + dataset;
+  if (!LinkExists(id_, dataset)) return Status::Invalid(where + ": missing");
+  Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
+  if (!d.valid()) return Status::Invalid(where + ": is not a dataset");
+  DatasetLayout L;
+  L.file_path = path_;
+  L.name = dataset;
+  Hid type(H5Dget_type(d.get()));
+  CF_ASSIGN_OR_RETURN(L.dtype, MapType(type.get(), where));
+  Hid space(H5Dget_space(d.get()));
+  int ndims = H5Sget_simple_extent_ndims(space.get());
+  if (ndims < 0 || ndims > 2) {
+    return Status::Unsupported(where + ": " + std::to_string(ndims) +
+                               "-D arrays are not supported (1-D or 2-D expected)");
+  }
+  hsize_t dims[2] = {1, 1};
+  H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  for (int i = 0; i < ndims; ++i) L.shape.push_back(static_cast<int64_t>(dims[i]));
+  const size_t esize = DTypeSize(L.dtype);
+
+  Hid dcpl(H5Dget_create_plist(d.get()));
+  // Fill value for chunks never written (HDF5 default: zeros).
+  L.fill_value.assign(esize, 0);
+  H5D_fill_value_t fill_status;
+  if (H5Pfill_value_defined(dcpl.get(), &fill_status) >= 0 &&
+      fill_status == H5D_FILL_VALUE_USER_DEFINED) {
+    H5Pget_fill_value(dcpl.get(), NativeTypeFor(L.dtype), L.fill_value.data());
+  }
+  // Filter pipeline.
+  std::vector<codec::Filter> filters;
+  int nfilters = H5Pget_nfilters(dcpl.get());
+  for (int i = 0; i < nfilters; ++i) {
+    unsigned flags = 0;
+    size_t nparams = 16;
+    unsigned params[16];
+    char name[256] = {0};
+    unsigned config = 0;
+    H5Z_filter_t id =
+        H5Pget_filter2(dcpl.get(), i, &flags, &nparams, params, sizeof(name), name, &config);
+    if (id < 0) return Status::Invalid(where + ": unreadable filter pipeline");
+    codec::Filter f;
+    f.id = id;
+    f.name = name;
+    f.params.assign(params, params + std::min<size_t>(nparams, 16));
+    filters.push_back(std::move(f));
+  }
+  auto pipeline = codec::FilterPipeline::Make(std::move(filters), esize);
+  if (!pipeline.ok()) return pipeline.status().WithContext(where);
+  L.filters = std::move(pipeline).value();
+
+  H5D_layout_t layout = H5Pget_layout(dcpl.get());
+  if (layout == H5D_CHUNKED) {
+    L.chunked = true;
+    hsize_t cdims[2] = {1, 1};
+    if (H5Pget_chunk(dcpl.get(), ndims, cdims) != ndims) {
+      return Status::Invalid(where + ": unreadable chunk shape");
+    }
+    for (int i = 0; i < ndims; ++i) L.chunk_shape.push_back(static_cast<int64_t>(cdims[i]));
+    const int64_t n0 = L.num_chunks_along(0);
+    const int64_t n1 = ndims > 1 ? L.num_chunks_along(1) : 1;
+    L.chunks.resize(static_cast<size_t>(n0 * n1));
+    for (int64_t i = 0; i < n0; ++i) {
+      for (int64_t j = 0; j < n1; ++j) {
+        hsize_t coord[2] = {static_cast<hsize_t>(i * L.chunk_shape[0]),
+                            ndims > 1 ? static_cast<hsize_t>(j * L.chunk_shape[1]) : 0};
+        unsigned mask = 0;
+        haddr_t addr = HADDR_UNDEF;
+        hsize_t size = 0;
+        if (H5Dget_chunk_info_by_coord(d.get(), coord, &mask, &addr, &size) < 0) {
+          return Status::Invalid(where + ": chunk index unreadable at chunk " +
+                                 std::to_string(i * n1 + j));
+        }
+        ChunkLocation& c = L.chunks[static_cast<size_t>(i * n1 + j)];
+        if (addr != HADDR_UNDEF) {
+          c.address = addr + userblock_;
+          c.stored_size = size;
+          c.filter_mask = mask;
+        }
+      }
+    }
+  } else if (layout == H5D_CONTIGUOUS) {
+    // Virtual 1 MiB-ish chunks so that readers can plan and parallelize uniformly.
+    const int64_t row_bytes = static_cast<int64_t>(esize) * (ndims > 1 ? L.shape[1] : 1);
+    const int64_t rows_per = std::max<int64_t>(1, (1 << 20) / std::max<int64_t>(row_bytes, 1));
+    L.chunk_shape.push_back(rows_per);
+    if (ndims > 1) L.chunk_shape.push_back(L.shape[1]);
+    haddr_t base = H5Dget_offset(d.get());
+    const int64_t n0 = L.num_chunks_along(0);
+    L.chunks.resize(static_cast<size_t>(n0));
+    for (int64_t i = 0; i < n0; ++i) {
+      if (base == HADDR_UNDEF) continue;  // never written: fill value
+      L.chunks[static_cast<size_t>(i)].address =
+          base + static_cast<uint64_t>(i * rows_per * row_bytes);
+      L.chunks[static_cast<size_t>(i)].stored_size = static_cast<uint64_t>(
+          std::min<int64_t>(rows_per, L.shape[0] - i * rows_per) * row_bytes);
+    }
+  } else if (layout == H5D_COMPACT) {
+    hssize_t n = H5Sget_simple_extent_npoints(space.get());
+    L.compact_bytes.resize(static_cast<size_t>(n) * esize);
+    if (n > 0 && H5Dread(d.get(), NativeTypeFor(L.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                         L.compact_bytes.data()) < 0) {
+      return Status::Invalid(where + ": unreadable compact dataset");
+    }
+    L.chunk_shape = L.shape;
+  } else {
+    return Status::Unsupported(where + ": virtual or external HDF5 datasets are not supported");
+  }
+  return L;
+}
+
+}  // namespace cellfeed::io

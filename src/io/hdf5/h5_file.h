@@ -1,0 +1,63 @@
+// The only place cellfeed calls libhdf5. It is used at open time for metadata
+// (attributes, dtypes, filter pipelines, chunk tables) and for variable-length strings;
+// bulk numeric reads go through ArrayReader (pread + our own decoders) instead.
+// libhdf5 serializes all calls internally; we add our own lock so this holds for
+// non-thread-safe builds too.
+#pragma once
+
+#include <hdf5.h>
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cellfeed/status.h"
+#include "io/hdf5/dataset_layout.h"
+
+namespace cellfeed::io {
+
+std::recursive_mutex& Hdf5Mutex();
+
+enum class NodeKind { kMissing, kGroup, kDataset, kOther };
+
+class H5File {
+ public:
+  static Result<std::shared_ptr<H5File>> Open(const std::string& path);
+  ~H5File();
+  H5File(const H5File&) = delete;
+  H5File& operator=(const H5File&) = delete;
+
+  const std::string& path() const { return path_; }
+  NodeKind Kind(const std::string& node) const;
+  Result<std::vector<std::string>> Children(const std::string& group) const;
+
+  bool HasAttribute(const std::string& node, const std::string& attr) const;
+  // Scalar string attribute (also a 1-element string array).
+  Result<std::string> StringAttribute(const std::string& node, const std::string& attr) const;
+  Result<std::vector<std::string>> StringListAttribute(const std::string& node,
+                                                       const std::string& attr) const;
+  Result<std::vector<int64_t>> IntListAttribute(const std::string& node,
+                                                const std::string& attr) const;
+  Result<bool> BoolAttribute(const std::string& node, const std::string& attr) const;
+
+  Result<DatasetLayout> Describe(const std::string& dataset) const;
+  bool IsStringDataset(const std::string& dataset) const;
+  Result<int64_t> Length(const std::string& dataset) const;  // extent of dim 0, any dtype
+  // Whole small numeric dataset (categories), converted to `as`.
+  Result<std::vector<uint8_t>> ReadSmallNumeric(const std::string& dataset, DType as) const;
+  // Strings of a 1-D string dataset: all, or the elements [begin, end).
+  Result<std::vector<std::string>> ReadStrings(const std::string& dataset,
+                                               std::optional<std::pair<int64_t, int64_t>>
+                                                   range = std::nullopt) const;
+
+ private:
+  H5File(std::string path, hid_t id, uint64_t userblock)
+      : path_(std::move(path)), id_(id), userblock_(userblock) {}
+  std::string path_;
+  hid_t id_;
+  uint64_t userblock_;
+};
+
+}  // namespace cellfeed::io

@@ -1,0 +1,11 @@
+// Subcommands of the `cellfeed` program, one file each.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace cellfeed::tools {
+
+int InspectCommand(const std::vector<std::string>& args);
+
+}  // namespace cellfeed::tools

@@ -1,0 +1,35 @@
+// `cellfeed`: the command-line front of the engine.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+
+namespace {
+
+void Usage() {
+  std::fprintf(stderr,
+               "usage: cellfeed <command> [options]\n\n"
+               "commands:\n"
+               "  inspect FILE... [--json] [--layer NAME]   shape, encoding, dtypes, filters,\n"
+               "                                           chunking and columns of h5ad files\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    Usage();
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  if (cmd == "inspect") return cellfeed::tools::InspectCommand(args);
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    Usage();
+    return 0;
+  }
+  std::fprintf(stderr, "cellfeed: unknown command '%s'\n", cmd.c_str());
+  Usage();
+  return 2;
+}
