@@ -5,8 +5,11 @@
 // batched fetching), with the production fixes listed in docs/SAMPLING.md:
 //  1. Cells are split into blocks of `block_size` consecutive rows; blocks never straddle
 //     two files (the last block of a file may be shorter).
-//  2. With shuffle, the block order is a seeded pseudo-random permutation (computed on
-//     demand, O(1) memory); without, blocks stay in file order (streaming).
+//  2. With shuffle, the full blocks come in a seeded pseudo-random order (a Feistel
+//     permutation computed on demand, O(1) memory), followed by the short last blocks
+//     of the files in a seeded order of their own, so every full block starts at a
+//     multiple of block_size in the sequence (as in the paper, where only one block is
+//     short). Without shuffle, blocks stay in file order (streaming).
 //  3. The resulting cell sequence is cut into world_size equal contiguous slices, one per
 //     rank; the remainder (< world_size cells) is dropped or padded by wrap-around.
 //  4. A rank's slice is cut into fetches of batch_size * fetch_factor cells. Each fetch's
