@@ -21,6 +21,9 @@ struct OpenOptions {
   // "" reads X; "raw" reads raw/X with raw/var; any other name reads layers/<name>.
   std::string layer;
   int threads = 0;  // worker threads for reads; 0 = one per hardware thread
+  // Gene space when files differ: "inner", "outer", or "genes" (exactly `genes`).
+  std::string join = "inner";
+  std::vector<std::string> genes;
 };
 
 // What `cellfeed inspect` reports about one array.

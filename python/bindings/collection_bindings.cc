@@ -87,10 +87,13 @@ void BindCollection(nb::module_& m) {
   nb::class_<Collection>(m, "Collection")
       .def_static(
           "open",
-          [](const std::vector<std::string>& paths, const std::string& layer, int threads) {
+          [](const std::vector<std::string>& paths, const std::string& layer, int threads,
+             const std::string& join, const std::vector<std::string>& genes) {
             OpenOptions o;
             o.layer = layer;
             o.threads = threads;
+            o.join = join;
+            o.genes = genes;
             Result<std::shared_ptr<Collection>> r = Status::OK();
             {
               nb::gil_scoped_release release;
@@ -98,7 +101,8 @@ void BindCollection(nb::module_& m) {
             }
             return ValueOrThrow(std::move(r));
           },
-          nb::arg("paths"), nb::arg("layer") = "", nb::arg("threads") = 0)
+          nb::arg("paths"), nb::arg("layer") = "", nb::arg("threads") = 0,
+          nb::arg("join") = "inner", nb::arg("genes") = std::vector<std::string>{})
       .def_prop_ro("n_obs", &Collection::n_obs)
       .def_prop_ro("n_vars", &Collection::n_vars)
       .def_prop_ro("files", &Collection::files)

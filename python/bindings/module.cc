@@ -5,6 +5,7 @@
 
 namespace cellfeed::python {
 void BindCollection(nb::module_& m);
+void BindLoader(nb::module_& m);
 }
 
 NB_MODULE(_cellfeed, m) {
@@ -22,4 +23,5 @@ NB_MODULE(_cellfeed, m) {
     }
   });
   cellfeed::python::BindCollection(m);
+  cellfeed::python::BindLoader(m);
 }

@@ -5,6 +5,7 @@ this package converts types and releases the GIL while the engine works.
 """
 
 from ._version import __version__
-from .collection import Collection, open
+from .collection import Collection, open, read_gene_list
+from .loader import Batch, Loader
 
-__all__ = ["Collection", "open", "__version__"]
+__all__ = ["Batch", "Collection", "Loader", "open", "read_gene_list", "__version__"]

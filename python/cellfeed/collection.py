@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Iterable, Sequence
 
@@ -31,11 +32,22 @@ def _as_rows(rows) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
+def _reopen(paths, layer, threads, join):
+    return open(paths, layer=layer, threads=threads, join=join)
+
+
 class Collection:
     """Files opened with :func:`cellfeed.open`. Rows are cells, in file order."""
 
     def __init__(self, engine: _cellfeed.Collection):
         self._c = engine
+        self._open_args = None
+
+    def __reduce__(self):
+        # Engines hold threads and file handles: a pickled collection re-opens its files.
+        if self._open_args is None:
+            raise TypeError("this Collection cannot be pickled")
+        return (_reopen, self._open_args)
 
     @property
     def n_obs(self) -> int:
@@ -110,11 +122,58 @@ class Collection:
         return f"cellfeed.Collection({self.n_obs} cells x {self.n_vars} genes, {len(self.files)} file(s))"
 
 
-def open(path_or_paths, layer: str | None = None, threads: int | None = None) -> Collection:  # noqa: A001
+def read_gene_list(path, column: str | int | None = None) -> list[str]:
+    """Genes from a vocabulary file: one gene per line, or one column of a TSV/CSV.
+
+    column: a header name or a 0-based index; by default the first column. A first line
+    that names the chosen column is taken as a header.
+    """
+    path = os.fspath(path)
+    with builtins.open(path, encoding="utf-8") as fh:
+        lines = [line.rstrip("\r\n") for line in fh if line.strip()]
+    if not lines:
+        raise ValueError(f"{path}: gene list is empty")
+    sep = "\t" if "\t" in lines[0] else ("," if path.endswith(".csv") else None)
+    rows = [line.split(sep) if sep else [line.strip()] for line in lines]
+    header = rows[0]
+    if isinstance(column, str):
+        if column not in header:
+            raise ValueError(f"{path}: no column {column!r} in header {header}")
+        idx, rows = header.index(column), rows[1:]
+    else:
+        idx = column or 0
+        if header[idx] in ("gene", "genes", "gene_name", "gene_id", "symbol", "ensembl_id", "token"):
+            rows = rows[1:]
+    try:
+        genes = [r[idx].strip() for r in rows]
+    except IndexError:
+        raise ValueError(f"{path}: a line has fewer than {idx + 1} columns") from None
+    return genes
+
+
+def _join_args(join) -> tuple[str, list[str]]:
+    if isinstance(join, str) and join in ("inner", "outer"):
+        return join, []
+    if isinstance(join, (str, os.PathLike)):
+        return "genes", read_gene_list(join)
+    genes = [str(g) for g in join]
+    if not genes:
+        raise ValueError("join: the gene list is empty")
+    return "genes", genes
+
+
+def open(path_or_paths, layer: str | None = None, threads: int | None = None,  # noqa: A001
+         join="inner") -> Collection:
     """Open one .h5ad file or a list of them as one row-concatenated collection.
 
     layer: None reads X; "raw" reads raw/X (with raw/var); any other name reads layers/<name>.
     threads: worker threads for decoding (default: one per core).
+    join: the gene space when files have different var_names: "inner" (genes in every
+      file), "outer" (all genes, absent ones are zero), a list of gene names, or the path
+      of a vocabulary file (see read_gene_list). Files are mapped onto it while reading.
     """
-    engine = _cellfeed.Collection.open(_as_paths(path_or_paths), layer or "", threads or 0)
-    return Collection(engine)
+    how, genes = _join_args(join)
+    engine = _cellfeed.Collection.open(_as_paths(path_or_paths), layer or "", threads or 0, how, genes)
+    col = Collection(engine)
+    col._open_args = (_as_paths(path_or_paths), layer, threads, join)
+    return col

@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "collection/collection_impl.h"
+#include "collection/gene_join.h"
 #include "h5ad/column_reader.h"
 #include "io/array_reader.h"
 
@@ -51,25 +52,6 @@ RowsByFile GroupRowsByFile(const Collection::Impl& impl, std::span<const int64_t
 
 namespace {
 
-Status CheckSameGenes(const Collection::Impl& impl) {
-  const auto& first = impl.files[0]->var_names();
-  for (size_t f = 1; f < impl.files.size(); ++f) {
-    const auto& other = impl.files[f]->var_names();
-    if (other == first) continue;
-    std::string detail;
-    if (other.size() != first.size()) {
-      detail = std::to_string(first.size()) + " vs " + std::to_string(other.size()) + " genes";
-    } else {
-      size_t k = 0;
-      while (first[k] == other[k]) ++k;
-      detail = "gene " + std::to_string(k) + " is '" + first[k] + "' vs '" + other[k] + "'";
-    }
-    return Status::Invalid(impl.paths[f] + ": var_names differ from " + impl.paths[0] + " (" +
-                           detail + "); files with different genes need a join");
-  }
-  return Status::OK();
-}
-
 // Columns present in every file with the same kind, in the first file's order.
 std::vector<ColumnInfo> CommonColumns(const Collection::Impl& impl) {
   std::vector<ColumnInfo> out;
@@ -115,8 +97,11 @@ Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::stri
     impl->summaries.push_back(f->Summarize());
     impl->files.push_back(std::move(f));
   }
-  CF_RETURN_IF_ERROR(CheckSameGenes(*impl));
-  impl->var_names = impl->files[0]->var_names();
+  std::vector<const std::vector<std::string>*> genes;
+  for (const auto& f : impl->files) genes.push_back(&f->var_names());
+  CF_ASSIGN_OR_RETURN(GeneSpace space, JoinGenes(paths, genes, options.join, options.genes));
+  impl->var_names = std::move(space.var_names);
+  impl->gene_maps = std::move(space.maps);
   impl->obs_columns = CommonColumns(*impl);
   impl->pool = std::make_unique<util::ThreadPool>(options.threads);
   // indptr must start at 0: checked once here, cheaply, for every CSR file.

@@ -6,7 +6,9 @@
 //    request order; dense files are read first since their row lengths need the values.
 // 3. data and indices of every CSR file are read in one parallel pass: each chunk is
 //    fetched and decoded once, its pieces converted straight into the output arrays.
-// 4. indices are checked against n_vars, so a corrupt file cannot yield a bad matrix.
+// 4. indices are checked against the file's n_vars, so a corrupt file cannot yield a bad
+//    matrix; then files whose genes differ from the collection's are mapped onto its gene
+//    space (dropped genes removed, rows kept sorted by column).
 #include <algorithm>
 #include <numeric>
 
@@ -81,6 +83,47 @@ size_t UniqueIndex(const FileRows& fr, int64_t row) {
                              fr.unique.begin());
 }
 
+// Maps file-local gene indices onto the collection's genes, compacting in place (the
+// write position never passes the read position).
+void MapGenes(const Collection::Impl& impl, const RowsByFile& g, CsrMatrix& out) {
+  bool any = false;
+  for (const auto& m : impl.gene_maps) any = any || !m.empty();
+  if (!any) return;
+  std::vector<const std::vector<int32_t>*> map_of(static_cast<size_t>(out.n_rows), nullptr);
+  for (size_t f = 0; f < impl.files.size(); ++f) {
+    if (impl.gene_maps[f].empty()) continue;
+    for (int64_t pos : g.positions[f]) map_of[pos] = &impl.gene_maps[f];
+  }
+  std::vector<std::pair<int32_t, float>> row;
+  int64_t w = 0;
+  for (int64_t pos = 0; pos < out.n_rows; ++pos) {
+    const int64_t begin = out.indptr[pos], end = out.indptr[pos + 1];
+    out.indptr[pos] = w;
+    const std::vector<int32_t>* map = map_of[pos];
+    if (!map) {
+      for (int64_t o = begin; o < end; ++o, ++w) {
+        out.indices[w] = out.indices[o];
+        out.data[w] = out.data[o];
+      }
+      continue;
+    }
+    row.clear();
+    for (int64_t o = begin; o < end; ++o) {
+      const int32_t c = (*map)[static_cast<size_t>(out.indices[o])];
+      if (c >= 0) row.emplace_back(c, out.data[o]);
+    }
+    std::sort(row.begin(), row.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [c, v] : row) {
+      out.indices[w] = c;
+      out.data[w++] = v;
+    }
+  }
+  out.indptr[out.n_rows] = w;
+  out.indices.resize(static_cast<size_t>(w));
+  out.data.resize(static_cast<size_t>(w));
+}
+
 }  // namespace
 
 Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows) {
@@ -96,7 +139,7 @@ Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int6
   for (size_t f = 0; f < nfiles; ++f) {
     const auto& m = impl.files[f]->matrix();
     if (m.encoding != h5ad::MatrixEncoding::kDense || fr[f].unique.empty()) continue;
-    dense[f].resize(fr[f].unique.size() * static_cast<size_t>(n_cols));
+    dense[f].resize(fr[f].unique.size() * static_cast<size_t>(m.n_cols));
     dense_reads.push_back({&m.data, &impl.files[f]->file(), h5ad::RowPieces(fr[f].unique),
                            DType::kFloat32, dense[f].data()});
   }
@@ -118,8 +161,9 @@ Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int6
       if (csr) {
         len = fr[f].end[u] - fr[f].start[u];
       } else {
-        const float* row = dense[f].data() + u * n_cols;
-        len = std::count_if(row, row + n_cols, [](float v) { return v != 0.0f; });
+        const int64_t w = impl.files[f]->matrix().n_cols;
+        const float* row = dense[f].data() + u * w;
+        len = std::count_if(row, row + w, [](float v) { return v != 0.0f; });
       }
       out.indptr[pos + 1] = len;
     }
@@ -136,9 +180,9 @@ Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int6
     if (m.encoding == h5ad::MatrixEncoding::kDense) {
       for (size_t k = 0; k < g.positions[f].size(); ++k) {
         const int64_t pos = g.positions[f][k];
-        const float* row = dense[f].data() + uidx[pos] * n_cols;
+        const float* row = dense[f].data() + uidx[pos] * m.n_cols;
         int64_t o = out.indptr[pos];
-        for (int64_t c = 0; c < n_cols; ++c) {
+        for (int64_t c = 0; c < m.n_cols; ++c) {
           if (row[c] != 0.0f) {
             out.indices[o] = static_cast<int32_t>(c);
             out.data[o++] = row[c];
@@ -175,6 +219,7 @@ Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int6
       }
     }
   }
+  MapGenes(impl, g, out);
   return out;
 }
 

@@ -1,0 +1,75 @@
+// The Loader: streams the batches of an EpochPlan out of a Collection.
+//
+// One producer thread walks the plan's fetches in order; each fetch is read with a
+// single Collection::Read (rows in batch order, so each chunk is decoded once and every
+// batch is a contiguous slice of the result) on the collection's worker pool. Decoded
+// fetches wait in a bounded queue, so memory is bounded by `prefetch` fetches, not by
+// the dataset. Batches come out in plan order whatever the thread count; the first
+// error of any stage is returned by the consumer's next call to Next().
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cellfeed/collection.h"
+#include "cellfeed/plan.h"
+#include "cellfeed/status.h"
+
+namespace cellfeed {
+
+struct LoaderOptions {
+  SamplingConfig sampling;
+  int rank = 0;
+  int world_size = 1;
+  // Fetches decoded ahead of the consumer (>= 1).
+  int prefetch = 2;
+  // obs columns delivered with every batch (categorical columns as int32 codes).
+  std::vector<std::string> obs_columns;
+  // Split of a rank's fetches among DataLoader worker processes: this loader yields the
+  // fetches k with k % num_workers == worker_id.
+  int worker_id = 0;
+  int num_workers = 1;
+};
+
+// Rows [row_begin, row_end) of a decoded fetch: batches share their fetch's buffers.
+struct Batch {
+  int64_t index = 0;  // batch number in this rank's epoch
+  std::shared_ptr<const CsrMatrix> fetch;
+  int64_t row_begin = 0, row_end = 0;
+  std::shared_ptr<const std::vector<int64_t>> fetch_rows;  // global row ids, fetch order
+  std::shared_ptr<const std::vector<Column>> fetch_obs;    // one per obs column
+  int64_t size() const { return row_end - row_begin; }
+};
+
+class Loader {
+ public:
+  static Result<std::unique_ptr<Loader>> Make(std::shared_ptr<const Collection> collection,
+                                              const LoaderOptions& options);
+  ~Loader();  // stops and joins the producer
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  // Batches per epoch for this rank (equal on every rank).
+  int64_t num_batches() const;
+  // Starts producing epoch `epoch` at batch `start_batch` (resume). Stops a running epoch.
+  Status Start(int64_t epoch, int64_t start_batch = 0);
+  // The next batch; nullopt at the end of the epoch. `timeout`: give up waiting after it
+  // and return Status::Cancelled("timeout") so callers can poll for interrupts.
+  Result<std::optional<Batch>> Next(std::chrono::milliseconds timeout = std::chrono::hours(24));
+  // Stops producing; Next() then ends. Safe to call at any time, repeatedly.
+  void Stop();
+
+  const LoaderOptions& options() const;
+
+  struct Impl;
+
+ private:
+  explicit Loader(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cellfeed

@@ -1,0 +1,203 @@
+"""cellfeed.Loader: block-shuffled, batched-fetch minibatches for PyTorch.
+
+The epoch's order is a pure function of (seed, epoch, rank, world_size, configuration),
+computed by the C++ plan; decoding runs on the engine's threads with the GIL released.
+Works directly as an iterable, and as a torch IterableDataset under
+torch.utils.data.DataLoader(loader, batch_size=None, num_workers=k): worker i of k takes
+the fetches i, i+k, ... of this rank, so no cell is repeated or lost.
+
+Epochs change only through set_epoch(e), as with torch's DistributedSampler: the order
+is then the same in the main process and in DataLoader workers, persistent or not.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _cellfeed
+from .collection import Collection, open as open_collection
+
+try:  # torch is optional: without it the Loader is a plain iterable
+    import torch
+    from torch.utils.data import IterableDataset as _Base
+except ImportError:  # pragma: no cover
+    torch = None
+    _Base = object
+
+OUTPUTS = ("scipy", "numpy", "torch", "torch-dense")
+
+# Engines inherited through fork() hold threads that do not exist in the child: they are
+# never destroyed there (destroying would join those threads), just kept and ignored.
+_INHERITED: list[Any] = []
+
+
+@dataclass
+class Batch:
+    """One minibatch: X (rows = cells), obs columns, and the cells' global row ids."""
+
+    X: Any
+    obs: dict
+    rows: np.ndarray
+    index: int  # position of this batch in the rank's epoch
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _distributed_defaults(rank, world_size):
+    if rank is not None and world_size is not None:
+        return int(rank), int(world_size)
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        r = torch.distributed.get_rank() if rank is None else rank
+        w = torch.distributed.get_world_size() if world_size is None else world_size
+        return int(r), int(w)
+    return (0 if rank is None else int(rank)), (1 if world_size is None else int(world_size))
+
+
+class Loader(_Base):
+    def __init__(self, paths_or_collection, batch_size: int = 64, block_size: int = 4,
+                 fetch_factor: int = 16, shuffle: bool = True, seed: int = 0, obs=(),
+                 drop_last: bool = False, rank: int | None = None, world_size: int | None = None,
+                 threads: int | None = None, layer: str | None = None, join="inner",
+                 output: str = "scipy", remainder: str = "pad", prefetch: int = 2):
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        if isinstance(paths_or_collection, Collection):
+            self._collection = paths_or_collection
+            self._open_args = paths_or_collection._open_args
+        else:
+            self._open_args = (paths_or_collection, layer, threads, join)
+            self._collection = open_collection(paths_or_collection, layer=layer, threads=threads, join=join)
+        self.batch_size = int(batch_size)
+        self.block_size = int(block_size)
+        self.fetch_factor = int(fetch_factor)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.obs_columns = [obs] if isinstance(obs, str) else list(obs)
+        self.drop_last = bool(drop_last)
+        self.rank, self.world_size = _distributed_defaults(rank, world_size)
+        self.output = output
+        self.remainder = remainder
+        self.prefetch = int(prefetch)
+        self._epoch = 0
+        self._resume_batch = 0
+        self._yielded = 0
+        self._pid = os.getpid()
+        self._engines: dict[tuple[int, int], Any] = {}
+        self._num_batches = self._engine(0, 1).num_batches  # validates the configuration
+
+    # -- configuration and state -------------------------------------------------------
+    @property
+    def collection(self) -> Collection:
+        return self._collection
+
+    @property
+    def var_names(self):
+        return self._collection.var_names
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def __len__(self) -> int:
+        """Batches per epoch for this rank (the same on every rank)."""
+        return self._num_batches
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch = int(epoch)
+        self._resume_batch = 0
+        self._yielded = 0
+
+    def _config(self) -> dict:
+        return {"batch_size": self.batch_size, "block_size": self.block_size,
+                "fetch_factor": self.fetch_factor, "shuffle": self.shuffle,
+                "drop_last": self.drop_last, "rank": self.rank, "world_size": self.world_size,
+                "remainder": self.remainder, "n_obs": self._collection.n_obs,
+                "file_offsets": self._collection.file_offsets.tolist()}
+
+    def state_dict(self) -> dict:
+        """Where this loader stands: a new loader given this state continues exactly."""
+        return {"epoch": self._epoch, "batches_yielded": self._yielded, "seed": self.seed,
+                "config": self._config()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["config"] != self._config():
+            raise ValueError("state_dict was taken with another configuration: "
+                             f"{state['config']} != {self._config()}")
+        self.seed = int(state["seed"])
+        self._epoch = int(state["epoch"])
+        self._resume_batch = int(state["batches_yielded"])
+        self._yielded = self._resume_batch
+        self._engines.clear()  # the seed may have changed
+
+    # -- engines: one per (process, DataLoader worker) ---------------------------------
+    def _engine(self, worker_id: int, num_workers: int):
+        if os.getpid() != self._pid:  # forked into a DataLoader worker
+            _INHERITED.append((self._collection, self._engines))
+            self._engines = {}
+            self._collection = open_collection(*self._open_args)
+            self._pid = os.getpid()
+        key = (worker_id, num_workers)
+        if key not in self._engines:
+            self._engines[key] = _cellfeed.Loader.make(
+                self._collection._c, self.batch_size, self.block_size, self.fetch_factor,
+                self.shuffle, self.seed, self.drop_last, self.rank, self.world_size,
+                self.remainder, self.obs_columns, self.prefetch, worker_id, num_workers)
+        return self._engines[key]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_collection"] = None
+        state["_engines"] = {}
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._collection = open_collection(*self._open_args)
+        self._pid = os.getpid()
+
+    # -- iteration ---------------------------------------------------------------------
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info() if torch is not None else None
+        worker_id, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        engine = self._engine(worker_id, num_workers)
+        start = self._resume_batch
+        self._resume_batch = 0
+        engine.start(self._epoch, start)
+        self._yielded = start
+        try:
+            while True:
+                item = engine.next(self.output)
+                if item is None:
+                    return
+                index, X, rows, obs = item
+                self._yielded = index + 1
+                yield Batch(self._convert(X), self._convert_obs(obs), rows, index)
+        finally:
+            engine.stop()
+
+    def _convert(self, X):
+        if self.output == "numpy":
+            return X
+        if self.output == "torch-dense":
+            return torch.from_numpy(X)
+        data, indices, indptr, shape = X
+        if self.output == "scipy":
+            return sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
+        # The engine has checked indptr and indices, so torch's own checks are skipped.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return torch.sparse_csr_tensor(torch.from_numpy(indptr), torch.from_numpy(indices),
+                                           torch.from_numpy(data), size=shape,
+                                           check_invariants=False)
+
+    def _convert_obs(self, obs: dict) -> dict:
+        if self.output in ("torch", "torch-dense"):
+            return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in obs.items()}
+        return obs
