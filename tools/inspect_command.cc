@@ -35,8 +35,8 @@ void PrintText(const FileSummary& s) {
     std::printf("    %-14s %-8s shape %-14s %s", a.name.c_str(), a.dtype.c_str(),
                 Shape(a.shape).c_str(), a.storage.c_str());
     if (!a.chunk_shape.empty()) {
-      std::printf(" chunks %s x %lld (~%.4g cells each)", Shape(a.chunk_shape).c_str(),
-                  (long long)a.num_chunks, a.rows_per_chunk);
+      std::printf(", %lld chunks of %s (~%.4g cells each)", (long long)a.num_chunks,
+                  Shape(a.chunk_shape).c_str(), a.rows_per_chunk);
     }
     std::printf(", filters: %s\n", a.filters.c_str());
   }
