@@ -12,7 +12,10 @@ void Usage() {
                "usage: cellfeed <command> [options]\n\n"
                "commands:\n"
                "  inspect FILE... [--json] [--layer NAME]   shape, encoding, dtypes, filters,\n"
-               "                                           chunking and columns of h5ad files\n");
+               "                                           chunking and columns of h5ad files\n"
+               "  bench FILE... [--batch-size N] [--block-size N] [--fetch-factor N]\n"
+               "        [--label COLUMN] [--seconds S] [--warmup S] [--threads N] [--json]\n"
+               "                                           loader throughput and batch entropy\n");
 }
 
 }  // namespace
@@ -25,6 +28,7 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
   if (cmd == "inspect") return cellfeed::tools::InspectCommand(args);
+  if (cmd == "bench") return cellfeed::tools::BenchCommand(args);
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
     Usage();
     return 0;

@@ -102,6 +102,7 @@ Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::stri
   CF_ASSIGN_OR_RETURN(GeneSpace space, JoinGenes(paths, genes, options.join, options.genes));
   impl->var_names = std::move(space.var_names);
   impl->gene_maps = std::move(space.maps);
+  impl->gene_order_preserving = std::move(space.order_preserving);
   impl->obs_columns = CommonColumns(*impl);
   impl->pool = std::make_unique<util::ThreadPool>(options.threads);
   // indptr must start at 0: checked once here, cheaply, for every CSR file.

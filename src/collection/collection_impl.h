@@ -18,6 +18,7 @@ struct Collection::Impl {
   std::vector<std::string> var_names;
   // Per file: file gene index -> collection column, -1 = dropped; empty = identity.
   std::vector<std::vector<int32_t>> gene_maps;
+  std::vector<bool> gene_order_preserving;
   std::vector<FileSummary> summaries;
   std::vector<ColumnInfo> obs_columns;  // present, with one kind, in every file
   std::unique_ptr<util::ThreadPool> pool;

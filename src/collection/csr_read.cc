@@ -90,9 +90,13 @@ void MapGenes(const Collection::Impl& impl, const RowsByFile& g, CsrMatrix& out)
   for (const auto& m : impl.gene_maps) any = any || !m.empty();
   if (!any) return;
   std::vector<const std::vector<int32_t>*> map_of(static_cast<size_t>(out.n_rows), nullptr);
+  std::vector<bool> sort_row(static_cast<size_t>(out.n_rows), false);
   for (size_t f = 0; f < impl.files.size(); ++f) {
     if (impl.gene_maps[f].empty()) continue;
-    for (int64_t pos : g.positions[f]) map_of[pos] = &impl.gene_maps[f];
+    for (int64_t pos : g.positions[f]) {
+      map_of[pos] = &impl.gene_maps[f];
+      sort_row[pos] = !impl.gene_order_preserving[f];
+    }
   }
   std::vector<std::pair<int32_t, float>> row;
   int64_t w = 0;
@@ -104,6 +108,16 @@ void MapGenes(const Collection::Impl& impl, const RowsByFile& g, CsrMatrix& out)
       for (int64_t o = begin; o < end; ++o, ++w) {
         out.indices[w] = out.indices[o];
         out.data[w] = out.data[o];
+      }
+      continue;
+    }
+    if (!sort_row[pos]) {
+      for (int64_t o = begin; o < end; ++o) {
+        const int32_t c = (*map)[static_cast<size_t>(out.indices[o])];
+        if (c >= 0) {
+          out.indices[w] = c;
+          out.data[w++] = out.data[o];
+        }
       }
       continue;
     }

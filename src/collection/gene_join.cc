@@ -32,6 +32,7 @@ Result<GeneSpace> JoinGenes(const std::vector<std::string>& paths,
     if (all_equal) {
       space.var_names = *file_genes[0];
       space.maps.resize(nfiles);
+      space.order_preserving.assign(nfiles, true);
       return space;
     }
     for (size_t f = 0; f < nfiles; ++f) CF_RETURN_IF_ERROR(CheckUnique(*file_genes[f], paths[f]));
@@ -64,6 +65,7 @@ Result<GeneSpace> JoinGenes(const std::vector<std::string>& paths,
     target.emplace(space.var_names[i], static_cast<int32_t>(i));
   }
   space.maps.resize(nfiles);
+  space.order_preserving.assign(nfiles, true);
   for (size_t f = 0; f < nfiles; ++f) {
     if (*file_genes[f] == space.var_names) continue;  // identity
     auto& map = space.maps[f];
@@ -71,6 +73,12 @@ Result<GeneSpace> JoinGenes(const std::vector<std::string>& paths,
     for (const auto& g : *file_genes[f]) {
       auto it = target.find(g);
       map.push_back(it == target.end() ? -1 : it->second);
+    }
+    int32_t last = -1;
+    for (int32_t c : map) {
+      if (c < 0) continue;
+      if (c < last) space.order_preserving[f] = false;
+      last = c;
     }
   }
   return space;

@@ -17,6 +17,8 @@ struct GeneSpace {
   std::vector<std::string> var_names;
   // Per file: file gene index -> target column, -1 = dropped. Empty = identity.
   std::vector<std::vector<int32_t>> maps;
+  // Per file: the map keeps column order, so mapped rows need no re-sorting.
+  std::vector<bool> order_preserving;
 };
 
 Result<GeneSpace> JoinGenes(const std::vector<std::string>& paths,
