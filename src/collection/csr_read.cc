@@ -6,8 +6,8 @@
 //    request order; dense files are read first since their row lengths need the values.
 // 3. data and indices of every CSR file are read in one parallel pass: each chunk is
 //    fetched and decoded once, its pieces converted straight into the output arrays.
-// 4. indices are checked against the file's n_vars, so a corrupt file cannot yield a bad
-//    matrix; then files whose genes differ from the collection's are mapped onto its gene
+// 4. indices are checked against the file's n_vars while decoding, so a corrupt file
+//    cannot yield a bad matrix; then files whose genes differ from the collection's are mapped onto its gene
 //    space (dropped genes removed, rows kept sorted by column).
 #include <algorithm>
 #include <numeric>
@@ -144,6 +144,9 @@ Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int6
   const size_t nfiles = impl.files.size();
   const int64_t n_cols = impl.n_vars();
   RowsByFile g = GroupRowsByFile(impl, rows);
+  for (size_t f = 0; f < nfiles; ++f) {
+    if (!g.positions[f].empty()) CF_RETURN_IF_ERROR(impl.files[f]->file().CheckUnchanged());
+  }
   std::vector<FileRows> fr(nfiles);
   CF_RETURN_IF_ERROR(ReadRowExtents(impl, g, fr));
 
@@ -212,27 +215,13 @@ Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int6
       pieces.push_back({fr[f].start[u], fr[f].end[u] - fr[f].start[u], out.indptr[pos]});
     }
     reads.push_back({&m.data, &impl.files[f]->file(), pieces, DType::kFloat32, out.data.data()});
-    reads.push_back(
-        {&m.indices, &impl.files[f]->file(), std::move(pieces), DType::kInt32, out.indices.data()});
+    // Indices outside [0, n_vars) would make scipy and torch index out of bounds: they
+    // are checked while decoding, in their stored dtype.
+    reads.push_back({&m.indices, &impl.files[f]->file(), std::move(pieces), DType::kInt32,
+                     out.indices.data(), m.n_cols});
   }
   CF_RETURN_IF_ERROR(io::ReadArrays(reads, *impl.pool));
 
-  // Indices outside [0, n_vars) would make scipy and torch index out of bounds.
-  for (size_t f = 0; f < nfiles; ++f) {
-    const auto& m = impl.files[f]->matrix();
-    if (m.encoding != h5ad::MatrixEncoding::kCsr) continue;
-    const int64_t file_cols = m.n_cols;
-    for (size_t k = 0; k < g.positions[f].size(); ++k) {
-      const int64_t pos = g.positions[f][k];
-      for (int64_t o = out.indptr[pos]; o < out.indptr[pos + 1]; ++o) {
-        if (out.indices[o] < 0 || out.indices[o] >= file_cols) {
-          return Status::Invalid(m.indices.Where() + ": value " + std::to_string(out.indices[o]) +
-                                 " in row " + std::to_string(g.local[f][k]) +
-                                 " is outside [0, n_vars = " + std::to_string(file_cols) + ")");
-        }
-      }
-    }
-  }
   MapGenes(impl, g, out);
   return out;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 namespace cellfeed::io {
 
@@ -34,9 +35,60 @@ std::string ChunkWhere(const DatasetLayout& L, int64_t chunk) {
   return L.Where() + ": chunk " + std::to_string(chunk);
 }
 
+template <typename T>
+int64_t FirstOutside(const uint8_t* p, size_t n, int64_t bound) {
+  const T* v = reinterpret_cast<const T*>(p);
+  for (size_t i = 0; i < n; ++i) {
+    if constexpr (std::is_signed_v<T>) {
+      if (v[i] < 0 || static_cast<int64_t>(v[i]) >= bound) return static_cast<int64_t>(i);
+    } else {
+      if (static_cast<uint64_t>(v[i]) >= static_cast<uint64_t>(bound)) return static_cast<int64_t>(i);
+    }
+  }
+  return -1;
+}
+
+// Index of the first value outside [0, bound) in n stored elements, or -1.
+int64_t FirstOutside(DType t, const uint8_t* p, size_t n, int64_t bound) {
+  switch (t) {
+    case DType::kInt8: return FirstOutside<int8_t>(p, n, bound);
+    case DType::kInt16: return FirstOutside<int16_t>(p, n, bound);
+    case DType::kInt32: return FirstOutside<int32_t>(p, n, bound);
+    case DType::kInt64: return FirstOutside<int64_t>(p, n, bound);
+    case DType::kUInt8: return FirstOutside<uint8_t>(p, n, bound);
+    case DType::kUInt16: return FirstOutside<uint16_t>(p, n, bound);
+    case DType::kUInt32: return FirstOutside<uint32_t>(p, n, bound);
+    case DType::kUInt64: return FirstOutside<uint64_t>(p, n, bound);
+    default: return -1;  // floats are not range-checked
+  }
+}
+
+std::string ValueAt(DType t, const uint8_t* p) {
+  int64_t v = 0;
+  if (t == DType::kUInt64) {
+    uint64_t u;
+    std::memcpy(&u, p, 8);
+    return std::to_string(u);
+  }
+  ConvertElements(t, p, DType::kInt64, &v, 1);
+  return std::to_string(v);
+}
+
+// Checks a piece's stored values against the read's bound.
+Status CheckPiece(const ArrayRead& r, const uint8_t* src, int64_t first_row, int64_t count) {
+  if (r.valid_below < 0) return Status::OK();
+  const DatasetLayout& L = *r.layout;
+  const size_t es = DTypeSize(L.dtype);
+  const int64_t bad = FirstOutside(L.dtype, src, static_cast<size_t>(count), r.valid_below);
+  if (bad < 0) return Status::OK();
+  return Status::Invalid("value " + ValueAt(L.dtype, src + bad * es) +
+                         " at element " + std::to_string(first_row + bad) + " is outside [0, " +
+                         std::to_string(r.valid_below) + ")");
+}
+
 // Copies rows of one decoded chunk (rows x cols elements, row-major) into the output.
-void ScatterRows(const ArrayRead& r, const uint8_t* chunk, int64_t chunk_row0, int64_t chunk_col0,
-                 int64_t chunk_cols, int64_t col_count, const Piece* begin, const Piece* end) {
+Status ScatterRows(const ArrayRead& r, const uint8_t* chunk, int64_t chunk_row0, int64_t chunk_col0,
+                   int64_t chunk_cols, int64_t col_count, const Piece* begin, const Piece* end) {
   const DatasetLayout& L = *r.layout;
   const size_t in_size = DTypeSize(L.dtype);
   const size_t out_size = DTypeSize(r.out_type);
@@ -44,8 +96,10 @@ void ScatterRows(const ArrayRead& r, const uint8_t* chunk, int64_t chunk_row0, i
   auto* out = static_cast<uint8_t*>(r.out);
   for (const Piece* p = begin; p != end; ++p) {
     if (width == 1) {  // 1-D: the whole piece is one contiguous run
-      ConvertElements(L.dtype, chunk + (p->src - chunk_row0) * in_size, r.out_type,
-                      out + p->dst * out_size, static_cast<size_t>(p->count));
+      const uint8_t* s = chunk + (p->src - chunk_row0) * in_size;
+      CF_RETURN_IF_ERROR(CheckPiece(r, s, p->src, p->count));
+      ConvertElements(L.dtype, s, r.out_type, out + p->dst * out_size,
+                      static_cast<size_t>(p->count));
       continue;
     }
     for (int64_t k = 0; k < p->count; ++k) {
@@ -54,6 +108,7 @@ void ScatterRows(const ArrayRead& r, const uint8_t* chunk, int64_t chunk_row0, i
       ConvertElements(L.dtype, s, r.out_type, d, static_cast<size_t>(col_count));
     }
   }
+  return Status::OK();
 }
 
 void FillRows(const ArrayRead& r, int64_t col0, int64_t col_count, const Piece* begin,
@@ -96,8 +151,10 @@ Status ReadUnfilteredRanges(const ArrayRead& r, const ChunkLocation& loc, int64_
     Status st = r.file->ReadAt(offset, bytes, buf.stored.data());
     if (!st.ok()) return st;
     for (const Piece* p = run; p != stop; ++p) {
-      ConvertElements(L.dtype, buf.stored.data() + (p->src - lo) * esize, r.out_type,
-                      out + p->dst * out_size, static_cast<size_t>(p->count));
+      const uint8_t* s = buf.stored.data() + (p->src - lo) * esize;
+      CF_RETURN_IF_ERROR(CheckPiece(r, s, p->src, p->count));
+      ConvertElements(L.dtype, s, r.out_type, out + p->dst * out_size,
+                      static_cast<size_t>(p->count));
     }
     run = stop;
   }
@@ -115,8 +172,8 @@ Status RunTask(const ChunkTask& t, const SplitRead& split) {
   const int64_t width = L.row_elements();
 
   if (!L.compact_bytes.empty()) {
-    ScatterRows(r, L.compact_bytes.data(), 0, 0, width, width, begin, end);
-    return Status::OK();
+    return ScatterRows(r, L.compact_bytes.data(), 0, 0, width, width, begin, end)
+        .WithContext(L.Where());
   }
   const int64_t col_chunks = two_d ? L.num_chunks_along(1) : 1;
   const int64_t chunk_cols = two_d ? L.chunk_shape[1] : 1;
@@ -158,7 +215,8 @@ Status RunTask(const ChunkTask& t, const SplitRead& split) {
       return Status::Invalid(ChunkWhere(L, chunk_index) + ": stored size " +
                              std::to_string(loc.stored_size) + " is smaller than the chunk");
     }
-    ScatterRows(r, chunk, chunk_row0, col0, chunk_cols, col_count, begin, end);
+    st = ScatterRows(r, chunk, chunk_row0, col0, chunk_cols, col_count, begin, end);
+    if (!st.ok()) return Status(st.code(), ChunkWhere(L, chunk_index) + ": " + st.message());
   }
   return Status::OK();
 }

@@ -33,6 +33,9 @@ struct ArrayRead {
   std::vector<Piece> pieces;
   DType out_type = DType::kFloat32;
   void* out = nullptr;
+  // When >= 0: every value must lie in [0, valid_below), checked in the stored dtype
+  // before conversion (so 64-bit indices are never silently narrowed).
+  int64_t valid_below = -1;
 };
 
 // Reads all requests; returns the first error with its file, element and chunk.

@@ -18,8 +18,21 @@ Result<std::shared_ptr<RandomAccessFile>> RandomAccessFile::Open(const std::stri
     ::close(fd);
     return Status::IOError(path + ": cannot stat: " + std::strerror(e));
   }
-  return std::shared_ptr<RandomAccessFile>(
-      new RandomAccessFile(path, fd, static_cast<uint64_t>(st.st_size)));
+  return std::shared_ptr<RandomAccessFile>(new RandomAccessFile(
+      path, fd, static_cast<uint64_t>(st.st_size),
+      int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec));
+}
+
+Status RandomAccessFile::CheckUnchanged() const {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return Status::IOError(path_ + ": cannot stat: " + std::strerror(errno));
+  const int64_t mtime = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+  if (static_cast<uint64_t>(st.st_size) != size_ || mtime != mtime_ns_) {
+    return Status::IOError(path_ + ": file changed since it was opened (size " +
+                           std::to_string(size_) + " -> " + std::to_string(st.st_size) +
+                           " bytes, or modified); reopen it");
+  }
+  return Status::OK();
 }
 
 RandomAccessFile::~RandomAccessFile() { ::close(fd_); }

@@ -20,13 +20,17 @@ class RandomAccessFile {
   Status ReadAt(uint64_t offset, uint64_t size, void* out) const;
   const std::string& path() const { return path_; }
   uint64_t size_at_open() const { return size_; }
+  // IOError if the file was truncated, replaced in place or rewritten since it was opened
+  // (size or modification time changed): its chunk table would no longer be true.
+  Status CheckUnchanged() const;
 
  private:
-  RandomAccessFile(std::string path, int fd, uint64_t size)
-      : path_(std::move(path)), fd_(fd), size_(size) {}
+  RandomAccessFile(std::string path, int fd, uint64_t size, int64_t mtime_ns)
+      : path_(std::move(path)), fd_(fd), size_(size), mtime_ns_(mtime_ns) {}
   std::string path_;
   int fd_;
   uint64_t size_;
+  int64_t mtime_ns_;
 };
 
 }  // namespace cellfeed::io

@@ -156,3 +156,35 @@ TEST(ArrayReader, CorruptChunkNamesFileElementAndChunk) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(ArrayReader, RangeCheckSeesWideIndicesBeforeNarrowing) {
+  // int64 values that would wrap into [0, 100) if narrowed to int32 first.
+  const std::string path = TempPath("wide_indices");
+  std::vector<int64_t> v = {1, 2, 3, (int64_t{1} << 32) + 5, 7};
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hsize_t n = v.size();
+  hid_t space = H5Screate_simple(1, &n, nullptr);
+  hid_t d = H5Dcreate2(f, "idx", H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+  H5Dclose(d);
+  H5Sclose(space);
+  H5Fclose(f);
+  auto h5 = io::H5File::Open(path);
+  auto layout = h5.value()->Describe("idx");
+  auto file = io::RandomAccessFile::Open(path);
+  util::ThreadPool pool(1);
+  std::vector<int32_t> out(5);
+  io::ArrayRead r{&layout.value(), file.value().get(), {{0, 5, 0}}, DType::kInt32, out.data(), 100};
+  Status st = io::ReadArrays(std::span<io::ArrayRead>(&r, 1), pool);
+  EXPECT_EQ(st.code(), StatusCode::kInvalid);
+  EXPECT_NE(st.message().find("value 4294967301 at element 3"), std::string::npos) << st.message();
+  r.valid_below = -1;
+  r.pieces = {{0, 3, 0}};
+  EXPECT_TRUE(io::ReadArrays(std::span<io::ArrayRead>(&r, 1), pool).ok());
+  EXPECT_EQ(out[2], 3);
+  std::filesystem::remove(path);
+}
+
+}  // namespace
