@@ -12,6 +12,8 @@ is then the same in the main process and in DataLoader workers, persistent or no
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.context
 import os
 import warnings
 from dataclasses import dataclass
@@ -50,6 +52,28 @@ class Batch:
         return len(self.rows)
 
 
+class _EpochCell:
+    """The epoch, in memory shared with the DataLoader workers started from this process
+    (forked or spawned), so that set_epoch in the main process reaches persistent workers
+    too. Pickled outside of a process start, it becomes a fresh cell with the same value."""
+
+    def __init__(self, value: int = 0, raw=None):
+        self._raw = raw if raw is not None else multiprocessing.RawValue("q", int(value))
+
+    @property
+    def value(self) -> int:
+        return int(self._raw.value)
+
+    @value.setter
+    def value(self, v: int) -> None:
+        self._raw.value = int(v)
+
+    def __reduce__(self):
+        if multiprocessing.context.get_spawning_popen() is not None:
+            return (_EpochCell, (0, self._raw))  # shared with the child being started
+        return (_EpochCell, (self.value,))
+
+
 def _distributed_defaults(rank, world_size):
     if rank is not None and world_size is not None:
         return int(rank), int(world_size)
@@ -85,11 +109,12 @@ class Loader(_Base):
         self.output = output
         self.remainder = remainder
         self.prefetch = int(prefetch)
-        self._epoch = 0
+        self._epoch_cell = _EpochCell(0)
         self._resume_batch = 0
         self._yielded = 0
         self._pid = os.getpid()
         self._engines: dict[tuple[int, int], Any] = {}
+        self._active: list[Any] = []  # engines of the iterations now running
         self._num_batches = self._engine(0, 1).num_batches  # validates the configuration
 
     # -- configuration and state -------------------------------------------------------
@@ -104,6 +129,14 @@ class Loader(_Base):
     @property
     def epoch(self) -> int:
         return self._epoch
+
+    @property
+    def _epoch(self) -> int:
+        return self._epoch_cell.value
+
+    @_epoch.setter
+    def _epoch(self, epoch: int) -> None:
+        self._epoch_cell.value = epoch
 
     def __len__(self) -> int:
         """Batches per epoch for this rank (the same on every rank)."""
@@ -141,20 +174,25 @@ class Loader(_Base):
         if os.getpid() != self._pid:  # forked into a DataLoader worker
             _INHERITED.append((self._collection, self._engines))
             self._engines = {}
+            self._active = []
             self._collection = open_collection(*self._open_args)
             self._pid = os.getpid()
         key = (worker_id, num_workers)
         if key not in self._engines:
-            self._engines[key] = _cellfeed.Loader.make(
-                self._collection._c, self.batch_size, self.block_size, self.fetch_factor,
-                self.shuffle, self.seed, self.drop_last, self.rank, self.world_size,
-                self.remainder, self.obs_columns, self.prefetch, worker_id, num_workers)
+            self._engines[key] = self._new_engine(worker_id, num_workers)
         return self._engines[key]
+
+    def _new_engine(self, worker_id: int, num_workers: int):
+        return _cellfeed.Loader.make(
+            self._collection._c, self.batch_size, self.block_size, self.fetch_factor,
+            self.shuffle, self.seed, self.drop_last, self.rank, self.world_size,
+            self.remainder, self.obs_columns, self.prefetch, worker_id, num_workers)
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_collection"] = None
         state["_engines"] = {}
+        state["_active"] = []
         return state
 
     def __setstate__(self, state):
@@ -167,11 +205,16 @@ class Loader(_Base):
         info = torch.utils.data.get_worker_info() if torch is not None else None
         worker_id, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         engine = self._engine(worker_id, num_workers)
+        if any(e is engine for e in self._active):
+            # Another iteration of this loader is running on the cached engine: this one
+            # gets an engine of its own, so that neither restarts nor stops the other.
+            engine = self._new_engine(worker_id, num_workers)
+        self._active.append(engine)
         start = self._resume_batch
         self._resume_batch = 0
-        engine.start(self._epoch, start)
-        self._yielded = start
         try:
+            engine.start(self._epoch, start)
+            self._yielded = start
             while True:
                 item = engine.next(self.output)
                 if item is None:
@@ -181,6 +224,7 @@ class Loader(_Base):
                 yield Batch(self._convert(X), self._convert_obs(obs), rows, index)
         finally:
             engine.stop()
+            self._active = [e for e in self._active if e is not engine]
 
     def _convert(self, X):
         if self.output == "numpy":
