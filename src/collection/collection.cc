@@ -1,6 +1,7 @@
 #include "cellfeed/collection.h"
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 
 #include "collection/collection_impl.h"
@@ -81,6 +82,54 @@ std::vector<std::string> CategoryLabels(const Column& cats) {
   std::vector<std::string> s;
   for (double x : v) s.push_back(std::to_string(x));
   return s;
+}
+
+// Numeric categories of every file merged by value (not by a printed label, which
+// would turn them into strings and round floats to 6 digits): file 0's when all files
+// hold the same values, else their union in first-seen order, in the files' common
+// dtype. Fills remap[f][code] = union code when they differ; null when not all numeric.
+std::shared_ptr<const Column> MergeNumericCategories(
+    const std::vector<const h5ad::ColumnLayout*>& layouts,
+    std::vector<std::vector<int32_t>>& remap) {
+  std::vector<DType> types;
+  for (const auto* l : layouts) {
+    if (l->categories->info.kind == ColumnKind::kString) return nullptr;
+    types.push_back(l->categories->info.dtype);
+  }
+  const DType t = CommonDType(types);
+  const size_t esize = DTypeSize(t);
+  std::vector<std::vector<uint8_t>> values(layouts.size());
+  for (size_t f = 0; f < layouts.size(); ++f) {
+    const Column& c = *layouts[f]->categories;
+    values[f].resize(static_cast<size_t>(c.length) * esize);
+    ConvertElements(c.info.dtype, c.values.data(), t, values[f].data(),
+                    static_cast<size_t>(c.length));
+  }
+  bool same = true;
+  for (size_t f = 1; f < layouts.size(); ++f) same = same && values[f] == values[0];
+  if (same && std::all_of(types.begin(), types.end(), [&](DType d) { return d == types[0]; })) {
+    return layouts[0]->categories;
+  }
+  auto u = std::make_shared<Column>();
+  u->info = layouts[0]->categories->info;
+  u->info.dtype = t;
+  u->info.kind = t == DType::kBool ? ColumnKind::kBool : ColumnKind::kNumeric;
+  int64_t n = 0;
+  for (size_t f = 0; f < layouts.size(); ++f) {
+    const size_t count = values[f].size() / esize;
+    for (size_t i = 0; i < count; ++i) {
+      const uint8_t* v = values[f].data() + i * esize;
+      int64_t pos = 0;
+      while (pos < n && std::memcmp(u->values.data() + pos * esize, v, esize) != 0) ++pos;
+      if (pos == n) {
+        u->values.insert(u->values.end(), v, v + esize);
+        ++n;
+      }
+      remap[f].push_back(static_cast<int32_t>(pos));
+    }
+  }
+  u->length = n;
+  return u;
 }
 
 }  // namespace
@@ -200,6 +249,9 @@ Result<Column> Collection::Obs(const std::string& name,
   std::vector<std::vector<int32_t>> remap(nfiles);
   std::shared_ptr<const Column> categories;
   if (kind == ColumnKind::kCategorical) {
+    categories = MergeNumericCategories(layouts, remap);
+  }
+  if (kind == ColumnKind::kCategorical && !categories) {
     categories = layouts[0]->categories;
     std::vector<std::string> merged = CategoryLabels(*categories);
     bool differ = false;

@@ -1,5 +1,9 @@
 #include "io/hdf5/h5_file.h"
 
+#include <lzf.h>
+
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace cellfeed::io {
@@ -32,6 +36,46 @@ class Hid {
 void SilenceHdf5Errors() {
   static bool done = [] {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    return true;
+  }();
+  (void)done;
+}
+
+// LZF (filter 32000) is h5py's own filter: libhdf5 cannot decode it unless someone
+// registers it. Our pread path decodes LZF chunks itself, but variable-length strings
+// (obs/var index, string columns, categories) are read through libhdf5, and anndata
+// compresses those too (write_h5ad(compression="lzf")). Decode-only, as h5py's filter.
+size_t LzfHdf5Filter(unsigned flags, size_t cd_nelmts, const unsigned cd_values[], size_t nbytes,
+                     size_t* buf_size, void** buf) {
+  if (!(flags & H5Z_FLAG_REVERSE)) return 0;  // no encoder: files are opened read-only
+  // h5py stores the chunk's byte size in cd_values[2]; fall back to growing the buffer.
+  size_t out_size = (cd_nelmts >= 3 && cd_values[2] != 0) ? cd_values[2] : *buf_size;
+  for (int attempt = 0; attempt < 32 && out_size > 0; ++attempt) {
+    void* out = std::malloc(out_size);
+    if (!out) return 0;
+    errno = 0;
+    unsigned n = lzf_decompress(*buf, static_cast<unsigned>(nbytes), out,
+                                static_cast<unsigned>(out_size));
+    if (n > 0) {
+      std::free(*buf);
+      *buf = out;
+      *buf_size = out_size;
+      return n;
+    }
+    std::free(out);
+    if (errno != E2BIG) return 0;
+    out_size *= 2;
+  }
+  return 0;
+}
+
+void RegisterLzfFilter() {
+  static bool done = [] {
+    if (H5Zfilter_avail(32000) > 0) return true;  // a plugin or the application has one
+    static const H5Z_class2_t kLzf = {
+        H5Z_CLASS_T_VERS, static_cast<H5Z_filter_t>(32000), 0, 1, "lzf (cellfeed, decode only)",
+        nullptr, nullptr, LzfHdf5Filter};
+    H5Zregister(&kLzf);
     return true;
   }();
   (void)done;
@@ -157,6 +201,7 @@ size_t DatasetLayout::chunk_bytes() const {
 Result<std::shared_ptr<H5File>> H5File::Open(const std::string& path) {
   Lock lock(Hdf5Mutex());
   SilenceHdf5Errors();
+  RegisterLzfFilter();
   FILE* probe = fopen(path.c_str(), "rb");
   if (!probe) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
   fclose(probe);
