@@ -1,10 +1,12 @@
 // `cellfeed bench FILE... [--batch-size N] [--block-size N] [--fetch-factor N] [--label COL]
-//  [--seconds S] [--warmup S] [--threads N] [--seed N] [--layer NAME] [--json]`
+//  [--seconds S] [--warmup S] [--threads N] [--seed N] [--layer NAME] [--limit] [--json]`
 //
 // Streams epochs of the Loader for --seconds after --warmup seconds and reports cells/s,
 // MB/s of decoded data (values + column indices + row pointers handed out), and the mean
 // and population standard deviation of the per-batch Shannon entropy (bits) of --label,
-// the scDataset paper's diversity metric.
+// the scDataset paper's diversity metric. --limit then replays the fetches consumed while
+// measuring as a read-and-decode-only pass (Collection::MeasureReadCost) and reports
+// cellfeed's throughput as a fraction of that hardware floor.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -51,7 +53,7 @@ int BenchCommand(const std::vector<std::string>& args) {
   OpenOptions oo;
   std::string label;
   double seconds = 10, warmup = 1;
-  bool json = false;
+  bool json = false, limit = false;
   std::vector<std::string> files;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -66,6 +68,8 @@ int BenchCommand(const std::vector<std::string>& args) {
     int64_t v = 0;
     if (a == "--json") {
       json = true;
+    } else if (a == "--limit") {
+      limit = true;
     } else if (a == "--batch-size") {
       if (!value(lo.sampling.batch_size)) return 2;
     } else if (a == "--block-size") {
@@ -98,7 +102,7 @@ int BenchCommand(const std::vector<std::string>& args) {
   if (files.empty()) {
     std::fprintf(stderr, "usage: cellfeed bench FILE... [--batch-size N] [--block-size N] "
                          "[--fetch-factor N] [--label COLUMN] [--seconds S] [--warmup S] "
-                         "[--threads N] [--seed N] [--layer NAME] [--json]\n");
+                         "[--threads N] [--seed N] [--layer NAME] [--limit] [--json]\n");
     return 2;
   }
   auto col = Collection::Open(files, oo);
@@ -120,6 +124,9 @@ int BenchCommand(const std::vector<std::string>& args) {
   int64_t cells = 0, batches = 0, bytes = 0, epochs = 0;
   double h_sum = 0, h_sq = 0;
   double elapsed = 0;
+  // The fetches consumed while measuring, replayed decode-only for --limit.
+  std::vector<std::vector<int64_t>> fetches;
+  const std::vector<int64_t>* last_fetch = nullptr;
   for (int64_t epoch = 0;; ++epoch) {
     if (Status st = l.Start(epoch); !st.ok()) {
       std::fprintf(stderr, "cellfeed bench: error: %s\n", st.message().c_str());
@@ -142,6 +149,10 @@ int BenchCommand(const std::vector<std::string>& args) {
         continue;  // this batch was produced during warm-up
       }
       if (!measuring) continue;
+      if (limit && batch.fetch_rows.get() != last_fetch) {
+        last_fetch = batch.fetch_rows.get();
+        fetches.push_back(*batch.fetch_rows);
+      }
       const int64_t nnz = batch.fetch->indptr[batch.row_end] - batch.fetch->indptr[batch.row_begin];
       cells += batch.size();
       bytes += nnz * 8 + (batch.size() + 1) * 8;
@@ -164,6 +175,17 @@ int BenchCommand(const std::vector<std::string>& args) {
   const double sd = batches ? std::sqrt(std::max(0.0, h_sq / static_cast<double>(batches) - mean * mean)) : 0;
   const double cps = elapsed > 0 ? static_cast<double>(cells) / elapsed : 0;
   const double mbps = elapsed > 0 ? static_cast<double>(bytes) / elapsed / 1e6 : 0;
+  ReadCost cost;
+  double limit_cps = 0;
+  if (limit) {
+    auto c = col.value()->MeasureReadCost(fetches);
+    if (!c.ok()) {
+      std::fprintf(stderr, "cellfeed bench: error: %s\n", c.status().message().c_str());
+      return 1;
+    }
+    cost = c.value();
+    limit_cps = cost.seconds > 0 ? static_cast<double>(cost.cells) / cost.seconds : 0;
+  }
   if (json) {
     JsonWriter w;
     w.BeginObject();
@@ -179,6 +201,14 @@ int BenchCommand(const std::vector<std::string>& args) {
     w.Key("epochs_started"); w.Int(epochs);
     w.Key("cells_per_second"); w.Double(cps);
     w.Key("decoded_mb_per_second"); w.Double(mbps);
+    if (limit) {
+      w.Key("limit_cells_per_second"); w.Double(limit_cps);
+      w.Key("fraction_of_limit"); w.Double(limit_cps > 0 ? cps / limit_cps : 0);
+      w.Key("limit_chunks"); w.Int(cost.chunks);
+      w.Key("limit_bytes_read"); w.Int(cost.bytes_read);
+      w.Key("limit_bytes_decoded"); w.Int(cost.bytes_decoded);
+      w.Key("limit_seconds"); w.Double(cost.seconds);
+    }
     if (!label.empty()) {
       w.Key("label"); w.String(label);
       w.Key("entropy_bits_mean"); w.Double(mean);
@@ -192,6 +222,13 @@ int BenchCommand(const std::vector<std::string>& args) {
                 (long long)lo.sampling.block_size, (long long)lo.sampling.fetch_factor,
                 (long long)lo.sampling.batch_size);
     std::printf("throughput: %.0f cells/s, %.1f MB/s decoded\n", cps, mbps);
+    if (limit) {
+      std::printf("hardware limit of the same fetches (read + decode only, %d threads): %.0f "
+                  "cells/s (%lld chunks, %.1f MB read, %.1f MB decoded in %.2f s); cellfeed at "
+                  "%.0f%% of it\n",
+                  col.value()->threads(), limit_cps, (long long)cost.chunks, cost.bytes_read / 1e6,
+                  cost.bytes_decoded / 1e6, cost.seconds, limit_cps > 0 ? 100 * cps / limit_cps : 0);
+    }
     if (!label.empty()) {
       std::printf("entropy of '%s' per batch: %.3f +/- %.3f bits\n", label.c_str(), mean, sd);
     }

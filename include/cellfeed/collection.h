@@ -47,6 +47,15 @@ struct FileSummary {
   std::vector<ColumnInfo> obs_columns, var_columns;
 };
 
+// The I/O and decoding a set of reads needs (see Collection::MeasureReadCost).
+struct ReadCost {
+  int64_t cells = 0;
+  int64_t chunks = 0;         // chunks fetched, counted once per row set that touches them
+  int64_t bytes_read = 0;     // from the files
+  int64_t bytes_decoded = 0;  // produced by the decoders (whole chunks when compressed)
+  double seconds = 0;         // wall time of doing only that, on all threads
+};
+
 class Collection {
  public:
   static Result<std::shared_ptr<Collection>> Open(const std::vector<std::string>& paths,
@@ -71,6 +80,11 @@ class Collection {
   Result<std::vector<std::string>> ObsNames(
       std::optional<std::span<const int64_t>> rows = std::nullopt) const;
   Result<Column> Var(const std::string& column) const;
+
+  // The hardware floor of reading `row_sets` (e.g. the fetches of a plan): for each set,
+  // its indptr entries and every chunk of data/indices it touches are read and decoded
+  // on all threads, and nothing else is done (no assembly, no conversion, no copies).
+  Result<ReadCost> MeasureReadCost(std::span<const std::vector<int64_t>> row_sets) const;
 
   struct Impl;
 

@@ -7,6 +7,7 @@
 
 #include "cellfeed/collection.h"
 #include "h5ad/anndata_file.h"
+#include "io/array_reader.h"
 #include "util/thread_pool.h"
 
 namespace cellfeed {
@@ -37,6 +38,8 @@ struct RowsByFile {
 };
 RowsByFile GroupRowsByFile(const Collection::Impl& impl, std::span<const int64_t> rows);
 
-Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows);
+// discard: read and decode only (MeasureReadCost); the matrix returned is then empty.
+Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows,
+                              io::ReadStats* stats = nullptr, bool discard = false);
 
 }  // namespace cellfeed

@@ -27,7 +27,7 @@ struct FileRows {
 
 // Reads indptr[r] and indptr[r+1] for each distinct row of each CSR file.
 Status ReadRowExtents(const Collection::Impl& impl, const RowsByFile& g,
-                      std::vector<FileRows>& out) {
+                      std::vector<FileRows>& out, io::ReadStats* stats) {
   std::vector<io::ArrayRead> reads;
   std::vector<std::vector<int64_t>> bufs(impl.files.size());
   std::vector<std::vector<int64_t>> run_of(impl.files.size());  // buffer offset per unique row
@@ -56,7 +56,7 @@ Status ReadRowExtents(const Collection::Impl& impl, const RowsByFile& g,
     reads.push_back({&m.indptr, &impl.files[f]->file(), std::move(pieces), DType::kInt64,
                      bufs[f].data()});
   }
-  CF_RETURN_IF_ERROR(io::ReadArrays(reads, *impl.pool));
+  CF_RETURN_IF_ERROR(io::ReadArrays(reads, *impl.pool, stats));
   for (size_t f = 0; f < impl.files.size(); ++f) {
     const auto& m = impl.files[f]->matrix();
     if (m.encoding != h5ad::MatrixEncoding::kCsr) continue;
@@ -140,7 +140,31 @@ void MapGenes(const Collection::Impl& impl, const RowsByFile& g, CsrMatrix& out)
 
 }  // namespace
 
-Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows) {
+// Read and decode what `rows` need, assembling nothing.
+Status DecodeOnly(const Collection::Impl& impl, const RowsByFile& g,
+                  const std::vector<FileRows>& fr, io::ReadStats* stats) {
+  std::vector<io::ArrayRead> reads;
+  for (size_t f = 0; f < impl.files.size(); ++f) {
+    const auto& m = impl.files[f]->matrix();
+    if (fr[f].unique.empty()) continue;
+    if (m.encoding == h5ad::MatrixEncoding::kDense) {
+      reads.push_back({&m.data, &impl.files[f]->file(), h5ad::RowPieces(fr[f].unique),
+                       DType::kFloat32, nullptr, -1, true});
+      continue;
+    }
+    std::vector<io::Piece> pieces;
+    for (size_t u = 0; u < fr[f].unique.size(); ++u) {
+      pieces.push_back({fr[f].start[u], fr[f].end[u] - fr[f].start[u], 0});
+    }
+    reads.push_back({&m.data, &impl.files[f]->file(), pieces, DType::kFloat32, nullptr, -1, true});
+    reads.push_back({&m.indices, &impl.files[f]->file(), std::move(pieces), DType::kInt32, nullptr,
+                     -1, true});
+  }
+  return io::ReadArrays(reads, *impl.pool, stats);
+}
+
+Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows,
+                              io::ReadStats* stats, bool discard) {
   const size_t nfiles = impl.files.size();
   const int64_t n_cols = impl.n_vars();
   RowsByFile g = GroupRowsByFile(impl, rows);
@@ -148,7 +172,11 @@ Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int6
     if (!g.positions[f].empty()) CF_RETURN_IF_ERROR(impl.files[f]->file().CheckUnchanged());
   }
   std::vector<FileRows> fr(nfiles);
-  CF_RETURN_IF_ERROR(ReadRowExtents(impl, g, fr));
+  CF_RETURN_IF_ERROR(ReadRowExtents(impl, g, fr, stats));
+  if (discard) {
+    CF_RETURN_IF_ERROR(DecodeOnly(impl, g, fr, stats));
+    return CsrMatrix{};
+  }
 
   // Dense files: read their distinct rows now; their lengths are their nonzero counts.
   std::vector<std::vector<float>> dense(nfiles);

@@ -129,7 +129,7 @@ void FillRows(const ArrayRead& r, int64_t col0, int64_t col_count, const Piece* 
 
 // Unfiltered 1-D chunk: read just the byte ranges the pieces need.
 Status ReadUnfilteredRanges(const ArrayRead& r, const ChunkLocation& loc, int64_t chunk_row0,
-                            const Piece* begin, const Piece* end) {
+                            const Piece* begin, const Piece* end, ReadStats* stats) {
   const DatasetLayout& L = *r.layout;
   const size_t esize = DTypeSize(L.dtype);
   const size_t out_size = DTypeSize(r.out_type);
@@ -150,6 +150,14 @@ Status ReadUnfilteredRanges(const ArrayRead& r, const ChunkLocation& loc, int64_
     buf.stored.resize(bytes);
     Status st = r.file->ReadAt(offset, bytes, buf.stored.data());
     if (!st.ok()) return st;
+    if (stats) {
+      stats->bytes_read += static_cast<int64_t>(bytes);
+      stats->bytes_decoded += static_cast<int64_t>(bytes);
+    }
+    if (r.discard_output) {
+      run = stop;
+      continue;
+    }
     for (const Piece* p = run; p != stop; ++p) {
       const uint8_t* s = buf.stored.data() + (p->src - lo) * esize;
       CF_RETURN_IF_ERROR(CheckPiece(r, s, p->src, p->count));
@@ -161,7 +169,7 @@ Status ReadUnfilteredRanges(const ArrayRead& r, const ChunkLocation& loc, int64_
   return Status::OK();
 }
 
-Status RunTask(const ChunkTask& t, const SplitRead& split) {
+Status RunTask(const ChunkTask& t, const SplitRead& split, ReadStats* stats) {
   const ArrayRead& r = *t.read;
   const DatasetLayout& L = *r.layout;
   const Piece* begin = split.pieces.data() + t.begin;
@@ -172,6 +180,7 @@ Status RunTask(const ChunkTask& t, const SplitRead& split) {
   const int64_t width = L.row_elements();
 
   if (!L.compact_bytes.empty()) {
+    if (r.discard_output) return Status::OK();
     return ScatterRows(r, L.compact_bytes.data(), 0, 0, width, width, begin, end)
         .WithContext(L.Where());
   }
@@ -183,9 +192,10 @@ Status RunTask(const ChunkTask& t, const SplitRead& split) {
     const int64_t col0 = j * chunk_cols;
     const int64_t col_count = std::min(chunk_cols, width - col0);
     if (loc.address == kNoAddress) {
-      FillRows(r, col0, col_count, begin, end);
+      if (!r.discard_output) FillRows(r, col0, col_count, begin, end);
       continue;
     }
+    if (stats) ++stats->chunks;
     if (loc.address + loc.stored_size > r.file->size_at_open()) {
       return Status::IOError(ChunkWhere(L, chunk_index) + " at byte " +
                              std::to_string(loc.address) + " (+" +
@@ -194,7 +204,7 @@ Status RunTask(const ChunkTask& t, const SplitRead& split) {
     }
     const bool unfiltered = L.filters.empty();
     if (unfiltered && !two_d) {
-      Status st = ReadUnfilteredRanges(r, loc, chunk_row0, begin, end);
+      Status st = ReadUnfilteredRanges(r, loc, chunk_row0, begin, end, stats);
       if (!st.ok()) return st.WithContext(ChunkWhere(L, chunk_index));
       continue;
     }
@@ -215,6 +225,11 @@ Status RunTask(const ChunkTask& t, const SplitRead& split) {
       return Status::Invalid(ChunkWhere(L, chunk_index) + ": stored size " +
                              std::to_string(loc.stored_size) + " is smaller than the chunk");
     }
+    if (stats) {
+      stats->bytes_read += static_cast<int64_t>(loc.stored_size);
+      stats->bytes_decoded += static_cast<int64_t>(unfiltered ? loc.stored_size : L.chunk_bytes());
+    }
+    if (r.discard_output) continue;
     st = ScatterRows(r, chunk, chunk_row0, col0, chunk_cols, col_count, begin, end);
     if (!st.ok()) return Status(st.code(), ChunkWhere(L, chunk_index) + ": " + st.message());
   }
@@ -223,7 +238,7 @@ Status RunTask(const ChunkTask& t, const SplitRead& split) {
 
 }  // namespace
 
-Status ReadArrays(std::span<ArrayRead> reads, util::ThreadPool& pool) {
+Status ReadArrays(std::span<ArrayRead> reads, util::ThreadPool& pool, ReadStats* stats) {
   std::vector<SplitRead> splits(reads.size());
   std::vector<ChunkTask> tasks;
   for (size_t i = 0; i < reads.size(); ++i) {
@@ -267,7 +282,7 @@ Status ReadArrays(std::span<ArrayRead> reads, util::ThreadPool& pool) {
   return pool.ParallelFor(tasks.size(), [&](size_t k) {
     const ChunkTask& t = tasks[k];
     const SplitRead& s = splits[static_cast<size_t>(t.read - reads.data())];
-    return RunTask(t, s);
+    return RunTask(t, s, stats);
   });
 }
 

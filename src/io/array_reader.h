@@ -8,6 +8,7 @@
 // not whole. Tasks of many arrays and files run on one pool.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -36,10 +37,20 @@ struct ArrayRead {
   // When >= 0: every value must lie in [0, valid_below), checked in the stored dtype
   // before conversion (so 64-bit indices are never silently narrowed).
   int64_t valid_below = -1;
+  // Read and decode only, write nothing (measuring what the I/O and decoding cost).
+  bool discard_output = false;
+};
+
+// What a read cost: chunks fetched (compressed chunks are read and decoded whole;
+// unfiltered ones by exact byte ranges), bytes read from the file, bytes decoded.
+struct ReadStats {
+  std::atomic<int64_t> chunks{0};
+  std::atomic<int64_t> bytes_read{0};
+  std::atomic<int64_t> bytes_decoded{0};
 };
 
 // Reads all requests; returns the first error with its file, element and chunk.
-Status ReadArrays(std::span<ArrayRead> reads, util::ThreadPool& pool);
+Status ReadArrays(std::span<ArrayRead> reads, util::ThreadPool& pool, ReadStats* stats = nullptr);
 
 // Convenience: one array, whole rows [begin, end) into a vector.
 template <typename T>
