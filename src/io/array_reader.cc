@@ -38,11 +38,19 @@ std::string ChunkWhere(const DatasetLayout& L, int64_t chunk) {
 template <typename T>
 int64_t FirstOutside(const uint8_t* p, size_t n, int64_t bound) {
   const T* v = reinterpret_cast<const T*>(p);
+  // Branch-free min/max first (vectorizes); the slow search only runs on bad data.
+  T lo = n ? v[0] : T(0), hi = lo;
   for (size_t i = 0; i < n; ++i) {
-    if constexpr (std::is_signed_v<T>) {
-      if (v[i] < 0 || static_cast<int64_t>(v[i]) >= bound) return static_cast<int64_t>(i);
-    } else {
-      if (static_cast<uint64_t>(v[i]) >= static_cast<uint64_t>(bound)) return static_cast<int64_t>(i);
+    lo = v[i] < lo ? v[i] : lo;
+    hi = v[i] > hi ? v[i] : hi;
+  }
+  const bool ok = n == 0 || ((!std::is_signed_v<T> || lo >= T(0)) &&
+                             static_cast<uint64_t>(hi) < static_cast<uint64_t>(bound));
+  if (ok) return -1;
+  for (size_t i = 0; i < n; ++i) {
+    if ((std::is_signed_v<T> && v[i] < T(0)) ||
+        static_cast<uint64_t>(v[i]) >= static_cast<uint64_t>(bound)) {
+      return static_cast<int64_t>(i);
     }
   }
   return -1;
