@@ -2,16 +2,17 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
+
+#include "cellfeed/buffer.h"
 
 namespace cellfeed {
 
 struct CsrMatrix {
   int64_t n_rows = 0;
   int64_t n_cols = 0;
-  std::vector<int64_t> indptr;  // n_rows + 1 entries, indptr[0] == 0
-  std::vector<int32_t> indices;
-  std::vector<float> data;
+  Buffer<int64_t> indptr;  // n_rows + 1 entries, indptr[0] == 0
+  Buffer<int32_t> indices;
+  Buffer<float> data;
 };
 
 }  // namespace cellfeed

@@ -1,11 +1,13 @@
 // The Loader: streams the batches of an EpochPlan out of a Collection.
 //
-// One producer thread walks the plan's fetches in order; each fetch is read with a
-// single Collection::Read (rows in batch order, so each chunk is decoded once and every
-// batch is a contiguous slice of the result) on the collection's worker pool. Decoded
-// fetches wait in a bounded queue, so memory is bounded by `prefetch` fetches, not by
-// the dataset. Batches come out in plan order whatever the thread count; the first
-// error of any stage is returned by the consumer's next call to Next().
+// Producer threads (up to two) claim the plan's fetches in order; each fetch is read
+// with a single Collection::ReadInto (rows in batch order, so each chunk is decoded once
+// and every batch is a contiguous slice of the result) on the collection's worker pool,
+// into recycled buffers. Two producers let one fetch's serial work overlap another's
+// decoding. An ordered window hands fetches to the consumer in plan order and lets
+// producers run at most `prefetch` fetches ahead, so memory is bounded by the prefetch
+// depth, not by the dataset. Batches come out in plan order whatever the thread count;
+// the first error of any stage is returned by the consumer's next call to Next().
 #pragma once
 
 #include <chrono>

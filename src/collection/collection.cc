@@ -192,8 +192,14 @@ std::vector<ColumnInfo> Collection::var_columns() const {
 }
 
 Result<CsrMatrix> Collection::Read(std::span<const int64_t> rows) const {
+  CsrMatrix out;
+  CF_RETURN_IF_ERROR(ReadInto(rows, out));
+  return out;
+}
+
+Status Collection::ReadInto(std::span<const int64_t> rows, CsrMatrix& out) const {
   CF_RETURN_IF_ERROR(impl_->CheckRows(rows));
-  return ReadCsrRows(*impl_, rows);
+  return ReadCsrRows(*impl_, rows, out);
 }
 
 Result<std::vector<std::string>> Collection::ObsNames(

@@ -38,8 +38,9 @@ struct RowsByFile {
 };
 RowsByFile GroupRowsByFile(const Collection::Impl& impl, std::span<const int64_t> rows);
 
-// discard: read and decode only (MeasureReadCost); the matrix returned is then empty.
-Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows,
-                              io::ReadStats* stats = nullptr, bool discard = false);
+// Reads `rows` into `out` (its buffers reused). discard: read and decode only
+// (MeasureReadCost); `out` is then left empty.
+Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, CsrMatrix& out,
+                   io::ReadStats* stats = nullptr, bool discard = false);
 
 }  // namespace cellfeed

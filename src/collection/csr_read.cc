@@ -163,8 +163,8 @@ Status DecodeOnly(const Collection::Impl& impl, const RowsByFile& g,
   return io::ReadArrays(reads, *impl.pool, stats);
 }
 
-Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows,
-                              io::ReadStats* stats, bool discard) {
+Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, CsrMatrix& out,
+                   io::ReadStats* stats, bool discard) {
   const size_t nfiles = impl.files.size();
   const int64_t n_cols = impl.n_vars();
   RowsByFile g = GroupRowsByFile(impl, rows);
@@ -174,8 +174,8 @@ Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int6
   std::vector<FileRows> fr(nfiles);
   CF_RETURN_IF_ERROR(ReadRowExtents(impl, g, fr, stats));
   if (discard) {
-    CF_RETURN_IF_ERROR(DecodeOnly(impl, g, fr, stats));
-    return CsrMatrix{};
+    out = CsrMatrix{};
+    return DecodeOnly(impl, g, fr, stats);
   }
 
   // Dense files: read their distinct rows now; their lengths are their nonzero counts.
@@ -191,7 +191,6 @@ Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int6
   CF_RETURN_IF_ERROR(io::ReadArrays(dense_reads, *impl.pool));
 
   // Output layout in request order.
-  CsrMatrix out;
   out.n_rows = static_cast<int64_t>(rows.size());
   out.n_cols = n_cols;
   out.indptr.assign(rows.size() + 1, 0);
@@ -251,7 +250,7 @@ Result<CsrMatrix> ReadCsrRows(const Collection::Impl& impl, std::span<const int6
   CF_RETURN_IF_ERROR(io::ReadArrays(reads, *impl.pool));
 
   MapGenes(impl, g, out);
-  return out;
+  return Status::OK();
 }
 
 }  // namespace cellfeed

@@ -1,9 +1,10 @@
 #include "cellfeed/loader.h"
 
-#include <atomic>
+#include <algorithm>
 #include <thread>
 
-#include "exec/bounded_queue.h"
+#include "exec/ordered_window.h"
+#include "exec/matrix_pool.h"
 
 namespace cellfeed {
 
@@ -25,23 +26,29 @@ struct Loader::Impl {
   std::optional<EpochPlan> plan;
   int64_t batches_per_epoch = 0;
 
-  exec::BoundedQueue<DecodedFetch> queue;
-  std::thread producer;
-  std::atomic<bool> stop{false};
+  // Fetches of this epoch (and DataLoader worker), in plan order; the window hands them
+  // out in that order however many producers decode them.
+  std::vector<int64_t> fetch_ids;
+  int64_t first_fetch = 0, skip_batches = 0;
+  exec::OrderedWindow<DecodedFetch> window;
+  std::shared_ptr<exec::MatrixPool> matrices;
+  std::vector<std::thread> producers;
 
   // Consumer side.
   DecodedFetch current;
   size_t next_in_current = 0;
   bool finished = true;
 
-  explicit Impl(size_t capacity) : queue(capacity) {}
+  // Fetch buffers in use at once: `depth` claimed or waiting, one being consumed, one
+  // whose last batch the consumer may still hold.
+  explicit Impl(int depth) : window(depth), matrices(exec::MatrixPool::Make(depth + 2)) {}
 
-  void Produce(int64_t first_fetch, int64_t skip_batches);
+  void Produce();
   Result<DecodedFetch> DecodeFetch(const Fetch& fetch, int64_t skip_batches) const;
-  void StopProducer() {
-    stop = true;
-    queue.Close();
-    if (producer.joinable()) producer.join();
+  void StopProducers() {
+    window.Close();
+    for (std::thread& t : producers) t.join();
+    producers.clear();
   }
 };
 
@@ -51,8 +58,9 @@ Result<DecodedFetch> Loader::Impl::DecodeFetch(const Fetch& fetch, int64_t skip_
   rows->reserve(fetch.rows.size());
   for (const auto& b : fetch.batches)
     for (int32_t p : b) rows->push_back(fetch.rows[static_cast<size_t>(p)]);
-  CF_ASSIGN_OR_RETURN(CsrMatrix X, collection->Read(*rows));
-  auto matrix = std::make_shared<const CsrMatrix>(std::move(X));
+  std::unique_ptr<CsrMatrix> X = matrices->Take();
+  CF_RETURN_IF_ERROR(collection->ReadInto(*rows, *X));
+  auto matrix = matrices->Share(std::move(X));
   auto obs = std::make_shared<std::vector<Column>>();
   for (const std::string& name : options.obs_columns) {
     CF_ASSIGN_OR_RETURN(Column c, collection->Obs(name, std::span<const int64_t>(*rows)));
@@ -78,10 +86,13 @@ Result<DecodedFetch> Loader::Impl::DecodeFetch(const Fetch& fetch, int64_t skip_
   return out;
 }
 
-void Loader::Impl::Produce(int64_t first_fetch, int64_t skip_batches) {
-  const int64_t n = plan->num_fetches();
-  for (int64_t k = first_fetch; k < n && !stop; ++k) {
-    if (k % options.num_workers != options.worker_id) continue;
+// Each producer decodes whole fetches; with several, one fetch's serial work (planning,
+// indptr, layout) overlaps another's parallel decoding.
+void Loader::Impl::Produce() {
+  for (;;) {
+    const int64_t i = window.Claim();
+    if (i < 0) return;
+    const int64_t k = fetch_ids[static_cast<size_t>(i)];
     DecodedFetch item;
     try {
       auto decoded = DecodeFetch(plan->GetFetch(k), k == first_fetch ? skip_batches : 0);
@@ -93,10 +104,8 @@ void Loader::Impl::Produce(int64_t first_fetch, int64_t skip_batches) {
     } catch (const std::exception& e) {  // allocation failure and the like
       item.status = Status::IOError(std::string("loader stopped: ") + e.what());
     }
-    const bool failed = !item.status.ok();
-    if (!queue.Push(std::move(item)) || failed) break;
+    window.Put(i, std::move(item));
   }
-  queue.Close();
 }
 
 Loader::Loader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -121,7 +130,7 @@ Result<std::unique_ptr<Loader>> Loader::Make(std::shared_ptr<const Collection> c
       return r.ok() ? Status::Invalid("obs column '" + name + "' not found") : r.status();
     }
   }
-  auto impl = std::make_unique<Impl>(static_cast<size_t>(options.prefetch));
+  auto impl = std::make_unique<Impl>(options.prefetch);
   impl->collection = std::move(collection);
   impl->options = options;
   const auto& offsets = impl->collection->file_offsets();
@@ -153,12 +162,18 @@ Status Loader::Start(int64_t epoch, int64_t start_batch) {
     first_fetch = m.plan->FetchOfBatch(start_batch);
     skip = m.plan->BatchInFetch(start_batch);
   }
-  m.queue.Reset();
-  m.stop = false;
+  m.first_fetch = first_fetch;
+  m.skip_batches = skip;
+  m.fetch_ids.clear();
+  for (int64_t k = first_fetch; k < m.plan->num_fetches(); ++k) {
+    if (k % m.options.num_workers == m.options.worker_id) m.fetch_ids.push_back(k);
+  }
+  m.window.Reset(static_cast<int64_t>(m.fetch_ids.size()));
   m.current = DecodedFetch{};
   m.next_in_current = 0;
   m.finished = false;
-  m.producer = std::thread([&m, first_fetch, skip] { m.Produce(first_fetch, skip); });
+  const int producers = std::max(1, std::min(m.options.prefetch, 2));
+  for (int p = 0; p < producers; ++p) m.producers.emplace_back([&m] { m.Produce(); });
   return Status::OK();
 }
 
@@ -169,13 +184,15 @@ Result<std::optional<Batch>> Loader::Next(std::chrono::milliseconds timeout) {
       return std::optional<Batch>(std::move(m.current.batches[m.next_in_current++]));
     }
     DecodedFetch item;
-    switch (m.queue.Pop(item, timeout)) {
-      case exec::BoundedQueue<DecodedFetch>::PopResult::kTimeout:
+    using Pop = exec::OrderedWindow<DecodedFetch>::PopResult;
+    switch (m.window.Pop(item, timeout)) {
+      case Pop::kTimeout:
         return Status::Cancelled("timeout");
-      case exec::BoundedQueue<DecodedFetch>::PopResult::kClosed:
+      case Pop::kEnd:
+      case Pop::kClosed:
         m.finished = true;
         break;
-      case exec::BoundedQueue<DecodedFetch>::PopResult::kItem:
+      case Pop::kItem:
         if (!item.status.ok()) {
           m.finished = true;
           Stop();
@@ -186,12 +203,12 @@ Result<std::optional<Batch>> Loader::Next(std::chrono::milliseconds timeout) {
         break;
     }
   }
-  if (m.producer.joinable()) m.producer.join();
+  m.StopProducers();
   return std::optional<Batch>();
 }
 
 void Loader::Stop() {
-  impl_->StopProducer();
+  impl_->StopProducers();
   impl_->finished = true;
 }
 

@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
+#include <climits>
 #include <cstring>
+#include <vector>
 
 namespace cellfeed::io {
 
@@ -53,6 +56,34 @@ Status RandomAccessFile::ReadAt(uint64_t offset, uint64_t size, void* out) const
                              ", file ends at " + std::to_string(offset + done));
     }
     done += static_cast<uint64_t>(n);
+  }
+  return Status::OK();
+}
+
+Status RandomAccessFile::ReadAtV(uint64_t offset, std::span<const struct iovec> buffers) const {
+  std::vector<struct iovec> iov(buffers.begin(), buffers.end());
+  size_t first = 0;
+  uint64_t pos = offset;
+  while (first < iov.size()) {
+    const int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
+    ssize_t n = ::preadv(fd_, iov.data() + first, count, static_cast<off_t>(pos));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::IOError(path_ + ": read at offset " + std::to_string(pos) +
+                             " failed: " + std::strerror(errno));
+    }
+    if (n == 0) {
+      return Status::IOError(path_ + ": file is truncated or changed: no bytes at offset " +
+                             std::to_string(pos));
+    }
+    pos += static_cast<uint64_t>(n);
+    // Skip the buffers filled; shorten a partly filled one.
+    size_t left = static_cast<size_t>(n);
+    while (first < iov.size() && left >= iov[first].iov_len) left -= iov[first++].iov_len;
+    if (left > 0) {
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
+      iov[first].iov_len -= left;
+    }
   }
   return Status::OK();
 }

@@ -3,7 +3,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+
+#include <sys/uio.h>
 
 #include "cellfeed/status.h"
 
@@ -18,6 +21,9 @@ class RandomAccessFile {
 
   // Reads exactly `size` bytes at `offset`; a short read (truncated file) is an IOError.
   Status ReadAt(uint64_t offset, uint64_t size, void* out) const;
+  // Reads consecutive bytes at `offset` into the given buffers in turn (one preadv per
+  // IOV_MAX buffers): a scatter read with no intermediate copy.
+  Status ReadAtV(uint64_t offset, std::span<const struct iovec> buffers) const;
   const std::string& path() const { return path_; }
   uint64_t size_at_open() const { return size_; }
   // IOError if the file was truncated, replaced in place or rewritten since it was opened

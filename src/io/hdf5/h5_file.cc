@@ -1,8 +1,11 @@
 #include "io/hdf5/h5_file.h"
 
 #include <lzf.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -16,6 +19,22 @@ std::recursive_mutex& Hdf5Mutex() {
 namespace {
 
 using Lock = std::lock_guard<std::recursive_mutex>;
+
+std::string WithReason(std::string message);
+
+// Whole-array reads into memory (strings, categories, attributes) are refused when the
+// array claims more than a file of `file_size` bytes can hold: deflate expands at most
+// ~1032x, so anything beyond that is a corrupt or hostile size field, not data.
+Status CheckPlausibleSize(uint64_t n, uint64_t bytes_each, uint64_t file_size,
+                          const std::string& where) {
+  const uint64_t limit = std::min<uint64_t>(file_size, uint64_t{1} << 40) * 1100 + (1u << 20);
+  if (bytes_each == 0) bytes_each = 1;
+  if (n > limit / bytes_each) {
+    return Status::Invalid(where + ": claims " + std::to_string(n) + " elements, more than a " +
+                           "file of " + std::to_string(file_size) + " bytes can hold");
+  }
+  return Status::OK();
+}
 
 // Closes an HDF5 identifier at scope exit.
 class Hid {
@@ -127,9 +146,24 @@ Result<DType> MapType(hid_t type, const std::string& where) {
     return Status::Unsupported(where + ": float of " + std::to_string(size) +
                                " bytes is not supported");
   }
-  if (cls == H5T_STRING) return Status::Unsupported(where + ": is a string dataset");
+  if (cls == H5T_STRING) {
+    return Status::Unsupported(where + ": holds strings, expected numbers");
+  }
   if (cls == H5T_COMPOUND) {
-    return Status::Unsupported(where + ": compound dtype (anndata < 0.7 layout) is not supported");
+    // numpy complex numbers are h5py compounds {r, i} of two floats.
+    if (H5Tget_nmembers(type) == 2) {
+      char* r = H5Tget_member_name(type, 0);
+      char* i = H5Tget_member_name(type, 1);
+      const bool complex = r && i && std::strcmp(r, "r") == 0 && std::strcmp(i, "i") == 0;
+      H5free_memory(r);
+      H5free_memory(i);
+      if (complex) {
+        return Status::Unsupported(where + ": complex numbers are not supported (real "
+                                   "integer or float dtypes expected)");
+      }
+    }
+    return Status::Unsupported(where + ": compound dtype is not supported (real integer or "
+                               "float dtypes expected)");
   }
   return Status::Unsupported(where + ": HDF5 type class " + std::to_string(int(cls)) +
                              " is not supported");
@@ -167,7 +201,8 @@ Result<std::vector<std::string>> ReadStringElements(hid_t type, size_t n, ReadFn
     H5Tset_cset(mem.get(), H5Tget_cset(type));
     std::vector<char*> ptrs(n, nullptr);
     if (n > 0 && read(mem.get(), ptrs.data()) < 0) {
-      return Status::IOError(where + ": cannot read strings");
+      for (char* p : ptrs) free(p);
+      return Status::Invalid(WithReason(where + ": cannot read strings"));
     }
     for (char* p : ptrs) {
       out.emplace_back(p ? p : "");
@@ -181,13 +216,112 @@ Result<std::vector<std::string>> ReadStringElements(hid_t type, size_t n, ReadFn
   H5Tset_strpad(mem.get(), H5T_STR_NULLPAD);
   std::vector<char> buf(n * width + 1, 0);
   if (n > 0 && read(mem.get(), buf.data()) < 0) {
-    return Status::IOError(where + ": cannot read strings");
+    return Status::Invalid(WithReason(where + ": cannot read strings"));
   }
   for (size_t i = 0; i < n; ++i) {
     const char* p = buf.data() + i * width;
     out.emplace_back(p, strnlen(p, width));
   }
   return out;
+}
+
+// The innermost message of libhdf5's error stack ("truncated file: eof = ...", "ring
+// type mismatch ..."), for messages about why a libhdf5 call failed. Call right after
+// the failing call, holding the lock.
+std::string Hdf5Reason() {
+  std::string reason;
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_UPWARD,
+      [](unsigned n, const H5E_error2_t* e, void* out) -> herr_t {
+        auto* r = static_cast<std::string*>(out);
+        if (r->empty() && e && e->desc && *e->desc) *r = e->desc;
+        return 0;
+      },
+      &reason);
+  H5Eclear2(H5E_DEFAULT);
+  return reason;
+}
+
+std::string WithReason(std::string message) {
+  std::string r = Hdf5Reason();
+  return r.empty() ? message : message + " (libhdf5: " + r + ")";
+}
+
+uint64_t ReadLE(const unsigned char* p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+// Why libhdf5 refused a file whose signature it found: reads the superblock (format
+// spec, "Superblock" versions 0-3) for the end-of-file address and compares it with the
+// file's size. Returns an IOError for a truncated file, else an Invalid status.
+Status DiagnoseUnopenable(const std::string& path, const std::string& hdf5_reason) {
+  const std::string generic =
+      path + ": not a readable HDF5 file: libhdf5 cannot open it" +
+      (hdf5_reason.empty() ? std::string() : " (libhdf5: " + hdf5_reason + ")");
+  FILE* fp = fopen(path.c_str(), "rb");
+  if (!fp) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
+  struct stat st;
+  if (fstat(fileno(fp), &st) != 0) {
+    fclose(fp);
+    return Status::Invalid(generic);
+  }
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  static const unsigned char kSig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  unsigned char sb[64];
+  uint64_t base = 0;
+  size_t got = 0;
+  bool found = false;
+  // The signature is at 0, 512, 1024, 2048, ... (after a user block).
+  for (uint64_t at = 0; at < size; at = at == 0 ? 512 : at * 2) {
+    if (fseeko(fp, static_cast<off_t>(at), SEEK_SET) != 0) break;
+    got = fread(sb, 1, sizeof(sb), fp);
+    if (got >= 8 && std::memcmp(sb, kSig, 8) == 0) {
+      base = at;
+      found = true;
+      break;
+    }
+  }
+  fclose(fp);
+  if (!found) return Status::Invalid(generic);
+  const std::string truncated = path + ": file is truncated: ";
+  if (got < 9) {
+    return Status::IOError(truncated + std::to_string(size) + " bytes, it ends inside the "
+                           "HDF5 superblock");
+  }
+  const int version = sb[8];
+  size_t off_size_at, eof_at_after_sizes;
+  if (version <= 1) {
+    off_size_at = 13;
+    eof_at_after_sizes = version == 0 ? 24 : 28;  // + 2 offsets (base, free space)
+  } else if (version <= 3) {
+    off_size_at = 9;
+    eof_at_after_sizes = 12;
+  } else {
+    return Status::Invalid(generic);
+  }
+  if (got <= off_size_at) {
+    return Status::IOError(truncated + std::to_string(size) + " bytes, it ends inside the "
+                           "HDF5 superblock");
+  }
+  const int osz = sb[off_size_at];
+  if (osz != 2 && osz != 4 && osz != 8) return Status::Invalid(generic);
+  const size_t eof_at = eof_at_after_sizes + 2 * static_cast<size_t>(osz);
+  if (got < eof_at + static_cast<size_t>(osz)) {
+    return Status::IOError(truncated + std::to_string(size) + " bytes, it ends inside the "
+                           "HDF5 superblock");
+  }
+  // Addresses are relative to the base address, which libhdf5 takes to be where the
+  // signature is (it corrects a superblock that says otherwise).
+  const uint64_t eof = ReadLE(sb + eof_at, osz);
+  const uint64_t want = base + eof;
+  if (want > size && eof != (osz == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * osz)) - 1)) {
+    return Status::IOError(truncated + std::to_string(size) + " bytes on disk, its HDF5 "
+                           "superblock says " + std::to_string(want) + " (" +
+                           std::to_string(want - size) + " bytes missing)");
+  }
+  return Status::Invalid(generic);
 }
 
 }  // namespace
@@ -206,12 +340,14 @@ Result<std::shared_ptr<H5File>> H5File::Open(const std::string& path) {
   if (!probe) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
   fclose(probe);
   if (H5Fis_hdf5(path.c_str()) <= 0) {
+    H5Eclear2(H5E_DEFAULT);
     return Status::Invalid(path + ": not an HDF5 file (no HDF5 signature found)");
   }
-  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (id < 0) {
-    return Status::Invalid(path + ": HDF5 library cannot open the file (truncated or corrupt?)");
-  }
+  // The sec2 driver (one file, POSIX I/O) explicitly: we fstat its descriptor below.
+  Hid fapl(H5Pcreate(H5P_FILE_ACCESS));
+  if (fapl.valid()) H5Pset_fapl_sec2(fapl.get());
+  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.valid() ? fapl.get() : H5P_DEFAULT);
+  if (id < 0) return DiagnoseUnopenable(path, Hdf5Reason());
   // libhdf5 before 1.14.4 reports chunk addresses relative to the end of the user block.
   uint64_t userblock = 0;
   unsigned maj = 0, min = 0, rel = 0;
@@ -222,7 +358,43 @@ Result<std::shared_ptr<H5File>> H5File::Open(const std::string& path) {
     hsize_t ub = 0;
     if (fcpl.valid() && H5Pget_userblock(fcpl.get(), &ub) >= 0) userblock = ub;
   }
-  return std::shared_ptr<H5File>(new H5File(path, id, userblock));
+  auto f = std::shared_ptr<H5File>(new H5File(path, id, userblock));
+  // What the file was when opened, through libhdf5's own descriptor: string reads go
+  // through libhdf5 after open, and must not read a file changed since (see CheckUnchanged).
+  void* handle = nullptr;
+  struct stat st;
+  if (H5Fget_vfd_handle(id, H5P_DEFAULT, &handle) >= 0 && handle != nullptr) {
+    f->fd_ = *static_cast<int*>(handle);
+    if (fstat(f->fd_, &st) == 0) {
+      f->size_ = static_cast<uint64_t>(st.st_size);
+      f->mtime_ns_ = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+      f->device_ = static_cast<uint64_t>(st.st_dev);
+      f->inode_ = static_cast<uint64_t>(st.st_ino);
+    } else {
+      f->fd_ = -1;
+    }
+  }
+  if (f->size_ == 0) {
+    hsize_t sz = 0;
+    if (H5Fget_filesize(id, &sz) >= 0) f->size_ = sz;
+  }
+  H5Eclear2(H5E_DEFAULT);
+  return f;
+}
+
+Status H5File::CheckUnchanged() const {
+  if (fd_ < 0) return Status::OK();
+  struct stat st;
+  if (fstat(fd_, &st) != 0) {
+    return Status::IOError(path_ + ": cannot stat: " + std::strerror(errno));
+  }
+  const int64_t mtime = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+  if (static_cast<uint64_t>(st.st_size) != size_ || mtime != mtime_ns_) {
+    return Status::IOError(path_ + ": file changed since it was opened (size " +
+                           std::to_string(size_) + " -> " + std::to_string(st.st_size) +
+                           " bytes, or modified); reopen it");
+  }
+  return Status::OK();
 }
 
 H5File::~H5File() {
@@ -279,11 +451,14 @@ Result<std::vector<std::string>> H5File::StringListAttribute(const std::string& 
     return Status::Invalid(where + " is missing");
   }
   Hid a(H5Aopen_by_name(id_, node.c_str(), attr.c_str(), H5P_DEFAULT, H5P_DEFAULT));
+  if (!a.valid()) return Status::Invalid(WithReason(where + ": unreadable"));
   Hid type(H5Aget_type(a.get()));
   Hid space(H5Aget_space(a.get()));
   hssize_t n = H5Sget_simple_extent_npoints(space.get());
-  if (n < 0) return Status::Invalid(where + ": unreadable");
+  if (n < 0 || !type.valid()) return Status::Invalid(WithReason(where + ": unreadable"));
   if (n == 0) return std::vector<std::string>{};  // h5py writes empty lists as float arrays
+  CF_RETURN_IF_ERROR(CheckPlausibleSize(static_cast<uint64_t>(n), H5Tget_size(type.get()),
+                                        size_, where));
   return ReadStringElements(
       type.get(), static_cast<size_t>(n),
       [&](hid_t mem, void* buf) { return H5Aread(a.get(), mem, buf); }, where);
@@ -308,10 +483,13 @@ Result<std::vector<int64_t>> H5File::IntListAttribute(const std::string& node,
     return Status::Invalid(where + " is missing");
   }
   Hid a(H5Aopen_by_name(id_, node.c_str(), attr.c_str(), H5P_DEFAULT, H5P_DEFAULT));
+  if (!a.valid()) return Status::Invalid(WithReason(where + ": unreadable"));
   Hid type(H5Aget_type(a.get()));
   H5T_class_t cls = H5Tget_class(type.get());
   Hid space(H5Aget_space(a.get()));
   hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n < 0) return Status::Invalid(WithReason(where + ": unreadable"));
+  CF_RETURN_IF_ERROR(CheckPlausibleSize(static_cast<uint64_t>(n), 8, size_, where));
   std::vector<int64_t> v(static_cast<size_t>(std::max<hssize_t>(n, 0)));
   if (cls == H5T_ENUM && H5Tget_size(type.get()) == 1) {
     // numpy bools are stored as an int8 enum; read the raw byte.
@@ -354,6 +532,10 @@ Result<int64_t> H5File::Length(const std::string& dataset) const {
   if (nd < 0 || nd > 8) return Status::Invalid(path_ + ": " + dataset + ": bad dataspace");
   if (nd == 0) return int64_t{1};
   H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  if (dims[0] > (uint64_t{1} << 48)) {
+    return Status::Invalid(path_ + ": " + dataset + ": implausible length " +
+                           std::to_string(dims[0]));
+  }
   return static_cast<int64_t>(dims[0]);
 }
 
@@ -361,13 +543,16 @@ Result<std::vector<uint8_t>> H5File::ReadSmallNumeric(const std::string& dataset
                                                       DType as) const {
   Lock lock(Hdf5Mutex());
   const std::string where = path_ + ": " + dataset;
+  CF_RETURN_IF_ERROR(CheckUnchanged());
   Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
-  if (!d.valid()) return Status::Invalid(where + ": missing");
+  if (!d.valid()) return Status::Invalid(WithReason(where + ": missing"));
   Hid space(H5Dget_space(d.get()));
   hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n < 0) return Status::Invalid(WithReason(where + ": unreadable dataspace"));
+  CF_RETURN_IF_ERROR(CheckPlausibleSize(static_cast<uint64_t>(n), DTypeSize(as), size_, where));
   std::vector<uint8_t> out(static_cast<size_t>(std::max<hssize_t>(n, 0)) * DTypeSize(as));
   if (n > 0 && H5Dread(d.get(), NativeTypeFor(as), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0) {
-    return Status::Invalid(where + ": unreadable as " + DTypeName(as));
+    return Status::Invalid(WithReason(where + ": unreadable as " + DTypeName(as)));
   }
   return out;
 }
@@ -376,14 +561,18 @@ Result<std::vector<std::string>> H5File::ReadStrings(
     const std::string& dataset, std::optional<std::pair<int64_t, int64_t>> range) const {
   Lock lock(Hdf5Mutex());
   const std::string where = path_ + ": " + dataset;
+  CF_RETURN_IF_ERROR(CheckUnchanged());
   Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
-  if (!d.valid()) return Status::Invalid(where + ": missing string dataset");
+  if (!d.valid()) return Status::Invalid(WithReason(where + ": missing string dataset"));
   Hid type(H5Dget_type(d.get()));
   Hid space(H5Dget_space(d.get()));
   if (H5Sget_simple_extent_ndims(space.get()) > 1) {
     return Status::Invalid(where + ": expected a 1-D string array");
   }
   hssize_t total = H5Sget_simple_extent_npoints(space.get());
+  if (total < 0 || !type.valid()) {
+    return Status::Invalid(WithReason(where + ": unreadable string dataset"));
+  }
   hsize_t begin = 0, count = static_cast<hsize_t>(total);
   if (range) {
     if (range->first < 0 || range->second > total || range->first > range->second) {
@@ -392,6 +581,9 @@ Result<std::vector<std::string>> H5File::ReadStrings(
     begin = static_cast<hsize_t>(range->first);
     count = static_cast<hsize_t>(range->second - range->first);
   }
+  // A variable-length string takes at least 16 bytes in the file (its heap reference).
+  CF_RETURN_IF_ERROR(CheckPlausibleSize(count, std::max<size_t>(H5Tget_size(type.get()), 1),
+                                        size_, where));
   Hid mspace(H5Screate_simple(1, &count, nullptr));
   if (count > 0 && H5Sget_simple_extent_ndims(space.get()) == 1) {
     H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &begin, nullptr, &count, nullptr);
@@ -409,43 +601,64 @@ Result<DatasetLayout> H5File::Describe(const std::string& dataset) const {
   const std::string where = path_ + ": " + dataset;
   if (!LinkExists(id_, dataset)) return Status::Invalid(where + ": missing");
   Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
-  if (!d.valid()) return Status::Invalid(where + ": is not a dataset");
+  if (!d.valid()) return Status::Invalid(WithReason(where + ": is not a readable dataset"));
   DatasetLayout L;
   L.file_path = path_;
   L.name = dataset;
   Hid type(H5Dget_type(d.get()));
+  if (!type.valid()) return Status::Invalid(WithReason(where + ": unreadable dtype"));
   CF_ASSIGN_OR_RETURN(L.dtype, MapType(type.get(), where));
   Hid space(H5Dget_space(d.get()));
   int ndims = H5Sget_simple_extent_ndims(space.get());
-  if (ndims < 0 || ndims > 2) {
-    return Status::Unsupported(where + ": " + std::to_string(ndims) +
-                               "-D arrays are not supported (1-D or 2-D expected)");
+  if (ndims < 0) return Status::Invalid(WithReason(where + ": unreadable dataspace"));
+  if (ndims == 0 || ndims > 2) {
+    return Status::Unsupported(where + ": " +
+                               (ndims == 0 ? std::string("a scalar is")
+                                           : std::to_string(ndims) + "-D arrays are") +
+                               " not supported (1-D or 2-D arrays expected)");
   }
   hsize_t dims[2] = {1, 1};
   H5Sget_simple_extent_dims(space.get(), dims, nullptr);
-  for (int i = 0; i < ndims; ++i) L.shape.push_back(static_cast<int64_t>(dims[i]));
   const size_t esize = DTypeSize(L.dtype);
+  // Sizes must fit comfortably in int64 arithmetic (elements * itemsize * ...).
+  constexpr uint64_t kMaxElements = uint64_t{1} << 48;
+  uint64_t total = 1;
+  for (int i = 0; i < ndims; ++i) {
+    if (dims[i] > kMaxElements || (dims[i] > 0 && total > kMaxElements / dims[i])) {
+      return Status::Invalid(where + ": implausible shape (dimension " + std::to_string(i) +
+                             " = " + std::to_string(dims[i]) + ")");
+    }
+    total *= dims[i];
+    L.shape.push_back(static_cast<int64_t>(dims[i]));
+  }
 
   Hid dcpl(H5Dget_create_plist(d.get()));
+  if (!dcpl.valid()) return Status::Invalid(WithReason(where + ": unreadable creation properties"));
   // Fill value for chunks never written (HDF5 default: zeros).
   L.fill_value.assign(esize, 0);
   H5D_fill_value_t fill_status;
   if (H5Pfill_value_defined(dcpl.get(), &fill_status) >= 0 &&
       fill_status == H5D_FILL_VALUE_USER_DEFINED) {
-    H5Pget_fill_value(dcpl.get(), NativeTypeFor(L.dtype), L.fill_value.data());
+    if (H5Pget_fill_value(dcpl.get(), NativeTypeFor(L.dtype), L.fill_value.data()) < 0) {
+      L.fill_value.assign(esize, 0);
+    }
   }
   // Filter pipeline.
   std::vector<codec::Filter> filters;
   int nfilters = H5Pget_nfilters(dcpl.get());
+  if (nfilters < 0 || nfilters > 32) {
+    return Status::Invalid(WithReason(where + ": unreadable filter pipeline"));
+  }
   for (int i = 0; i < nfilters; ++i) {
     unsigned flags = 0;
     size_t nparams = 16;
-    unsigned params[16];
+    unsigned params[16] = {0};
     char name[256] = {0};
     unsigned config = 0;
     H5Z_filter_t id =
         H5Pget_filter2(dcpl.get(), i, &flags, &nparams, params, sizeof(name), name, &config);
-    if (id < 0) return Status::Invalid(where + ": unreadable filter pipeline");
+    if (id < 0) return Status::Invalid(WithReason(where + ": unreadable filter pipeline"));
+    name[sizeof(name) - 1] = '\0';
     codec::Filter f;
     f.id = id;
     f.name = name;
@@ -456,43 +669,99 @@ Result<DatasetLayout> H5File::Describe(const std::string& dataset) const {
   if (!pipeline.ok()) return pipeline.status().WithContext(where);
   L.filters = std::move(pipeline).value();
 
+  // Every stored byte range must lie inside the file: a chunk index or offset pointing
+  // past its end is corrupt (a file truncated after writing is refused by H5Fopen).
+  auto outside = [&](uint64_t addr, uint64_t n) {
+    return addr > size_ || n > size_ - addr;
+  };
   H5D_layout_t layout = H5Pget_layout(dcpl.get());
   if (layout == H5D_CHUNKED) {
     L.chunked = true;
     hsize_t cdims[2] = {1, 1};
     if (H5Pget_chunk(dcpl.get(), ndims, cdims) != ndims) {
-      return Status::Invalid(where + ": unreadable chunk shape");
+      return Status::Invalid(WithReason(where + ": unreadable chunk shape"));
     }
-    for (int i = 0; i < ndims; ++i) L.chunk_shape.push_back(static_cast<int64_t>(cdims[i]));
+    uint64_t chunk_elems = 1;
+    for (int i = 0; i < ndims; ++i) {
+      if (cdims[i] == 0 || cdims[i] > (uint64_t{1} << 32)) {
+        return Status::Invalid(where + ": invalid chunk shape");
+      }
+      chunk_elems *= cdims[i];
+      L.chunk_shape.push_back(static_cast<int64_t>(cdims[i]));
+    }
+    // HDF5 chunks are at most 4 GiB.
+    if (chunk_elems > (uint64_t{1} << 32) / esize) {
+      return Status::Invalid(where + ": chunk of " + std::to_string(chunk_elems) +
+                             " elements exceeds HDF5's 4 GiB chunk limit");
+    }
     const int64_t n0 = L.num_chunks_along(0);
     const int64_t n1 = ndims > 1 ? L.num_chunks_along(1) : 1;
-    L.chunks.resize(static_cast<size_t>(n0 * n1));
-    for (int64_t i = 0; i < n0; ++i) {
+    // The chunk table holds one entry per grid cell; a grid far beyond what the file
+    // could hold is a corrupt shape, not data.
+    const uint64_t grid = static_cast<uint64_t>(n0) * static_cast<uint64_t>(n1);
+    if (grid > size_ + (uint64_t{1} << 20)) {
+      return Status::Invalid(where + ": shape needs " + std::to_string(grid) +
+                             " chunks, more than a file of " + std::to_string(size_) +
+                             " bytes can hold");
+    }
+    L.chunks.resize(static_cast<size_t>(grid));
+    hsize_t allocated = 0;
+    if (H5Dget_num_chunks(d.get(), H5S_ALL, &allocated) < 0) {
+      return Status::Invalid(WithReason(where + ": chunk index unreadable"));
+    }
+    const uint64_t full_bytes = chunk_elems * esize;
+    for (int64_t i = 0; i < n0 && allocated > 0; ++i) {
       for (int64_t j = 0; j < n1; ++j) {
+        const int64_t k = i * n1 + j;
         hsize_t coord[2] = {static_cast<hsize_t>(i * L.chunk_shape[0]),
                             ndims > 1 ? static_cast<hsize_t>(j * L.chunk_shape[1]) : 0};
         unsigned mask = 0;
         haddr_t addr = HADDR_UNDEF;
         hsize_t size = 0;
         if (H5Dget_chunk_info_by_coord(d.get(), coord, &mask, &addr, &size) < 0) {
-          return Status::Invalid(where + ": chunk index unreadable at chunk " +
-                                 std::to_string(i * n1 + j));
+          return Status::Invalid(WithReason(where + ": chunk index unreadable at chunk " +
+                                            std::to_string(k)));
         }
-        ChunkLocation& c = L.chunks[static_cast<size_t>(i * n1 + j)];
-        if (addr != HADDR_UNDEF) {
-          c.address = addr + userblock_;
-          c.stored_size = size;
-          c.filter_mask = mask;
+        if (addr == HADDR_UNDEF) continue;
+        ChunkLocation& c = L.chunks[static_cast<size_t>(k)];
+        c.address = addr + userblock_;
+        c.stored_size = size;
+        c.filter_mask = mask;
+        if (outside(c.address, size)) {
+          return Status::Invalid(where + ": chunk " + std::to_string(k) + " at byte " +
+                                 std::to_string(c.address) + " (+" + std::to_string(size) +
+                                 ") lies past the end of the file (" + std::to_string(size_) +
+                                 " bytes): corrupt chunk index");
+        }
+        // Unfiltered (or all filters skipped) chunks are stored whole.
+        const uint64_t all = (uint64_t{1} << L.filters.filters().size()) - 1;
+        const bool raw = (mask & all) == all;
+        if (raw && size != full_bytes) {
+          return Status::Invalid(where + ": chunk " + std::to_string(k) + " is stored " +
+                                 "unfiltered in " + std::to_string(size) + " bytes, expected " +
+                                 std::to_string(full_bytes));
         }
       }
     }
   } else if (layout == H5D_CONTIGUOUS) {
+    if (H5Pget_external_count(dcpl.get()) > 0) {
+      return Status::Unsupported(where + ": data stored in external files is not supported");
+    }
     // Virtual 1 MiB-ish chunks so that readers can plan and parallelize uniformly.
     const int64_t row_bytes = static_cast<int64_t>(esize) * (ndims > 1 ? L.shape[1] : 1);
     const int64_t rows_per = std::max<int64_t>(1, (1 << 20) / std::max<int64_t>(row_bytes, 1));
     L.chunk_shape.push_back(rows_per);
     if (ndims > 1) L.chunk_shape.push_back(L.shape[1]);
     haddr_t base = H5Dget_offset(d.get());
+    if (base != HADDR_UNDEF) {
+      base += userblock_;
+      if (outside(base, total * esize)) {
+        return Status::Invalid(where + ": data at byte " + std::to_string(base) + " (+" +
+                               std::to_string(total * esize) + ") lies past the end of the "
+                               "file (" + std::to_string(size_) + " bytes)");
+      }
+    }
+    H5Eclear2(H5E_DEFAULT);
     const int64_t n0 = L.num_chunks_along(0);
     L.chunks.resize(static_cast<size_t>(n0));
     for (int64_t i = 0; i < n0; ++i) {
@@ -503,13 +772,18 @@ Result<DatasetLayout> H5File::Describe(const std::string& dataset) const {
           std::min<int64_t>(rows_per, L.shape[0] - i * rows_per) * row_bytes);
     }
   } else if (layout == H5D_COMPACT) {
-    hssize_t n = H5Sget_simple_extent_npoints(space.get());
-    L.compact_bytes.resize(static_cast<size_t>(n) * esize);
-    if (n > 0 && H5Dread(d.get(), NativeTypeFor(L.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                         L.compact_bytes.data()) < 0) {
-      return Status::Invalid(where + ": unreadable compact dataset");
+    // Compact data lives in the object header: at most 64 KiB.
+    if (total * esize > 65536) {
+      return Status::Invalid(where + ": compact dataset of " + std::to_string(total * esize) +
+                             " bytes exceeds the 64 KiB an HDF5 object header holds");
+    }
+    L.compact_bytes.resize(total * esize);
+    if (total > 0 && H5Dread(d.get(), NativeTypeFor(L.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                             L.compact_bytes.data()) < 0) {
+      return Status::Invalid(WithReason(where + ": unreadable compact dataset"));
     }
     L.chunk_shape = L.shape;
+    if (L.chunk_shape.empty()) L.chunk_shape.push_back(1);
   } else {
     return Status::Unsupported(where + ": virtual or external HDF5 datasets are not supported");
   }

@@ -30,6 +30,15 @@ class H5File {
   H5File& operator=(const H5File&) = delete;
 
   const std::string& path() const { return path_; }
+  // IOError naming the file if it was truncated or rewritten since it was opened (size or
+  // modification time changed). String reads check it: they go through libhdf5, whose
+  // metadata would no longer be true.
+  Status CheckUnchanged() const;
+  // st_dev / st_ino of the file libhdf5 opened (0 when unknown): lets AnnDataFile check
+  // that its pread descriptor refers to the same file.
+  uint64_t device() const { return device_; }
+  uint64_t inode() const { return inode_; }
+  uint64_t size_at_open() const { return size_; }
   NodeKind Kind(const std::string& node) const;
   Result<std::vector<std::string>> Children(const std::string& group) const;
 
@@ -58,6 +67,9 @@ class H5File {
   std::string path_;
   hid_t id_;
   uint64_t userblock_;
+  int fd_ = -1;  // libhdf5's own descriptor (sec2 driver), not owned
+  uint64_t size_ = 0, device_ = 0, inode_ = 0;
+  int64_t mtime_ns_ = 0;
 };
 
 }  // namespace cellfeed::io
