@@ -30,10 +30,11 @@ T ValueOrThrow(Result<T>&& r) {
 }
 
 // Hands the vector's buffer to numpy without a copy; the capsule frees it.
-template <typename T>
-nb::ndarray<nb::numpy, T, nb::ndim<1>> ToNumpy(std::vector<T>&& v) {
-  auto* heap = new std::vector<T>(std::move(v));
-  nb::capsule owner(heap, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+template <typename T, typename Alloc>
+nb::ndarray<nb::numpy, T, nb::ndim<1>> ToNumpy(std::vector<T, Alloc>&& v) {
+  using Vec = std::vector<T, Alloc>;
+  auto* heap = new Vec(std::move(v));
+  nb::capsule owner(heap, [](void* p) noexcept { delete static_cast<Vec*>(p); });
   size_t shape[1] = {heap->size()};
   return nb::ndarray<nb::numpy, T, nb::ndim<1>>(heap->data(), 1, shape, owner);
 }
