@@ -127,6 +127,48 @@ def write_plate(path: Path, plate: int, n_cells: int, compression: str | None, s
             g.attrs["encoding-version"] = "0.1.0"
 
 
+def write_tiny_plate(path: Path, plate: int, n_cells: int, seed: int = 0) -> None:
+    """A plate of n_cells with one stored value per cell, written in slabs with numpy only:
+    a 100M-cell collection that fits the disk, to show that opening costs what is read,
+    not what the collection holds. Index strings are fixed-length (anndata reads them)."""
+    rng = np.random.default_rng([seed, plate, 1])
+    slab = 5_000_000
+    with h5py.File(path, "w") as f:
+        f.attrs["encoding-type"] = "anndata"
+        f.attrs["encoding-version"] = "0.1.0"
+        X = f.create_group("X")
+        X.attrs["encoding-type"] = "csr_matrix"
+        X.attrs["encoding-version"] = "0.1.0"
+        X.attrs["shape"] = np.array([n_cells, N_GENES], dtype=np.int64)
+        kw = {"chunks": (min(CHUNK_VALUES, max(n_cells, 1)),), "maxshape": (None,)}
+        data = X.create_dataset("data", shape=(n_cells,), dtype=np.float32, **kw)
+        indices = X.create_dataset("indices", shape=(n_cells,), dtype=np.int32, **kw)
+        indptr = X.create_dataset("indptr", shape=(n_cells + 1,), dtype=np.int64,
+                                  chunks=(min(CHUNK_VALUES, n_cells + 1),), maxshape=(None,))
+        obs = f.create_group("obs")
+        obs.attrs["encoding-type"] = "dataframe"
+        obs.attrs["encoding-version"] = "0.2.0"
+        obs.attrs["_index"] = "_index"
+        obs.attrs["column-order"] = ["plate"]
+        index = obs.create_dataset("_index", shape=(n_cells,), dtype="S16")
+        index.attrs["encoding-type"] = "string-array"
+        index.attrs["encoding-version"] = "0.2.0"
+        for lo in range(0, n_cells, slab):
+            hi = min(n_cells, lo + slab)
+            data[lo:hi] = np.ones(hi - lo, dtype=np.float32)
+            indices[lo:hi] = rng.integers(0, N_GENES, hi - lo, dtype=np.int32)
+            indptr[lo:hi] = np.arange(lo, hi, dtype=np.int64)
+            index[lo:hi] = np.char.add(f"p{plate}_".encode(), np.arange(lo, hi).astype("S10"))
+        indptr[n_cells] = n_cells
+        _write_categorical(obs, "plate", np.zeros(n_cells, dtype=np.int8), [f"plate{plate + 1}"])
+        var = f.create_group("var")
+        var.attrs["encoding-type"] = "dataframe"
+        var.attrs["encoding-version"] = "0.2.0"
+        var.attrs["_index"] = "_index"
+        var.attrs["column-order"] = np.array([], dtype=object).astype("S")
+        _write_strings(var, "_index", [f"ENSG{i:011d}" for i in range(N_GENES)])
+
+
 def generate(out_dir: Path, cells: int, compression: str | None, seed: int = 0,
              plates: int = 14, values_per_cell_scale: float = 1.0) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,9 @@
 // `cellfeed bench FILE... [--batch-size N] [--block-size N] [--fetch-factor N] [--label COL]
-//  [--seconds S] [--warmup S] [--threads N] [--seed N] [--layer NAME] [--limit] [--json]`
+//  [--seconds S] [--warmup S] [--threads N] [--seed N] [--layer NAME] [--epochs N] [--limit]
+//  [--json]`
 //
-// Streams epochs of the Loader for --seconds after --warmup seconds and reports cells/s,
+// Streams epochs of the Loader for --seconds (or --epochs, whichever ends first; one epoch
+// from a cold page cache is a cold run) after --warmup seconds and reports cells/s,
 // MB/s of decoded data (values + column indices + row pointers handed out), and the mean
 // and population standard deviation of the per-batch Shannon entropy (bits) of --label,
 // the scDataset paper's diversity metric. --limit then replays the fetches consumed while
@@ -53,6 +55,7 @@ int BenchCommand(const std::vector<std::string>& args) {
   OpenOptions oo;
   std::string label;
   double seconds = 10, warmup = 1;
+  int64_t max_epochs = 0;  // 0: as many as --seconds allows
   bool json = false, limit = false;
   std::vector<std::string> files;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -79,6 +82,8 @@ int BenchCommand(const std::vector<std::string>& args) {
     } else if (a == "--threads") {
       if (!value(v)) return 2;
       oo.threads = static_cast<int>(v);
+    } else if (a == "--epochs") {
+      if (!value(max_epochs)) return 2;
     } else if (a == "--seed") {
       if (!value(v)) return 2;
       lo.sampling.seed = static_cast<uint64_t>(v);
@@ -102,7 +107,7 @@ int BenchCommand(const std::vector<std::string>& args) {
   if (files.empty()) {
     std::fprintf(stderr, "usage: cellfeed bench FILE... [--batch-size N] [--block-size N] "
                          "[--fetch-factor N] [--label COLUMN] [--seconds S] [--warmup S] "
-                         "[--threads N] [--seed N] [--layer NAME] [--limit] [--json]\n");
+                         "[--threads N] [--seed N] [--layer NAME] [--epochs N] [--limit] [--json]\n");
     return 2;
   }
   auto col = Collection::Open(files, oo);
@@ -162,14 +167,14 @@ int BenchCommand(const std::vector<std::string>& args) {
         h_sum += h;
         h_sq += h * h;
       }
-      elapsed = std::chrono::duration<double>(now - t_measure).count();
+      elapsed = std::chrono::duration<double>(now - t_measure).count();  // up to this batch
       if (elapsed >= seconds) {
         done = true;
         break;
       }
     }
     l.Stop();
-    if (done) break;
+    if (done || (max_epochs > 0 && epoch + 1 >= max_epochs)) break;
   }
   const double mean = batches ? h_sum / static_cast<double>(batches) : 0;
   const double sd = batches ? std::sqrt(std::max(0.0, h_sq / static_cast<double>(batches) - mean * mean)) : 0;
