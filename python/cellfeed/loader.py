@@ -89,7 +89,8 @@ class Loader(_Base):
                  fetch_factor: int = 16, shuffle: bool = True, seed: int = 0, obs=(),
                  drop_last: bool = False, rank: int | None = None, world_size: int | None = None,
                  threads: int | None = None, layer: str | None = None, join="inner",
-                 output: str = "scipy", remainder: str = "pad", prefetch: int = 2):
+                 output: str = "scipy", remainder: str = "pad", prefetch: int = 2,
+                 transform=None):
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         if isinstance(paths_or_collection, Collection):
@@ -109,6 +110,9 @@ class Loader(_Base):
         self.output = output
         self.remainder = remainder
         self.prefetch = int(prefetch)
+        if transform is not None and not callable(transform):
+            raise TypeError("transform must be callable (Batch -> anything)")
+        self.transform = transform
         self._epoch_cell = _EpochCell(0)
         self._resume_batch = 0
         self._yielded = 0
@@ -220,8 +224,12 @@ class Loader(_Base):
                 if item is None:
                     return
                 index, X, rows, obs = item
+                batch = Batch(self._convert(X), self._convert_obs(obs), rows, index)
+                if self.transform is not None:
+                    # Raises out of this generator: `finally` stops and joins the engine.
+                    batch = self.transform(batch)
                 self._yielded = index + 1
-                yield Batch(self._convert(X), self._convert_obs(obs), rows, index)
+                yield batch
         finally:
             engine.stop()
             self._active = [e for e in self._active if e is not engine]
