@@ -57,6 +57,30 @@ def _write_array(group, name, values):
     ds.attrs["encoding-version"] = "0.2.0"
 
 
+def _write_header_and_csr_group(f: h5py.File, n_cells: int):
+    f.attrs["encoding-type"] = "anndata"
+    f.attrs["encoding-version"] = "0.1.0"
+    X = f.create_group("X")
+    X.attrs["encoding-type"] = "csr_matrix"
+    X.attrs["encoding-version"] = "0.1.0"
+    X.attrs["shape"] = np.array([n_cells, N_GENES], dtype=np.int64)
+    return X
+
+
+def _write_dataframe_group(f: h5py.File, name: str, columns: list[str]):
+    g = f.create_group(name)
+    g.attrs["encoding-type"] = "dataframe"
+    g.attrs["encoding-version"] = "0.2.0"
+    g.attrs["_index"] = "_index"
+    g.attrs["column-order"] = columns if columns else np.array([], dtype=object).astype("S")
+    return g
+
+
+def _write_var(f: h5py.File) -> None:
+    var = _write_dataframe_group(f, "var", [])
+    _write_strings(var, "_index", [f"ENSG{i:011d}" for i in range(N_GENES)])
+
+
 def write_plate(path: Path, plate: int, n_cells: int, compression: str | None, seed: int,
                 values_per_cell_scale: float = 1.0) -> None:
     rng = np.random.default_rng([seed, plate])
@@ -68,12 +92,7 @@ def write_plate(path: Path, plate: int, n_cells: int, compression: str | None, s
     np.cumsum(per_cell, out=indptr[1:])
     nnz = int(indptr[-1])
     with h5py.File(path, "w") as f:
-        f.attrs["encoding-type"] = "anndata"
-        f.attrs["encoding-version"] = "0.1.0"
-        X = f.create_group("X")
-        X.attrs["encoding-type"] = "csr_matrix"
-        X.attrs["encoding-version"] = "0.1.0"
-        X.attrs["shape"] = np.array([n_cells, N_GENES], dtype=np.int64)
+        X = _write_header_and_csr_group(f, n_cells)
         chunks = (min(CHUNK_VALUES, max(nnz, 1)),)
         data = X.create_dataset("data", shape=(nnz,), dtype=np.float32, chunks=chunks,
                                 maxshape=(None,), **comp)
@@ -98,13 +117,8 @@ def write_plate(path: Path, plate: int, n_cells: int, compression: str | None, s
             indices[lo:hi] = idx
             # Counts >= 1 with mean ~1.5: 1 + Poisson(0.5).
             data[lo:hi] = (1 + rng.poisson(0.5, size=hi - lo)).astype(np.float32)
-        obs = f.create_group("obs")
-        obs.attrs["encoding-type"] = "dataframe"
-        obs.attrs["encoding-version"] = "0.2.0"
-        obs.attrs["_index"] = "_index"
-        cols = ["plate", "sample", "drug", "cell_line", "gene_count", "tscp_count",
-                "pcnt_mito", "phase"]
-        obs.attrs["column-order"] = cols
+        obs = _write_dataframe_group(f, "obs", ["plate", "sample", "drug", "cell_line",
+                                               "gene_count", "tscp_count", "pcnt_mito", "phase"])
         _write_strings(obs, "_index", [f"p{plate}_c{i}" for i in range(n_cells)])
         _write_categorical(obs, "plate", np.full(n_cells, 0), [f"plate{plate + 1}"])
         samples = [f"smp_{plate * 100 + i}" for i in range(96)]
@@ -115,12 +129,7 @@ def write_plate(path: Path, plate: int, n_cells: int, compression: str | None, s
         _write_array(obs, "tscp_count", (per_cell * 1.5).astype(np.int64))
         _write_array(obs, "pcnt_mito", rng.beta(2, 40, n_cells).astype(np.float64) * 100)
         _write_categorical(obs, "phase", rng.integers(0, 3, n_cells), PHASES)
-        var = f.create_group("var")
-        var.attrs["encoding-type"] = "dataframe"
-        var.attrs["encoding-version"] = "0.2.0"
-        var.attrs["_index"] = "_index"
-        var.attrs["column-order"] = np.array([], dtype=object).astype("S")
-        _write_strings(var, "_index", [f"ENSG{i:011d}" for i in range(N_GENES)])
+        _write_var(f)
         for name in ("layers", "obsm", "varm", "obsp", "varp", "uns"):
             g = f.create_group(name)
             g.attrs["encoding-type"] = "dict"
@@ -134,22 +143,13 @@ def write_tiny_plate(path: Path, plate: int, n_cells: int, seed: int = 0) -> Non
     rng = np.random.default_rng([seed, plate, 1])
     slab = 5_000_000
     with h5py.File(path, "w") as f:
-        f.attrs["encoding-type"] = "anndata"
-        f.attrs["encoding-version"] = "0.1.0"
-        X = f.create_group("X")
-        X.attrs["encoding-type"] = "csr_matrix"
-        X.attrs["encoding-version"] = "0.1.0"
-        X.attrs["shape"] = np.array([n_cells, N_GENES], dtype=np.int64)
+        X = _write_header_and_csr_group(f, n_cells)
         kw = {"chunks": (min(CHUNK_VALUES, max(n_cells, 1)),), "maxshape": (None,)}
         data = X.create_dataset("data", shape=(n_cells,), dtype=np.float32, **kw)
         indices = X.create_dataset("indices", shape=(n_cells,), dtype=np.int32, **kw)
         indptr = X.create_dataset("indptr", shape=(n_cells + 1,), dtype=np.int64,
                                   chunks=(min(CHUNK_VALUES, n_cells + 1),), maxshape=(None,))
-        obs = f.create_group("obs")
-        obs.attrs["encoding-type"] = "dataframe"
-        obs.attrs["encoding-version"] = "0.2.0"
-        obs.attrs["_index"] = "_index"
-        obs.attrs["column-order"] = ["plate"]
+        obs = _write_dataframe_group(f, "obs", ["plate"])
         index = obs.create_dataset("_index", shape=(n_cells,), dtype="S16")
         index.attrs["encoding-type"] = "string-array"
         index.attrs["encoding-version"] = "0.2.0"
@@ -161,12 +161,7 @@ def write_tiny_plate(path: Path, plate: int, n_cells: int, seed: int = 0) -> Non
             index[lo:hi] = np.char.add(f"p{plate}_".encode(), np.arange(lo, hi).astype("S10"))
         indptr[n_cells] = n_cells
         _write_categorical(obs, "plate", np.zeros(n_cells, dtype=np.int8), [f"plate{plate + 1}"])
-        var = f.create_group("var")
-        var.attrs["encoding-type"] = "dataframe"
-        var.attrs["encoding-version"] = "0.2.0"
-        var.attrs["_index"] = "_index"
-        var.attrs["column-order"] = np.array([], dtype=object).astype("S")
-        _write_strings(var, "_index", [f"ENSG{i:011d}" for i in range(N_GENES)])
+        _write_var(f)
 
 
 def generate(out_dir: Path, cells: int, compression: str | None, seed: int = 0,
