@@ -1,6 +1,8 @@
 #include "cellfeed/loader.h"
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
 #include <thread>
 
 #include "exec/ordered_window.h"
@@ -32,12 +34,13 @@ struct Loader::Impl {
   int64_t first_fetch = 0, skip_batches = 0;
   exec::OrderedWindow<DecodedFetch> window;
   std::shared_ptr<exec::MatrixPool> matrices;
+  std::mutex lifecycle;  // Start/Stop may come from different threads
   std::vector<std::thread> producers;
 
   // Consumer side.
   DecodedFetch current;
   size_t next_in_current = 0;
-  bool finished = true;
+  std::atomic<bool> finished{true};
 
   // Fetch buffers in use at once: `depth` claimed or waiting, one being consumed, one
   // whose last batch the consumer may still hold.
@@ -46,6 +49,7 @@ struct Loader::Impl {
   void Produce();
   Result<DecodedFetch> DecodeFetch(const Fetch& fetch, int64_t skip_batches) const;
   void StopProducers() {
+    std::lock_guard<std::mutex> lock(lifecycle);
     window.Close();
     for (std::thread& t : producers) t.join();
     producers.clear();
@@ -173,6 +177,7 @@ Status Loader::Start(int64_t epoch, int64_t start_batch) {
   m.next_in_current = 0;
   m.finished = false;
   const int producers = std::max(1, std::min(m.options.prefetch, 2));
+  std::lock_guard<std::mutex> lock(m.lifecycle);
   for (int p = 0; p < producers; ++p) m.producers.emplace_back([&m] { m.Produce(); });
   return Status::OK();
 }
