@@ -23,6 +23,8 @@ struct Collection::Impl {
   std::vector<FileSummary> summaries;
   std::vector<ColumnInfo> obs_columns;  // present, with one kind, in every file
   std::unique_ptr<util::ThreadPool> pool;
+  // Decoded indptr chunks: every read needs a few entries from all over each file.
+  std::unique_ptr<io::ChunkCache> indptr_cache = std::make_unique<io::ChunkCache>(64 << 20);
 
   int64_t n_obs() const { return offsets.back(); }
   int64_t n_vars() const { return static_cast<int64_t>(var_names.size()); }

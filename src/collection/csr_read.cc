@@ -54,7 +54,7 @@ Status ReadRowExtents(const Collection::Impl& impl, const RowsByFile& g,
     }
     bufs[f].resize(static_cast<size_t>(used));
     reads.push_back({&m.indptr, &impl.files[f]->file(), std::move(pieces), DType::kInt64,
-                     bufs[f].data()});
+                     bufs[f].data(), -1, false, impl.indptr_cache.get()});
   }
   CF_RETURN_IF_ERROR(io::ReadArrays(reads, *impl.pool, stats));
   for (size_t f = 0; f < impl.files.size(); ++f) {

@@ -256,6 +256,14 @@ Status RunTask(const ChunkTask& t, const SplitRead& split, ReadStats* stats) {
       if (!st.ok()) return st.WithContext(ChunkWhere(L, chunk_index));
       continue;
     }
+    if (r.cache && !unfiltered) {
+      if (ChunkCache::Bytes hit = r.cache->Find(&L, chunk_index)) {
+        if (r.discard_output) continue;
+        Status st = ScatterRows(r, hit->data(), chunk_row0, col0, chunk_cols, col_count, begin, end);
+        if (!st.ok()) return Status(st.code(), ChunkWhere(L, chunk_index) + ": " + st.message());
+        continue;
+      }
+    }
     Buffers& buf = ThreadBuffers();
     buf.stored.resize(loc.stored_size);
     Status st = r.file->ReadAt(loc.address, loc.stored_size, buf.stored.data());
@@ -268,6 +276,9 @@ Status RunTask(const ChunkTask& t, const SplitRead& split, ReadStats* stats) {
                                                 L.filters.Describe() + "): " + st.message());
       }
       chunk = buf.decoded.data();
+      if (r.cache) {
+        r.cache->Insert(&L, chunk_index, std::make_shared<const std::vector<uint8_t>>(buf.decoded));
+      }
     } else if (loc.stored_size < static_cast<uint64_t>(std::min(rows_per_chunk, L.shape[0] - chunk_row0) *
                                                        chunk_cols) * DTypeSize(L.dtype)) {
       return Status::Invalid(ChunkWhere(L, chunk_index) + ": stored size " +

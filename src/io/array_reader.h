@@ -15,6 +15,7 @@
 
 #include "cellfeed/dtype.h"
 #include "cellfeed/status.h"
+#include "io/chunk_cache.h"
 #include "io/file.h"
 #include "io/hdf5/dataset_layout.h"
 #include "util/thread_pool.h"
@@ -39,6 +40,8 @@ struct ArrayRead {
   int64_t valid_below = -1;
   // Read and decode only, write nothing (measuring what the I/O and decoding cost).
   bool discard_output = false;
+  // Decoded chunks of filtered arrays are looked up here first, and kept here.
+  ChunkCache* cache = nullptr;
 };
 
 // What a read cost: chunks fetched (compressed chunks are read and decoded whole;
