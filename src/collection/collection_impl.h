@@ -40,9 +40,10 @@ struct RowsByFile {
 };
 RowsByFile GroupRowsByFile(const Collection::Impl& impl, std::span<const int64_t> rows);
 
-// Reads `rows` into `out` (its buffers reused). discard: read and decode only
-// (MeasureReadCost); `out` is then left empty.
-Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, CsrMatrix& out,
-                   io::ReadStats* stats = nullptr, bool discard = false);
+// Reads `rows` into `out` (its buffers reused).
+Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, CsrMatrix& out);
+// Appends decode-only reads of every data/indices chunk `rows` touch (indptr is read now).
+Status PlanDecodeOnly(const Collection::Impl& impl, std::span<const int64_t> rows,
+                      std::vector<io::ArrayRead>& reads);
 
 }  // namespace cellfeed

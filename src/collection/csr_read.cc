@@ -140,10 +140,11 @@ void MapGenes(const Collection::Impl& impl, const RowsByFile& g, CsrMatrix& out)
 
 }  // namespace
 
-// Read and decode what `rows` need, assembling nothing.
-Status DecodeOnly(const Collection::Impl& impl, const RowsByFile& g,
-                  const std::vector<FileRows>& fr, io::ReadStats* stats) {
-  std::vector<io::ArrayRead> reads;
+Status PlanDecodeOnly(const Collection::Impl& impl, std::span<const int64_t> rows,
+                      std::vector<io::ArrayRead>& reads) {
+  RowsByFile g = GroupRowsByFile(impl, rows);
+  std::vector<FileRows> fr(impl.files.size());
+  CF_RETURN_IF_ERROR(ReadRowExtents(impl, g, fr, nullptr));
   for (size_t f = 0; f < impl.files.size(); ++f) {
     const auto& m = impl.files[f]->matrix();
     if (fr[f].unique.empty()) continue;
@@ -160,11 +161,10 @@ Status DecodeOnly(const Collection::Impl& impl, const RowsByFile& g,
     reads.push_back({&m.indices, &impl.files[f]->file(), std::move(pieces), DType::kInt32, nullptr,
                      -1, true});
   }
-  return io::ReadArrays(reads, *impl.pool, stats);
+  return Status::OK();
 }
 
-Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, CsrMatrix& out,
-                   io::ReadStats* stats, bool discard) {
+Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, CsrMatrix& out) {
   const size_t nfiles = impl.files.size();
   const int64_t n_cols = impl.n_vars();
   RowsByFile g = GroupRowsByFile(impl, rows);
@@ -172,11 +172,7 @@ Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, 
     if (!g.positions[f].empty()) CF_RETURN_IF_ERROR(impl.files[f]->file().CheckUnchanged());
   }
   std::vector<FileRows> fr(nfiles);
-  CF_RETURN_IF_ERROR(ReadRowExtents(impl, g, fr, stats));
-  if (discard) {
-    out = CsrMatrix{};
-    return DecodeOnly(impl, g, fr, stats);
-  }
+  CF_RETURN_IF_ERROR(ReadRowExtents(impl, g, fr, nullptr));
 
   // Dense files: read their distinct rows now; their lengths are their nonzero counts.
   std::vector<std::vector<float>> dense(nfiles);
@@ -248,7 +244,6 @@ Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, 
                      out.indices.data(), m.n_cols});
   }
   CF_RETURN_IF_ERROR(io::ReadArrays(reads, *impl.pool));
-
   MapGenes(impl, g, out);
   return Status::OK();
 }

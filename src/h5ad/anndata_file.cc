@@ -14,6 +14,12 @@ Result<std::unique_ptr<AnnDataFile>> AnnDataFile::Open(const std::string& path,
   f->path_ = path;
   CF_ASSIGN_OR_RETURN(f->h5_, io::H5File::Open(path));
   CF_ASSIGN_OR_RETURN(f->file_, io::RandomAccessFile::Open(path));
+  // Both descriptors must be the same file (not one replaced in between), unchanged.
+  if (f->h5_->inode() != 0 &&
+      (f->h5_->inode() != f->file_->inode() || f->h5_->device() != f->file_->device() ||
+       f->h5_->size_at_open() != f->file_->size_at_open())) {
+    return Status::IOError(path + ": file changed or was replaced while being opened; reopen it");
+  }
   const ElementNames names = ElementsForLayer(layer);
   if (!layer.empty() && layer != "X" && layer != "raw" &&
       f->h5_->Kind(names.matrix) == io::NodeKind::kMissing) {

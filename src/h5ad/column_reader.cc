@@ -31,6 +31,9 @@ Result<std::vector<std::string>> ReadStringsAt(const io::H5File& h5, const std::
 
 Result<Column> ReadColumn(const AnnDataFile& f, const ColumnLayout& c,
                           std::span<const int64_t> rows, util::ThreadPool& pool) {
+  // The chunk table and strings read below describe the file as it was at open.
+  CF_RETURN_IF_ERROR(f.file().CheckUnchanged());
+  CF_RETURN_IF_ERROR(f.h5().CheckUnchanged());
   Column out;
   out.info = c.info;
   out.length = static_cast<int64_t>(rows.size());

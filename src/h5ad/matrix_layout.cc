@@ -1,5 +1,7 @@
 #include "h5ad/matrix_layout.h"
 
+#include <algorithm>
+
 namespace cellfeed::h5ad {
 
 namespace {
@@ -10,6 +12,27 @@ Status CheckNumeric(const io::DatasetLayout& d, bool integer) {
                            " is not an integer type");
   }
   if (d.shape.size() != 1) return Status::Invalid(d.Where() + ": expected a 1-D array");
+  return Status::OK();
+}
+
+Status CheckAllChunksWritten(const io::DatasetLayout& d) {
+  if (!d.chunked) {
+    if (d.compact_bytes.empty() && d.length() > 0 && !d.chunks.empty() &&
+        d.chunks[0].address == io::kNoAddress) {
+      return Status::Invalid(d.Where() + ": storage never written (would read as the fill "
+                             "value), but indptr claims its values");
+    }
+    return Status::OK();
+  }
+  for (size_t k = 0; k < d.chunks.size(); ++k) {
+    if (d.chunks[k].address != io::kNoAddress) continue;
+    const int64_t begin = static_cast<int64_t>(k) * d.chunk_shape[0];
+    const int64_t end = std::min(begin + d.chunk_shape[0], d.length());
+    return Status::Invalid(d.Where() + ": chunk " + std::to_string(k) + " (elements [" +
+                           std::to_string(begin) + ", " + std::to_string(end) +
+                           ")) was never written (no address; it would read as the fill "
+                           "value), but indptr claims its values");
+  }
   return Status::OK();
 }
 
@@ -46,7 +69,14 @@ Result<MatrixLayout> ReadCsr(const io::H5File& f, const std::string& e) {
   }
   if (m.data.length() != m.indices.length()) {
     return Status::Invalid(f.path() + ": " + e + ": data has " + std::to_string(m.data.length()) +
-                           " values but indices has " + std::to_string(m.indices.length()));
+                           " values but indices has " + std::to_string(m.indices.length()) +
+                           " (expected one column index per value)");
+  }
+  // indptr (checked at open to end at nnz) claims every element of data and indices, and
+  // every row needs its indptr entries: a chunk never written would read as the fill
+  // value (column 0, value 0, offset 0): a silently wrong matrix. Refused.
+  for (const io::DatasetLayout* d : {&m.data, &m.indices, &m.indptr}) {
+    CF_RETURN_IF_ERROR(CheckAllChunksWritten(*d));
   }
   return m;
 }

@@ -21,9 +21,12 @@ Result<std::shared_ptr<RandomAccessFile>> RandomAccessFile::Open(const std::stri
     ::close(fd);
     return Status::IOError(path + ": cannot stat: " + std::strerror(e));
   }
-  return std::shared_ptr<RandomAccessFile>(new RandomAccessFile(
+  auto f = std::shared_ptr<RandomAccessFile>(new RandomAccessFile(
       path, fd, static_cast<uint64_t>(st.st_size),
       int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec));
+  f->device_ = static_cast<uint64_t>(st.st_dev);
+  f->inode_ = static_cast<uint64_t>(st.st_ino);
+  return f;
 }
 
 Status RandomAccessFile::CheckUnchanged() const {

@@ -26,6 +26,8 @@ class RandomAccessFile {
   Status ReadAtV(uint64_t offset, std::span<const struct iovec> buffers) const;
   const std::string& path() const { return path_; }
   uint64_t size_at_open() const { return size_; }
+  uint64_t device() const { return device_; }  // st_dev / st_ino at open
+  uint64_t inode() const { return inode_; }
   // IOError if the file was truncated, replaced in place or rewritten since it was opened
   // (size or modification time changed): its chunk table would no longer be true.
   Status CheckUnchanged() const;
@@ -37,6 +39,7 @@ class RandomAccessFile {
   int fd_;
   uint64_t size_;
   int64_t mtime_ns_;
+  uint64_t device_ = 0, inode_ = 0;
 };
 
 }  // namespace cellfeed::io

@@ -24,12 +24,15 @@ Status InflateZlib(std::span<const uint8_t> in, size_t max_out, std::vector<uint
       out.resize(actual);
       return Status::OK();
     case LIBDEFLATE_BAD_DATA:
-      return Status::Invalid("corrupt deflate stream (" + std::to_string(in.size()) + " bytes)");
+      return Status::Invalid("corrupt deflate stream: " + std::to_string(in.size()) +
+                             " stored bytes are not a valid zlib stream (bad data or checksum)");
     case LIBDEFLATE_INSUFFICIENT_SPACE:
-      return Status::Invalid("deflate stream decodes to more than the chunk size (" +
-                             std::to_string(max_out) + " bytes)");
+      return Status::Invalid("corrupt deflate stream: " + std::to_string(in.size()) +
+                             " stored bytes inflate to more than " + std::to_string(max_out) +
+                             " bytes");
     default:
-      return Status::Invalid("deflate stream is truncated");
+      return Status::Invalid("corrupt deflate stream: " + std::to_string(in.size()) +
+                             " stored bytes end before the stream does");
   }
 }
 

@@ -1,5 +1,7 @@
 #include "io/codec/filter_pipeline.h"
 
+#include <algorithm>
+
 #include "io/codec/codecs.h"
 
 namespace cellfeed::io::codec {
@@ -49,6 +51,25 @@ std::string FilterPipeline::Describe() const {
 Status FilterPipeline::Decode(std::span<const uint8_t> stored, uint32_t filter_mask,
                               size_t chunk_bytes, std::vector<uint8_t>& scratch,
                               std::vector<uint8_t>& out) const {
+  // Cheap sanity bound first: the most the stored bytes could decode to through the
+  // active filters (deflate expands at most ~1032x, LZF ~88x). A chunk that cannot
+  // reach its size is corrupt, and no chunk-sized buffer is allocated for it.
+  uint64_t most = stored.size();
+  for (int i = static_cast<int>(filters_.size()) - 1; i >= 0; --i) {
+    if (filter_mask & (1u << i)) continue;
+    const uint64_t cap = uint64_t{1} << 40;
+    switch (filters_[i].id) {
+      case kFilterDeflate: most = most == 0 ? 0 : std::min(cap, most * 1032 + 1024); break;
+      case kFilterLzf: most = most == 0 ? 0 : std::min(cap, most * 90 + 64); break;
+      case kFilterFletcher32: most = most >= 4 ? most - 4 : 0; break;
+      default: break;
+    }
+  }
+  if (most < chunk_bytes) {
+    return Status::Invalid("stored chunk of " + std::to_string(stored.size()) +
+                           " bytes cannot decode to the chunk's " + std::to_string(chunk_bytes) +
+                           " bytes");
+  }
   // Ping-pong between the two buffers; `cur` views the bytes decoded so far.
   std::span<const uint8_t> cur = stored;
   std::vector<uint8_t>* bufs[2] = {&out, &scratch};
@@ -66,7 +87,10 @@ Status FilterPipeline::Decode(std::span<const uint8_t> stored, uint32_t filter_m
       case kFilterFletcher32: st = VerifyFletcher32(cur, dst); break;
       default: st = Status::Unsupported("filter " + std::to_string(f.id));
     }
-    if (!st.ok()) return st;
+    if (!st.ok()) {
+      return Status(st.code(), st.message() + " (chunk of " + std::to_string(chunk_bytes) +
+                                   " bytes expected)");
+    }
     cur = std::span<const uint8_t>(dst.data(), dst.size());
     next ^= 1;
   }

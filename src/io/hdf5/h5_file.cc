@@ -67,9 +67,13 @@ void SilenceHdf5Errors() {
 size_t LzfHdf5Filter(unsigned flags, size_t cd_nelmts, const unsigned cd_values[], size_t nbytes,
                      size_t* buf_size, void** buf) {
   if (!(flags & H5Z_FLAG_REVERSE)) return 0;  // no encoder: files are opened read-only
+  if (nbytes == 0) return 0;  // liblzf would read a control byte anyway
   // h5py stores the chunk's byte size in cd_values[2]; fall back to growing the buffer.
   size_t out_size = (cd_nelmts >= 3 && cd_values[2] != 0) ? cd_values[2] : *buf_size;
-  for (int attempt = 0; attempt < 32 && out_size > 0; ++attempt) {
+  // LZF expands at most ~88x: never grow past that (a corrupt stream is not data).
+  const size_t most = nbytes * 90 + 64;
+  out_size = std::min(out_size, most);
+  for (int attempt = 0; attempt < 32 && out_size > 0 && out_size <= UINT32_MAX; ++attempt) {
     void* out = std::malloc(out_size);
     if (!out) return 0;
     errno = 0;
@@ -82,8 +86,8 @@ size_t LzfHdf5Filter(unsigned flags, size_t cd_nelmts, const unsigned cd_values[
       return n;
     }
     std::free(out);
-    if (errno != E2BIG) return 0;
-    out_size *= 2;
+    if (errno != E2BIG || out_size >= most) return 0;
+    out_size = std::min(out_size * 2, most);
   }
   return 0;
 }
@@ -319,7 +323,7 @@ Status DiagnoseUnopenable(const std::string& path, const std::string& hdf5_reaso
   if (want > size && eof != (osz == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * osz)) - 1)) {
     return Status::IOError(truncated + std::to_string(size) + " bytes on disk, its HDF5 "
                            "superblock says " + std::to_string(want) + " (" +
-                           std::to_string(want - size) + " bytes missing)");
+                           std::to_string(want - size) + " missing)");
   }
   return Status::Invalid(generic);
 }
@@ -593,7 +597,8 @@ Result<std::vector<std::string>> H5File::ReadStrings(
       [&](hid_t mem, void* buf) {
         return H5Dread(d.get(), mem, mspace.get(), space.get(), H5P_DEFAULT, buf);
       },
-      where);
+      range ? where + " rows [" + std::to_string(begin) + ", " + std::to_string(begin + count) + ")"
+            : where);
 }
 
 Result<DatasetLayout> H5File::Describe(const std::string& dataset) const {
@@ -690,7 +695,7 @@ Result<DatasetLayout> H5File::Describe(const std::string& dataset) const {
       L.chunk_shape.push_back(static_cast<int64_t>(cdims[i]));
     }
     // HDF5 chunks are at most 4 GiB.
-    if (chunk_elems > (uint64_t{1} << 32) / esize) {
+    if (chunk_elems > uint64_t{0xFFFFFFF0} / esize) {
       return Status::Invalid(where + ": chunk of " + std::to_string(chunk_elems) +
                              " elements exceeds HDF5's 4 GiB chunk limit");
     }
@@ -706,7 +711,7 @@ Result<DatasetLayout> H5File::Describe(const std::string& dataset) const {
     }
     L.chunks.resize(static_cast<size_t>(grid));
     hsize_t allocated = 0;
-    if (H5Dget_num_chunks(d.get(), H5S_ALL, &allocated) < 0) {
+    if (H5Dget_num_chunks(d.get(), space.get(), &allocated) < 0) {
       return Status::Invalid(WithReason(where + ": chunk index unreadable"));
     }
     const uint64_t full_bytes = chunk_elems * esize;
@@ -753,8 +758,7 @@ Result<DatasetLayout> H5File::Describe(const std::string& dataset) const {
     L.chunk_shape.push_back(rows_per);
     if (ndims > 1) L.chunk_shape.push_back(L.shape[1]);
     haddr_t base = H5Dget_offset(d.get());
-    if (base != HADDR_UNDEF) {
-      base += userblock_;
+    if (base != HADDR_UNDEF) {  // an absolute offset (user block included)
       if (outside(base, total * esize)) {
         return Status::Invalid(where + ": data at byte " + std::to_string(base) + " (+" +
                                std::to_string(total * esize) + ") lies past the end of the "
