@@ -1,8 +1,9 @@
 // `cellfeed bench FILE... [--batch-size N] [--block-size N] [--fetch-factor N] [--label COL]
-//  [--seconds S] [--warmup S] [--threads N] [--seed N] [--layer NAME] [--epochs N] [--limit]
-//  [--json]`
+//  [--seconds S] [--warmup S] [--threads N] [--seed N] [--layer NAME] [--epochs N]
+//  [--min-fetches N] [--limit] [--json]`
 //
-// Streams epochs of the Loader for --seconds (or --epochs, whichever ends first; one epoch
+// Streams epochs of the Loader for --seconds and --min-fetches fetches (default 8), or
+// --epochs, whichever ends first (one epoch
 // from a cold page cache is a cold run) after --warmup seconds and reports cells/s,
 // MB/s of decoded data (values + column indices + row pointers handed out), and the mean
 // and population standard deviation of the per-batch Shannon entropy (bits) of --label,
@@ -56,6 +57,9 @@ int BenchCommand(const std::vector<std::string>& args) {
   std::string label;
   double seconds = 10, warmup = 1;
   int64_t max_epochs = 0;  // 0: as many as --seconds allows
+  // The window spans at least this many fetches: fetches decoded ahead during warm-up
+  // would otherwise count as free work when fetches are slow.
+  int64_t min_fetches = 8;
   bool json = false, limit = false;
   std::vector<std::string> files;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -82,6 +86,8 @@ int BenchCommand(const std::vector<std::string>& args) {
     } else if (a == "--threads") {
       if (!value(v)) return 2;
       oo.threads = static_cast<int>(v);
+    } else if (a == "--min-fetches") {
+      if (!value(min_fetches)) return 2;
     } else if (a == "--epochs") {
       if (!value(max_epochs)) return 2;
     } else if (a == "--seed") {
@@ -107,7 +113,8 @@ int BenchCommand(const std::vector<std::string>& args) {
   if (files.empty()) {
     std::fprintf(stderr, "usage: cellfeed bench FILE... [--batch-size N] [--block-size N] "
                          "[--fetch-factor N] [--label COLUMN] [--seconds S] [--warmup S] "
-                         "[--threads N] [--seed N] [--layer NAME] [--epochs N] [--limit] [--json]\n");
+                         "[--threads N] [--seed N] [--layer NAME] [--epochs N] [--min-fetches N] [--limit] "
+                         "[--json]\n");
     return 2;
   }
   auto col = Collection::Open(files, oo);
@@ -132,6 +139,7 @@ int BenchCommand(const std::vector<std::string>& args) {
   // The fetches consumed while measuring, replayed decode-only for --limit.
   std::vector<std::vector<int64_t>> fetches;
   const std::vector<int64_t>* last_fetch = nullptr;
+  int64_t fetches_seen = 0;
   for (int64_t epoch = 0;; ++epoch) {
     if (Status st = l.Start(epoch); !st.ok()) {
       std::fprintf(stderr, "cellfeed bench: error: %s\n", st.message().c_str());
@@ -154,9 +162,10 @@ int BenchCommand(const std::vector<std::string>& args) {
         continue;  // this batch was produced during warm-up
       }
       if (!measuring) continue;
-      if (limit && batch.fetch_rows.get() != last_fetch) {
+      if (batch.fetch_rows.get() != last_fetch) {
         last_fetch = batch.fetch_rows.get();
-        fetches.push_back(*batch.fetch_rows);
+        ++fetches_seen;
+        if (limit) fetches.push_back(*batch.fetch_rows);
       }
       const int64_t nnz = batch.fetch->indptr[batch.row_end] - batch.fetch->indptr[batch.row_begin];
       cells += batch.size();
@@ -168,7 +177,7 @@ int BenchCommand(const std::vector<std::string>& args) {
         h_sq += h * h;
       }
       elapsed = std::chrono::duration<double>(now - t_measure).count();  // up to this batch
-      if (elapsed >= seconds) {
+      if (elapsed >= seconds && fetches_seen > min_fetches) {
         done = true;
         break;
       }

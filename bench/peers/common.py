@@ -104,8 +104,10 @@ def _batches(epoch_fn: EpochFactory, max_epochs: int = 1_000_000) -> Iterator[tu
 
 
 def measure(loader: str, config: dict, epoch_fn: EpochFactory, seconds: float,
-            warmup: float = 2.0) -> dict:
-    """Warm up for `warmup` s, then count cells and batches for `seconds` s.
+            warmup: float = 2.0, min_batches: int = 0) -> dict:
+    """Warm up for `warmup` s, then count cells and batches for `seconds` s and at least
+    `min_batches` batches (so that the window spans many fetches: fetches decoded ahead
+    during warm-up would otherwise count as free work).
 
     Timing starts when the last warm-up batch has arrived (or, with no warm-up, just
     before the first batch is requested), and ends at the arrival of the first batch
@@ -145,7 +147,7 @@ def measure(loader: str, config: dict, epoch_fn: EpochFactory, seconds: float,
         batches += 1
         labels.append(plates)
         t_end = now
-        if now - t0 >= seconds:
+        if now - t0 >= seconds and batches >= min_batches:
             break
     elapsed = t_end - t0
     # End the epoch in progress (DataLoader workers are joined) before reading RSS, so

@@ -87,8 +87,9 @@ def main(argv=None) -> int:
                                     batch_size=args.batch_size)
                 rec["config"] = effective
             else:
+                # Eight fetches' worth of batches at least (loaders that fetch).
                 rec = common.measure(args.runner, effective, epoch_fn, args.seconds,
-                                     args.warmup)
+                                     args.warmup, min_batches=8 * int(effective.get("fetch_factor", 1)))
             rec["setup_seconds"] = setup_s
             rec["rss_after_import_mb"] = rss_import
             rec["files"] = len(args.paths)

@@ -83,9 +83,10 @@ class Collection {
       std::optional<std::span<const int64_t>> rows = std::nullopt) const;
   Result<Column> Var(const std::string& column) const;
 
-  // The hardware floor of reading `row_sets` (e.g. the fetches of a plan): for each set,
-  // its indptr entries and every chunk of data/indices it touches are read and decoded
-  // on all threads, and nothing else is done (no assembly, no conversion, no copies).
+  // The hardware floor of reading `row_sets` (e.g. the fetches of a plan): every chunk
+  // of data/indices each set touches (once per set) is read and decoded in one parallel
+  // pass on all threads, and nothing else is timed: no planning, indptr lookups,
+  // assembly, conversion or copies.
   Result<ReadCost> MeasureReadCost(std::span<const std::vector<int64_t>> row_sets) const;
 
   struct Impl;
