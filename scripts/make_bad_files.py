@@ -691,7 +691,7 @@ for element, value, layer, kw in [("X/indices", N_VARS + 3, "", {}),
     # start at 10 * 8 = 80 minus the values of the empty rows before it (one): 72 -> 73.
     case(f"index_{'neg' if value < 0 else 'big'}_{element.replace('/', '_').lower()}",
          f"indices out of [0, n_vars) in {element}", "read", "ValueError",
-         ["{path}", element, f"value {value}", "at element 73", f"outside [0, {bound})"],
+         ["{path}", element, f"value {value}", "at element 73 (row 10)", f"outside [0, {bound})"],
          layer=layer)(_bad_index(element, value, **kw))
 
 

@@ -235,7 +235,8 @@ Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, 
     for (size_t k = 0; k < g.positions[f].size(); ++k) {
       const int64_t pos = g.positions[f][k];
       const size_t u = uidx[pos];
-      pieces.push_back({fr[f].start[u], fr[f].end[u] - fr[f].start[u], out.indptr[pos]});
+      pieces.push_back({fr[f].start[u], fr[f].end[u] - fr[f].start[u], out.indptr[pos],
+                        g.local[f][k]});  // the row, for error messages
     }
     reads.push_back({&m.data, &impl.files[f]->file(), pieces, DType::kFloat32, out.data.data()});
     // Indices outside [0, n_vars) would make scipy and torch index out of bounds: they

@@ -43,8 +43,14 @@ Result<GeneSpace> JoinGenes(const std::vector<std::string>& paths,
       for (const auto& g : *file_genes[0])
         if (count[g] == nfiles) space.var_names.push_back(g);
       if (space.var_names.empty()) {
+        std::string files;
+        for (size_t f = 0; f < nfiles; ++f) {
+          files += (f ? ", " : "") + paths[f] + " (" + std::to_string(file_genes[f]->size()) +
+                   " genes)";
+        }
         return Status::Invalid("join='inner': no gene is common to all " +
-                               std::to_string(nfiles) + " files (first: " + paths[0] + ")");
+                               std::to_string(nfiles) + " files: " + files +
+                               "; use join='outer' or a gene list");
       }
     } else {
       std::unordered_set<std::string> seen;

@@ -84,15 +84,17 @@ std::string ValueAt(DType t, const uint8_t* p) {
 }
 
 // Checks a piece's stored values against the read's bound.
-Status CheckPiece(const ArrayRead& r, const uint8_t* src, int64_t first_row, int64_t count) {
+Status CheckPiece(const ArrayRead& r, const uint8_t* src, const Piece& p) {
+  const int64_t first_row = p.src, count = p.count;
   if (r.valid_below < 0) return Status::OK();
   const DatasetLayout& L = *r.layout;
   const size_t es = DTypeSize(L.dtype);
   const int64_t bad = FirstOutside(L.dtype, src, static_cast<size_t>(count), r.valid_below);
   if (bad < 0) return Status::OK();
   return Status::Invalid("value " + ValueAt(L.dtype, src + bad * es) +
-                         " at element " + std::to_string(first_row + bad) + " is outside [0, " +
-                         std::to_string(r.valid_below) + ")");
+                         " at element " + std::to_string(first_row + bad) +
+                         (p.tag >= 0 ? " (row " + std::to_string(p.tag) + ")" : std::string()) +
+                         " is outside [0, " + std::to_string(r.valid_below) + ")");
 }
 
 // Copies rows of one decoded chunk (rows x cols elements, row-major) into the output.
@@ -106,7 +108,7 @@ Status ScatterRows(const ArrayRead& r, const uint8_t* chunk, int64_t chunk_row0,
   for (const Piece* p = begin; p != end; ++p) {
     if (width == 1) {  // 1-D: the whole piece is one contiguous run
       const uint8_t* s = chunk + (p->src - chunk_row0) * in_size;
-      CF_RETURN_IF_ERROR(CheckPiece(r, s, p->src, p->count));
+      CF_RETURN_IF_ERROR(CheckPiece(r, s, *p));
       ConvertElements(L.dtype, s, r.out_type, out + p->dst * out_size,
                       static_cast<size_t>(p->count));
       continue;
@@ -186,7 +188,7 @@ Status ReadUnfilteredRanges(const ArrayRead& r, const ChunkLocation& loc, int64_
     if (direct && ScatterRead(r, offset, lo, run, stop, iov, buf.stored)) {
       // Pieces landed in the output directly; check them there.
       for (const Piece* p = run; p != stop; ++p) {
-        CF_RETURN_IF_ERROR(CheckPiece(r, out + p->dst * out_size, p->src, p->count));
+        CF_RETURN_IF_ERROR(CheckPiece(r, out + p->dst * out_size, *p));
       }
       if (stats) {
         stats->bytes_read += static_cast<int64_t>(bytes);
@@ -208,7 +210,7 @@ Status ReadUnfilteredRanges(const ArrayRead& r, const ChunkLocation& loc, int64_
     }
     for (const Piece* p = run; p != stop; ++p) {
       const uint8_t* s = buf.stored.data() + (p->src - lo) * esize;
-      CF_RETURN_IF_ERROR(CheckPiece(r, s, p->src, p->count));
+      CF_RETURN_IF_ERROR(CheckPiece(r, s, *p));
       ConvertElements(L.dtype, s, r.out_type, out + p->dst * out_size,
                       static_cast<size_t>(p->count));
     }
@@ -320,7 +322,7 @@ Status ReadArrays(std::span<ArrayRead> reads, util::ThreadPool& pool, ReadStats*
       int64_t src = p.src, dst = p.dst, left = p.count;
       while (left > 0) {  // split at chunk boundaries
         const int64_t in_chunk = std::min(left, per - src % per);
-        s.pieces.push_back({src, in_chunk, dst});
+        s.pieces.push_back({src, in_chunk, dst, p.tag});
         src += in_chunk;
         dst += in_chunk;
         left -= in_chunk;

@@ -26,6 +26,7 @@ struct Piece {
   int64_t src = 0;    // first source row
   int64_t count = 0;  // rows
   int64_t dst = 0;    // first output row
+  int64_t tag = -1;   // caller's label for error messages (e.g. the matrix row), or -1
 };
 
 // One array to read: output rows are row_elements() wide, converted to `out_type`.

@@ -12,33 +12,36 @@
 
 namespace cellfeed::io {
 
-Result<std::shared_ptr<RandomAccessFile>> RandomAccessFile::Open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
+Result<FileIdentity> FileIdentity::Of(int fd, const std::string& path) {
   struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    return Status::IOError(path + ": cannot stat: " + std::strerror(e));
-  }
-  auto f = std::shared_ptr<RandomAccessFile>(new RandomAccessFile(
-      path, fd, static_cast<uint64_t>(st.st_size),
-      int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec));
-  f->device_ = static_cast<uint64_t>(st.st_dev);
-  f->inode_ = static_cast<uint64_t>(st.st_ino);
-  return f;
+  if (::fstat(fd, &st) != 0) return Status::IOError(path + ": cannot stat: " + std::strerror(errno));
+  FileIdentity id;
+  id.size = static_cast<uint64_t>(st.st_size);
+  id.device = static_cast<uint64_t>(st.st_dev);
+  id.inode = static_cast<uint64_t>(st.st_ino);
+  id.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+  return id;
 }
 
-Status RandomAccessFile::CheckUnchanged() const {
-  struct stat st;
-  if (::fstat(fd_, &st) != 0) return Status::IOError(path_ + ": cannot stat: " + std::strerror(errno));
-  const int64_t mtime = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
-  if (static_cast<uint64_t>(st.st_size) != size_ || mtime != mtime_ns_) {
-    return Status::IOError(path_ + ": file changed since it was opened (size " +
-                           std::to_string(size_) + " -> " + std::to_string(st.st_size) +
+Status FileIdentity::CheckUnchanged(int fd, const std::string& path) const {
+  CF_ASSIGN_OR_RETURN(FileIdentity now, Of(fd, path));
+  if (now.size != size || now.mtime_ns != mtime_ns) {
+    return Status::IOError(path + ": file changed since it was opened (size " +
+                           std::to_string(size) + " -> " + std::to_string(now.size) +
                            " bytes, or modified); reopen it");
   }
   return Status::OK();
+}
+
+Result<std::shared_ptr<RandomAccessFile>> RandomAccessFile::Open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
+  auto id = FileIdentity::Of(fd, path);
+  if (!id.ok()) {
+    ::close(fd);
+    return id.status();
+  }
+  return std::shared_ptr<RandomAccessFile>(new RandomAccessFile(path, fd, id.value()));
 }
 
 RandomAccessFile::~RandomAccessFile() { ::close(fd_); }

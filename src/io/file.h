@@ -12,6 +12,16 @@
 
 namespace cellfeed::io {
 
+// What a file was when opened (from fstat): a file whose size or modification time
+// differ later was truncated, rewritten or replaced in place, and its chunk table and
+// metadata are no longer true.
+struct FileIdentity {
+  uint64_t size = 0, device = 0, inode = 0;
+  int64_t mtime_ns = 0;
+  static Result<FileIdentity> Of(int fd, const std::string& path);
+  Status CheckUnchanged(int fd, const std::string& path) const;
+};
+
 class RandomAccessFile {
  public:
   static Result<std::shared_ptr<RandomAccessFile>> Open(const std::string& path);
@@ -25,21 +35,18 @@ class RandomAccessFile {
   // IOV_MAX buffers): a scatter read with no intermediate copy.
   Status ReadAtV(uint64_t offset, std::span<const struct iovec> buffers) const;
   const std::string& path() const { return path_; }
-  uint64_t size_at_open() const { return size_; }
-  uint64_t device() const { return device_; }  // st_dev / st_ino at open
-  uint64_t inode() const { return inode_; }
-  // IOError if the file was truncated, replaced in place or rewritten since it was opened
-  // (size or modification time changed): its chunk table would no longer be true.
-  Status CheckUnchanged() const;
+  uint64_t size_at_open() const { return identity_.size; }
+  uint64_t device() const { return identity_.device; }  // st_dev / st_ino at open
+  uint64_t inode() const { return identity_.inode; }
+  // IOError if the file changed since it was opened (see FileIdentity).
+  Status CheckUnchanged() const { return identity_.CheckUnchanged(fd_, path_); }
 
  private:
-  RandomAccessFile(std::string path, int fd, uint64_t size, int64_t mtime_ns)
-      : path_(std::move(path)), fd_(fd), size_(size), mtime_ns_(mtime_ns) {}
+  RandomAccessFile(std::string path, int fd, FileIdentity identity)
+      : path_(std::move(path)), fd_(fd), identity_(identity) {}
   std::string path_;
   int fd_;
-  uint64_t size_;
-  int64_t mtime_ns_;
-  uint64_t device_ = 0, inode_ = 0;
+  FileIdentity identity_;
 };
 
 }  // namespace cellfeed::io

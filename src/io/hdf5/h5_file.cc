@@ -366,21 +366,18 @@ Result<std::shared_ptr<H5File>> H5File::Open(const std::string& path) {
   // What the file was when opened, through libhdf5's own descriptor: string reads go
   // through libhdf5 after open, and must not read a file changed since (see CheckUnchanged).
   void* handle = nullptr;
-  struct stat st;
   if (H5Fget_vfd_handle(id, H5P_DEFAULT, &handle) >= 0 && handle != nullptr) {
     f->fd_ = *static_cast<int*>(handle);
-    if (fstat(f->fd_, &st) == 0) {
-      f->size_ = static_cast<uint64_t>(st.st_size);
-      f->mtime_ns_ = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
-      f->device_ = static_cast<uint64_t>(st.st_dev);
-      f->inode_ = static_cast<uint64_t>(st.st_ino);
+    auto identity = FileIdentity::Of(f->fd_, path);
+    if (identity.ok()) {
+      f->identity_ = identity.value();
     } else {
       f->fd_ = -1;
     }
   }
-  if (f->size_ == 0) {
+  if (f->identity_.size == 0) {
     hsize_t sz = 0;
-    if (H5Fget_filesize(id, &sz) >= 0) f->size_ = sz;
+    if (H5Fget_filesize(id, &sz) >= 0) f->identity_.size = sz;
   }
   H5Eclear2(H5E_DEFAULT);
   return f;
@@ -388,17 +385,7 @@ Result<std::shared_ptr<H5File>> H5File::Open(const std::string& path) {
 
 Status H5File::CheckUnchanged() const {
   if (fd_ < 0) return Status::OK();
-  struct stat st;
-  if (fstat(fd_, &st) != 0) {
-    return Status::IOError(path_ + ": cannot stat: " + std::strerror(errno));
-  }
-  const int64_t mtime = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
-  if (static_cast<uint64_t>(st.st_size) != size_ || mtime != mtime_ns_) {
-    return Status::IOError(path_ + ": file changed since it was opened (size " +
-                           std::to_string(size_) + " -> " + std::to_string(st.st_size) +
-                           " bytes, or modified); reopen it");
-  }
-  return Status::OK();
+  return identity_.CheckUnchanged(fd_, path_);
 }
 
 H5File::~H5File() {
@@ -462,7 +449,7 @@ Result<std::vector<std::string>> H5File::StringListAttribute(const std::string& 
   if (n < 0 || !type.valid()) return Status::Invalid(WithReason(where + ": unreadable"));
   if (n == 0) return std::vector<std::string>{};  // h5py writes empty lists as float arrays
   CF_RETURN_IF_ERROR(CheckPlausibleSize(static_cast<uint64_t>(n), H5Tget_size(type.get()),
-                                        size_, where));
+                                        identity_.size, where));
   return ReadStringElements(
       type.get(), static_cast<size_t>(n),
       [&](hid_t mem, void* buf) { return H5Aread(a.get(), mem, buf); }, where);
@@ -493,7 +480,7 @@ Result<std::vector<int64_t>> H5File::IntListAttribute(const std::string& node,
   Hid space(H5Aget_space(a.get()));
   hssize_t n = H5Sget_simple_extent_npoints(space.get());
   if (n < 0) return Status::Invalid(WithReason(where + ": unreadable"));
-  CF_RETURN_IF_ERROR(CheckPlausibleSize(static_cast<uint64_t>(n), 8, size_, where));
+  CF_RETURN_IF_ERROR(CheckPlausibleSize(static_cast<uint64_t>(n), 8, identity_.size, where));
   std::vector<int64_t> v(static_cast<size_t>(std::max<hssize_t>(n, 0)));
   if (cls == H5T_ENUM && H5Tget_size(type.get()) == 1) {
     // numpy bools are stored as an int8 enum; read the raw byte.
@@ -553,7 +540,7 @@ Result<std::vector<uint8_t>> H5File::ReadSmallNumeric(const std::string& dataset
   Hid space(H5Dget_space(d.get()));
   hssize_t n = H5Sget_simple_extent_npoints(space.get());
   if (n < 0) return Status::Invalid(WithReason(where + ": unreadable dataspace"));
-  CF_RETURN_IF_ERROR(CheckPlausibleSize(static_cast<uint64_t>(n), DTypeSize(as), size_, where));
+  CF_RETURN_IF_ERROR(CheckPlausibleSize(static_cast<uint64_t>(n), DTypeSize(as), identity_.size, where));
   std::vector<uint8_t> out(static_cast<size_t>(std::max<hssize_t>(n, 0)) * DTypeSize(as));
   if (n > 0 && H5Dread(d.get(), NativeTypeFor(as), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0) {
     return Status::Invalid(WithReason(where + ": unreadable as " + DTypeName(as)));
@@ -587,7 +574,7 @@ Result<std::vector<std::string>> H5File::ReadStrings(
   }
   // A variable-length string takes at least 16 bytes in the file (its heap reference).
   CF_RETURN_IF_ERROR(CheckPlausibleSize(count, std::max<size_t>(H5Tget_size(type.get()), 1),
-                                        size_, where));
+                                        identity_.size, where));
   Hid mspace(H5Screate_simple(1, &count, nullptr));
   if (count > 0 && H5Sget_simple_extent_ndims(space.get()) == 1) {
     H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &begin, nullptr, &count, nullptr);
@@ -677,7 +664,7 @@ Result<DatasetLayout> H5File::Describe(const std::string& dataset) const {
   // Every stored byte range must lie inside the file: a chunk index or offset pointing
   // past its end is corrupt (a file truncated after writing is refused by H5Fopen).
   auto outside = [&](uint64_t addr, uint64_t n) {
-    return addr > size_ || n > size_ - addr;
+    return addr > identity_.size || n > identity_.size - addr;
   };
   H5D_layout_t layout = H5Pget_layout(dcpl.get());
   if (layout == H5D_CHUNKED) {
@@ -704,9 +691,9 @@ Result<DatasetLayout> H5File::Describe(const std::string& dataset) const {
     // The chunk table holds one entry per grid cell; a grid far beyond what the file
     // could hold is a corrupt shape, not data.
     const uint64_t grid = static_cast<uint64_t>(n0) * static_cast<uint64_t>(n1);
-    if (grid > size_ + (uint64_t{1} << 20)) {
+    if (grid > identity_.size + (uint64_t{1} << 20)) {
       return Status::Invalid(where + ": shape needs " + std::to_string(grid) +
-                             " chunks, more than a file of " + std::to_string(size_) +
+                             " chunks, more than a file of " + std::to_string(identity_.size) +
                              " bytes can hold");
     }
     L.chunks.resize(static_cast<size_t>(grid));
@@ -735,7 +722,7 @@ Result<DatasetLayout> H5File::Describe(const std::string& dataset) const {
         if (outside(c.address, size)) {
           return Status::Invalid(where + ": chunk " + std::to_string(k) + " at byte " +
                                  std::to_string(c.address) + " (+" + std::to_string(size) +
-                                 ") lies past the end of the file (" + std::to_string(size_) +
+                                 ") lies past the end of the file (" + std::to_string(identity_.size) +
                                  " bytes): corrupt chunk index");
         }
         // Unfiltered (or all filters skipped) chunks are stored whole.
@@ -762,7 +749,7 @@ Result<DatasetLayout> H5File::Describe(const std::string& dataset) const {
       if (outside(base, total * esize)) {
         return Status::Invalid(where + ": data at byte " + std::to_string(base) + " (+" +
                                std::to_string(total * esize) + ") lies past the end of the "
-                               "file (" + std::to_string(size_) + " bytes)");
+                               "file (" + std::to_string(identity_.size) + " bytes)");
       }
     }
     H5Eclear2(H5E_DEFAULT);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cellfeed/status.h"
+#include "io/file.h"
 #include "io/hdf5/dataset_layout.h"
 
 namespace cellfeed::io {
@@ -36,9 +37,9 @@ class H5File {
   Status CheckUnchanged() const;
   // st_dev / st_ino of the file libhdf5 opened (0 when unknown): lets AnnDataFile check
   // that its pread descriptor refers to the same file.
-  uint64_t device() const { return device_; }
-  uint64_t inode() const { return inode_; }
-  uint64_t size_at_open() const { return size_; }
+  uint64_t device() const { return identity_.device; }
+  uint64_t inode() const { return identity_.inode; }
+  uint64_t size_at_open() const { return identity_.size; }
   NodeKind Kind(const std::string& node) const;
   Result<std::vector<std::string>> Children(const std::string& group) const;
 
@@ -68,8 +69,7 @@ class H5File {
   hid_t id_;
   uint64_t userblock_;
   int fd_ = -1;  // libhdf5's own descriptor (sec2 driver), not owned
-  uint64_t size_ = 0, device_ = 0, inode_ = 0;
-  int64_t mtime_ns_ = 0;
+  FileIdentity identity_;
 };
 
 }  // namespace cellfeed::io
