@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cellfeed/collection.h"
+#include "csr_invariants.h"
 
 namespace {
 
@@ -62,17 +63,7 @@ void Exercise(const std::string& path, const std::string& layer) {
                  m.ok() ? "ok" : m.status().message().c_str());
   }
   if (m.ok()) {
-    // A successful read is a valid CSR matrix in the collection's shape.
-    const auto& x = m.value();
-    if (x.n_rows != static_cast<int64_t>(rows.size()) || x.n_cols != c.n_vars()) std::abort();
-    if (x.indptr.size() != rows.size() + 1 || x.indptr[0] != 0) std::abort();
-    for (size_t i = 0; i + 1 < x.indptr.size(); ++i) {
-      if (x.indptr[i] > x.indptr[i + 1]) std::abort();
-    }
-    if (static_cast<int64_t>(x.indices.size()) != x.indptr.back()) std::abort();
-    for (int32_t j : x.indices) {
-      if (j < 0 || j >= c.n_vars()) std::abort();
-    }
+    cellfeed::fuzz::AbortUnlessValidCsr(m.value(), rows.size(), c.n_vars());
   }
   std::vector<int64_t> some(rows.begin(), rows.begin() + std::min<size_t>(rows.size(), 3));
   for (const auto& col : c.obs_columns()) (void)c.Obs(col.name, some);

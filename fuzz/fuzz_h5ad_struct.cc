@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cellfeed/collection.h"
+#include "csr_invariants.h"
 
 namespace {
 
@@ -287,17 +288,7 @@ void Exercise(const std::string& path, const std::string& layer) {
                  m.ok() ? "ok" : m.status().message().c_str());
   }
   if (m.ok()) {
-    const auto& x = m.value();
-    if (x.n_rows != static_cast<int64_t>(rows.size()) || x.n_cols != c.n_vars()) std::abort();
-    if (x.indptr.size() != rows.size() + 1 || x.indptr[0] != 0) std::abort();
-    for (size_t i = 0; i + 1 < x.indptr.size(); ++i) {
-      if (x.indptr[i] > x.indptr[i + 1]) std::abort();
-    }
-    if (static_cast<int64_t>(x.indices.size()) != x.indptr.back()) std::abort();
-    if (x.data.size() != x.indices.size()) std::abort();
-    for (int32_t j : x.indices) {
-      if (j < 0 || j >= c.n_vars()) std::abort();
-    }
+    cellfeed::fuzz::AbortUnlessValidCsr(m.value(), rows.size(), c.n_vars());
   }
   for (const auto& col : c.obs_columns()) {
     auto v = c.Obs(col.name, rows);
