@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <unordered_map>
 
 #include "collection/collection_impl.h"
 #include "collection/gene_join.h"
@@ -132,6 +133,36 @@ std::shared_ptr<const Column> MergeNumericCategories(
   return u;
 }
 
+// A categorical column's categories across files: shared when equal in every file, else
+// their union in first-seen order, with each file's codes remapped onto it.
+MergedCategories MergeCategories(const std::vector<const h5ad::ColumnLayout*>& layouts) {
+  MergedCategories m;
+  m.remap.resize(layouts.size());
+  if ((m.categories = MergeNumericCategories(layouts, m.remap))) return m;
+  m.categories = layouts[0]->categories;
+  const std::vector<std::string> first = CategoryLabels(*m.categories);
+  std::vector<std::vector<std::string>> labels = {first};
+  bool differ = false;
+  for (size_t f = 1; f < layouts.size(); ++f) {
+    labels.push_back(CategoryLabels(*layouts[f]->categories));
+    differ = differ || labels.back() != first;
+  }
+  if (!differ) return m;
+  auto u = std::make_shared<Column>();
+  u->info.kind = ColumnKind::kString;
+  std::unordered_map<std::string, int32_t> code_of;
+  for (size_t f = 0; f < layouts.size(); ++f) {
+    for (const std::string& label : labels[f]) {
+      auto [it, added] = code_of.emplace(label, static_cast<int32_t>(u->strings.size()));
+      if (added) u->strings.push_back(label);
+      m.remap[f].push_back(it->second);
+    }
+  }
+  u->length = static_cast<int64_t>(u->strings.size());
+  m.categories = u;
+  return m;
+}
+
 }  // namespace
 
 Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::string>& paths,
@@ -153,6 +184,12 @@ Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::stri
   impl->gene_maps = std::move(space.maps);
   impl->gene_order_preserving = std::move(space.order_preserving);
   impl->obs_columns = CommonColumns(*impl);
+  for (const ColumnInfo& c : impl->obs_columns) {
+    if (c.kind != ColumnKind::kCategorical) continue;
+    std::vector<const h5ad::ColumnLayout*> layouts;
+    for (const auto& f : impl->files) layouts.push_back(f->obs().Find(c.name));
+    impl->merged_categories.emplace(c.name, MergeCategories(layouts));
+  }
   impl->pool = std::make_unique<util::ThreadPool>(options.threads);
   // indptr must start at 0: checked once here, cheaply, for every CSR file.
   for (const auto& f : impl->files) {
@@ -245,41 +282,19 @@ Result<Column> Collection::Obs(const std::string& name,
   const size_t nfiles = impl_->files.size();
   RowsByFile g = GroupRowsByFile(*impl_, *rows);
 
-  // Categories: shared when equal in every file, else their union in first-seen order.
   std::vector<const h5ad::ColumnLayout*> layouts;
   std::vector<DType> dtypes;
   for (const auto& f : impl_->files) {
     layouts.push_back(f->obs().Find(name));
     dtypes.push_back(layouts.back()->info.dtype);
   }
-  std::vector<std::vector<int32_t>> remap(nfiles);
+  static const std::vector<std::vector<int32_t>> kNoRemap;
   std::shared_ptr<const Column> categories;
+  const std::vector<std::vector<int32_t>>* remaps = &kNoRemap;
   if (kind == ColumnKind::kCategorical) {
-    categories = MergeNumericCategories(layouts, remap);
-  }
-  if (kind == ColumnKind::kCategorical && !categories) {
-    categories = layouts[0]->categories;
-    std::vector<std::string> merged = CategoryLabels(*categories);
-    bool differ = false;
-    for (size_t f = 1; f < nfiles; ++f) {
-      differ = differ || CategoryLabels(*layouts[f]->categories) != merged;
-    }
-    if (differ) {
-      auto u = std::make_shared<Column>();
-      u->info.kind = ColumnKind::kString;
-      for (size_t f = 0; f < nfiles; ++f) {
-        for (const std::string& label : CategoryLabels(*layouts[f]->categories)) {
-          auto pos = std::find(u->strings.begin(), u->strings.end(), label);
-          if (pos == u->strings.end()) {
-            u->strings.push_back(label);
-            pos = u->strings.end() - 1;
-          }
-          remap[f].push_back(static_cast<int32_t>(pos - u->strings.begin()));
-        }
-      }
-      u->length = static_cast<int64_t>(u->strings.size());
-      categories = u;
-    }
+    const MergedCategories& m = impl_->merged_categories.at(name);
+    categories = m.categories;
+    remaps = &m.remap;
   }
 
   Column out;
@@ -301,10 +316,11 @@ Result<Column> Collection::Obs(const std::string& name,
     if (!part.values.empty()) {
       std::vector<uint8_t> conv(pos.size() * osize);
       ConvertElements(part.info.dtype, part.values.data(), out.info.dtype, conv.data(), pos.size());
-      if (!remap[f].empty()) {
+      if (!remaps->empty() && !(*remaps)[f].empty()) {
+        const std::vector<int32_t>& remap = (*remaps)[f];
         auto* codes = reinterpret_cast<int32_t*>(conv.data());
         for (size_t k = 0; k < pos.size(); ++k) {
-          if (codes[k] >= 0) codes[k] = remap[f][static_cast<size_t>(codes[k])];
+          if (codes[k] >= 0) codes[k] = remap[static_cast<size_t>(codes[k])];
         }
       }
       for (size_t k = 0; k < pos.size(); ++k) {

@@ -12,6 +12,12 @@
 
 namespace cellfeed {
 
+// A categorical obs column across files, merged once at open.
+struct MergedCategories {
+  std::shared_ptr<const Column> categories;
+  std::vector<std::vector<int32_t>> remap;  // per file: file code -> merged code; empty = same
+};
+
 struct Collection::Impl {
   std::vector<std::unique_ptr<h5ad::AnnDataFile>> files;
   std::vector<std::string> paths;
@@ -22,6 +28,7 @@ struct Collection::Impl {
   std::vector<bool> gene_order_preserving;
   std::vector<FileSummary> summaries;
   std::vector<ColumnInfo> obs_columns;  // present, with one kind, in every file
+  std::map<std::string, MergedCategories> merged_categories;  // by column name
   std::unique_ptr<util::ThreadPool> pool;
   // Decoded indptr chunks: every read needs a few entries from all over each file.
   std::unique_ptr<io::ChunkCache> indptr_cache = std::make_unique<io::ChunkCache>(64 << 20);
