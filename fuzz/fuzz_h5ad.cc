@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "cellfeed/collection.h"
-#include "csr_invariants.h"
+#include "fuzz_common.h"
 
 namespace {
 
@@ -42,17 +42,10 @@ bool WriteFresh(const std::string& path, const uint8_t* data, size_t size) {
 }
 
 void Exercise(const std::string& path, const std::string& layer) {
-  cellfeed::OpenOptions options;
-  options.threads = 1;
-  options.layer = layer;
-  static const bool verbose = std::getenv("CELLFEED_FUZZ_VERBOSE") != nullptr;
-  auto opened = cellfeed::Collection::Open({path}, options);
-  if (!opened.ok()) {
-    if (opened.status().message().empty()) std::abort();
-    if (verbose) std::fprintf(stderr, "open(%s): %s\n", layer.c_str(), opened.status().message().c_str());
-    return;
-  }
-  const cellfeed::Collection& c = *opened.value();
+  auto opened = cellfeed::fuzz::OpenOrNull(path, layer, 1);
+  if (!opened) return;
+  const bool verbose = cellfeed::fuzz::Verbose();
+  const cellfeed::Collection& c = *opened;
   (void)c.summaries();
   const int64_t n = c.n_obs();
   std::vector<int64_t> rows;

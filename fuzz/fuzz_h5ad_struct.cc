@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "cellfeed/collection.h"
-#include "csr_invariants.h"
+#include "fuzz_common.h"
 
 namespace {
 
@@ -267,17 +267,10 @@ bool Build(const std::string& path, Input& in) {
 }
 
 void Exercise(const std::string& path, const std::string& layer) {
-  cellfeed::OpenOptions options;
-  options.threads = 2;
-  options.layer = layer;
-  static const bool verbose = std::getenv("CELLFEED_FUZZ_VERBOSE") != nullptr;
-  auto opened = cellfeed::Collection::Open({path}, options);
-  if (!opened.ok()) {
-    if (opened.status().message().empty()) std::abort();
-    if (verbose) std::fprintf(stderr, "open(%s): %s\n", layer.c_str(), opened.status().message().c_str());
-    return;
-  }
-  const cellfeed::Collection& c = *opened.value();
+  auto opened = cellfeed::fuzz::OpenOrNull(path, layer, 2);
+  if (!opened) return;
+  const bool verbose = cellfeed::fuzz::Verbose();
+  const cellfeed::Collection& c = *opened;
   const int64_t n = c.n_obs();
   std::vector<int64_t> rows;
   for (int64_t r = 0; r < n; ++r) rows.push_back(n - 1 - r);
