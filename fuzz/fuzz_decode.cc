@@ -11,6 +11,7 @@
 //   rest        the stored chunk
 // Invariants checked: Make rejects exactly the filters we cannot decode; Decode either
 // fails with a message, or gives exactly chunk_bytes bytes.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -73,7 +74,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // The decoders on their own, on the same bytes.
   std::vector<uint8_t> o;
-  if (InflateZlib(stored, chunk_bytes, o).ok()) Check(o.size() <= chunk_bytes, "inflate bound");
+  if (InflateZlib(stored, chunk_bytes, o).ok()) {
+    Check(o.size() <= chunk_bytes, "inflate bound");
+    // A prefix of a valid stream is the same bytes as the whole stream's start.
+    std::vector<uint8_t> whole = o, p;
+    const size_t n = whole.size() / 2;
+    Check(InflateZlibPrefix(stored, n, p).ok() && std::equal(p.begin(), p.end(), whole.begin()),
+          "a prefix equals the start of the whole stream");
+  }
+  {
+    std::vector<uint8_t> p;
+    cellfeed::Status st = InflateZlibPrefix(stored, chunk_bytes / 3, p);
+    Check(!st.ok() || p.size() == chunk_bytes / 3, "a prefix has exactly the bytes asked for");
+  }
   if (DecodeLzf(stored, chunk_bytes, o).ok()) Check(o.size() <= chunk_bytes, "lzf bound");
   Unshuffle(stored, esize, o);
   Check(o.size() == stored.size(), "unshuffle keeps the size");

@@ -16,6 +16,7 @@ manifest.json lists, per entry:
             "obs_names"
   files     the file names to open together (one, or two for gene-join errors)
   layer     OpenOptions.layer ("" = X, "raw", or a layers/<name>)
+  values    OpenOptions.values: value checks ("finite" by default, "counts", "any")
   join      gene join (multi-file entries)
   error     "ValueError" / "OSError", or null for files that must read (documented
             acceptances, see docs/ERRORS.md)
@@ -59,6 +60,7 @@ class Entry:
     join: str = "inner"
     files: list[str] = field(default_factory=list)
     cli: str | None = None
+    values: str = "finite"
 
 
 @dataclass
@@ -72,7 +74,7 @@ CASES: list[Case] = []
 
 def case(name: str, covers: str, call: str, error: str | None, message: list[str], *,
          layer: str = "", join: str = "inner", cli: str | None | bool = True,
-         extra_files: int = 0):
+         extra_files: int = 0, values: str = "finite"):
     """Registers a writer `fn(path) -> None` (or `fn(path, path2)` when extra_files)."""
     if cli is True:  # the CLI reads X (bench) and obs labels (bench --label), not var
         cli = (None if error is None or call.startswith("var:") or call == "obs_names"
@@ -80,7 +82,7 @@ def case(name: str, covers: str, call: str, error: str | None, message: list[str
 
     def deco(fn):
         names = [f"{name}.h5ad"] + [f"{name}_{i + 2}.h5ad" for i in range(extra_files)]
-        entry = Entry(name, covers, call, error, message, layer, join, names, cli or None)
+        entry = Entry(name, covers, call, error, message, layer, join, names, cli or None, values)
 
         def write(d: Path) -> list[Path]:
             paths = [d / n for n in names]
@@ -956,8 +958,49 @@ def _(p):
     modify(p, fn)
 
 
-@case("accept_nan_negative", "NaN, inf and negative counts (delivered as stored)", "read",
-      None, [])
+def _set_values(element: str, changes: dict, **write_kw):
+    """Writes a valid file, then sets data[index] = value for each of `changes` in `element`
+    (a CSR group's data, or a dense array at [row, col] pairs)."""
+    def fn(p):
+        write_h5ad(p, **write_kw)
+        def edit(f):
+            if isinstance(f[element], h5py.Group):
+                d = f[element + "/data"][:]
+                for i, v in changes.items():
+                    d[i] = v
+                rewrite(f, element + "/data", d)
+            else:
+                for (r, c), v in changes.items():
+                    f[element][r, c] = v
+        modify(p, edit)
+    return fn
+
+
+# Element 37 of X/data lies in row 5 (8 values per row, row 4 empty) and chunk 2 (16 per chunk).
+case("nan_in_x", "NaN count in X/data (gzip), default values='finite'", "read", "ValueError",
+     ["{path}", "X/data: chunk 2", "value nan at element 37 (row 5) is NaN", "finite"])(
+    _set_values("X", {37: np.nan, 200: np.nan}, compression=GZIP))
+case("inf_in_raw_x", "infinite value in raw/X/data", "read", "ValueError",
+     ["{path}", "raw/X/data: chunk", "is infinite", "values='finite'"], layer="raw")(
+    _set_values("raw/X", {100: -np.inf}, raw=True))
+case("nan_in_dense_x", "NaN in a dense X (gzip)", "read", "ValueError",
+     ["{path}", "X: chunk", "(row 9) is NaN"])(
+    _set_values("X", {(9, 3): np.nan}, x="dense", compression=GZIP))
+case("nan_in_layer_uncompressed", "NaN in layers/counts (unfiltered, read in place)", "read",
+     "ValueError", ["{path}", "layers/counts/data", "is NaN"], layer="counts")(
+    _set_values("layers/counts", {3: np.nan}, layers=True))
+case("negative_counts", "negative count with values='counts'", "read", "ValueError",
+     ["{path}", "X/data: chunk 1", "value -2 at element 20 (row 2) is negative",
+      "expected counts"], values="counts")(_set_values("X", {20: -2.0}, compression=GZIP))
+case("fractional_counts", "fractional count with values='counts'", "read", "ValueError",
+     ["{path}", "X/data", "value 2.5 at element 9 (row 1) is not a whole number"],
+     values="counts")(_set_values("X", {9: 2.5}))
+case("accept_negative_finite", "negative values (scaled data) under the default values='finite'",
+     "read", None, [])(_set_values("X", {5: -1.5, 30: -0.25}, compression=GZIP))
+
+
+@case("accept_nan_negative", "NaN, inf and negative counts (delivered as stored, values='any')",
+      "read", None, [], values="any")
 def _(p):
     write_h5ad(p)
     def fn(f):

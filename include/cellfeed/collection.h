@@ -24,6 +24,15 @@ struct OpenOptions {
   // Gene space when files differ: "inner", "outer", or "genes" (exactly `genes`).
   std::string join = "inner";
   std::vector<std::string> genes;
+  // Inflate every chunk of X whole, so that its Adler-32 checksum is always verified.
+  // Off by default: a deflate chunk whose needed rows all lie in its first third is
+  // inflated only that far (2-3x less work for the chunk), checked for a well-formed
+  // stream but not against the checksum, which covers the whole chunk.
+  bool verify_whole_chunks = false;
+  // Checks of X's values as they are read: "finite" (default: NaN or infinity is an
+  // error naming the file, element and row), "counts" (also negative or fractional
+  // values), "any" (delivered as stored).
+  std::string values = "finite";
 };
 
 // What `cellfeed inspect` reports about one array.
@@ -82,6 +91,12 @@ class Collection {
   Result<std::vector<std::string>> ObsNames(
       std::optional<std::span<const int64_t>> rows = std::nullopt) const;
   Result<Column> Var(const std::string& column) const;
+
+  // The first global row of every run of rows whose values start in the same storage
+  // chunk of X (one block per chunk, for SamplingConfig::chunk_blocks). Reads each
+  // file's whole indptr. Chunk = the larger of data's and indices' chunks; unchunked
+  // arrays count 65,536 values (dense: rows) as one chunk.
+  Result<std::vector<int64_t>> ChunkBlockStarts() const;
 
   // The hardware floor of reading `row_sets` (e.g. the fetches of a plan): every chunk
   // of data/indices each set touches (once per set) is read and decoded in one parallel

@@ -88,8 +88,11 @@ void BindCollection(nb::module_& m) {
       .def_static(
           "open",
           [](const std::vector<std::string>& paths, const std::string& layer, int threads,
-             const std::string& join, const std::vector<std::string>& genes) {
+             const std::string& join, const std::vector<std::string>& genes,
+             const std::string& values, bool verify_whole_chunks) {
             OpenOptions o;
+            o.values = values;
+            o.verify_whole_chunks = verify_whole_chunks;
             o.layer = layer;
             o.threads = threads;
             o.join = join;
@@ -102,7 +105,8 @@ void BindCollection(nb::module_& m) {
             return ValueOrThrow(std::move(r));
           },
           nb::arg("paths"), nb::arg("layer") = "", nb::arg("threads") = 0,
-          nb::arg("join") = "inner", nb::arg("genes") = std::vector<std::string>{})
+          nb::arg("join") = "inner", nb::arg("genes") = std::vector<std::string>{},
+          nb::arg("values") = "finite", nb::arg("verify_whole_chunks") = false)
       .def_prop_ro("n_obs", &Collection::n_obs)
       .def_prop_ro("n_vars", &Collection::n_vars)
       .def_prop_ro("files", &Collection::files)

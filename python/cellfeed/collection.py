@@ -32,8 +32,9 @@ def _as_rows(rows) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def _reopen(paths, layer, threads, join):
-    return open(paths, layer=layer, threads=threads, join=join)
+def _reopen(paths, layer, threads, join, values="finite", verify_whole_chunks=False):
+    return open(paths, layer=layer, threads=threads, join=join, values=values,
+                verify_whole_chunks=verify_whole_chunks)
 
 
 class Collection:
@@ -163,7 +164,7 @@ def _join_args(join) -> tuple[str, list[str]]:
 
 
 def open(path_or_paths, layer: str | None = None, threads: int | None = None,  # noqa: A001
-         join="inner") -> Collection:
+         join="inner", values: str = "finite", verify_whole_chunks: bool = False) -> Collection:
     """Open one .h5ad file or a list of them as one row-concatenated collection.
 
     layer: None reads X; "raw" reads raw/X (with raw/var); any other name reads layers/<name>.
@@ -171,9 +172,15 @@ def open(path_or_paths, layer: str | None = None, threads: int | None = None,  #
     join: the gene space when files have different var_names: "inner" (genes in every
       file), "outer" (all genes, absent ones are zero), a list of gene names, or the path
       of a vocabulary file (see read_gene_list). Files are mapped onto it while reading.
+    values: checks of X's values as they are read: "finite" (NaN or infinity raises a
+      ValueError naming the file, element and row), "counts" (also negative or
+      fractional values: for raw counts), "any" (delivered as stored).
+    verify_whole_chunks: inflate every gzip chunk whole so its checksum is verified. By
+      default a chunk whose needed rows lie in its first third is inflated only that far.
     """
     how, genes = _join_args(join)
-    engine = _cellfeed.Collection.open(_as_paths(path_or_paths), layer or "", threads or 0, how, genes)
+    engine = _cellfeed.Collection.open(_as_paths(path_or_paths), layer or "", threads or 0, how,
+                                       genes, values, bool(verify_whole_chunks))
     col = Collection(engine)
-    col._open_args = (_as_paths(path_or_paths), layer, threads, join)
+    col._open_args = (_as_paths(path_or_paths), layer, threads, join, values, bool(verify_whole_chunks))
     return col

@@ -163,6 +163,13 @@ MergedCategories MergeCategories(const std::vector<const h5ad::ColumnLayout*>& l
   return m;
 }
 
+Result<io::ValueCheck> ParseValueCheck(const std::string& values) {
+  if (values == "finite") return io::ValueCheck::kFinite;
+  if (values == "counts") return io::ValueCheck::kCounts;
+  if (values == "any") return io::ValueCheck::kNone;
+  return Status::Invalid("values must be 'finite', 'counts' or 'any', got '" + values + "'");
+}
+
 }  // namespace
 
 Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::string>& paths,
@@ -191,6 +198,8 @@ Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::stri
     impl->merged_categories.emplace(c.name, MergeCategories(layouts));
   }
   impl->pool = std::make_unique<util::ThreadPool>(options.threads);
+  impl->decode_prefix = !options.verify_whole_chunks;
+  CF_ASSIGN_OR_RETURN(impl->value_check, ParseValueCheck(options.values));
   // indptr must start at 0: checked once here, cheaply, for every CSR file.
   for (const auto& f : impl->files) {
     const auto& m = f->matrix();

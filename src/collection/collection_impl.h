@@ -30,6 +30,8 @@ struct Collection::Impl {
   std::vector<ColumnInfo> obs_columns;  // present, with one kind, in every file
   std::map<std::string, MergedCategories> merged_categories;  // by column name
   std::unique_ptr<util::ThreadPool> pool;
+  bool decode_prefix = true;  // !OpenOptions::verify_whole_chunks
+  io::ValueCheck value_check = io::ValueCheck::kFinite;  // OpenOptions::values
   // Decoded indptr chunks: every read needs a few entries from all over each file.
   std::unique_ptr<io::ChunkCache> indptr_cache = std::make_unique<io::ChunkCache>(64 << 20);
 

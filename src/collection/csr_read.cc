@@ -161,6 +161,7 @@ Status PlanDecodeOnly(const Collection::Impl& impl, std::span<const int64_t> row
     reads.push_back({&m.indices, &impl.files[f]->file(), std::move(pieces), DType::kInt32, nullptr,
                      -1, true});
   }
+  for (io::ArrayRead& r : reads) r.decode_prefix = impl.decode_prefix;
   return Status::OK();
 }
 
@@ -183,6 +184,8 @@ Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, 
     dense[f].resize(fr[f].unique.size() * static_cast<size_t>(m.n_cols));
     dense_reads.push_back({&m.data, &impl.files[f]->file(), h5ad::RowPieces(fr[f].unique),
                            DType::kFloat32, dense[f].data()});
+    dense_reads.back().decode_prefix = impl.decode_prefix;
+    dense_reads.back().value_check = impl.value_check;
   }
   CF_RETURN_IF_ERROR(io::ReadArrays(dense_reads, *impl.pool));
 
@@ -243,6 +246,11 @@ Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, 
     // are checked while decoding, in their stored dtype.
     reads.push_back({&m.indices, &impl.files[f]->file(), std::move(pieces), DType::kInt32,
                      out.indices.data(), m.n_cols});
+  }
+  for (io::ArrayRead& r : reads) {
+    r.decode_prefix = impl.decode_prefix;
+    // data (float32 out); indices have their range check.
+    if (r.out_type == DType::kFloat32) r.value_check = impl.value_check;
   }
   CF_RETURN_IF_ERROR(io::ReadArrays(reads, *impl.pool));
   MapGenes(impl, g, out);

@@ -1,6 +1,7 @@
 #include "io/array_reader.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <sys/uio.h>
 #include <type_traits>
@@ -11,6 +12,11 @@ namespace {
 
 // Pieces merged into one pread when the hole between them is at most this many bytes.
 constexpr uint64_t kMergeHoleBytes = 64 * 1024;
+// A deflate chunk whose pieces all lie in its first 1/kPrefixDivisor is inflated only up
+// to the last byte they need: zlib's streaming inflate (which can stop early) costs 2-3x
+// libdeflate's whole-chunk inflate per byte on single-cell data, so stopping early pays
+// below about a third of the chunk.
+constexpr uint64_t kPrefixDivisor = 3;
 
 struct ChunkTask {
   const ArrayRead* read;
@@ -97,6 +103,26 @@ Status CheckPiece(const ArrayRead& r, const uint8_t* src, const Piece& p) {
                          " is outside [0, " + std::to_string(r.valid_below) + ")");
 }
 
+// Checks `count` output values of a piece (float32 outputs only) against r.value_check.
+Status CheckValues(const ArrayRead& r, const uint8_t* out, int64_t count, const Piece& p,
+                   int64_t first_element) {
+  if (r.value_check == ValueCheck::kNone || r.out_type != DType::kFloat32) return Status::OK();
+  const float* v = reinterpret_cast<const float*>(out);
+  const int64_t bad = FirstBadValue(v, static_cast<size_t>(count), r.value_check);
+  if (bad < 0) return Status::OK();
+  char value[32];
+  std::snprintf(value, sizeof value, "%g", static_cast<double>(v[bad]));
+  return Status::Invalid(std::string("value ") + value + " at element " +
+                         std::to_string(first_element + bad) +
+                         (p.tag >= 0 ? " (row " + std::to_string(p.tag) + ")" : std::string()) +
+                         " " + BadValueReason(v[bad], r.value_check) + "; expected " +
+                         (r.value_check == ValueCheck::kCounts
+                              ? "counts (finite, >= 0, whole numbers)"
+                              : "finite values") +
+                         " (values='" + ValueCheckName(r.value_check) +
+                         "'; open with values='any' to accept them)");
+}
+
 // Copies rows of one decoded chunk (rows x cols elements, row-major) into the output.
 Status ScatterRows(const ArrayRead& r, const uint8_t* chunk, int64_t chunk_row0, int64_t chunk_col0,
                    int64_t chunk_cols, int64_t col_count, const Piece* begin, const Piece* end) {
@@ -111,12 +137,15 @@ Status ScatterRows(const ArrayRead& r, const uint8_t* chunk, int64_t chunk_row0,
       CF_RETURN_IF_ERROR(CheckPiece(r, s, *p));
       ConvertElements(L.dtype, s, r.out_type, out + p->dst * out_size,
                       static_cast<size_t>(p->count));
+      CF_RETURN_IF_ERROR(CheckValues(r, out + p->dst * out_size, p->count, *p, p->src));
       continue;
     }
     for (int64_t k = 0; k < p->count; ++k) {
       const uint8_t* s = chunk + ((p->src + k - chunk_row0) * chunk_cols) * in_size;
       uint8_t* d = out + ((p->dst + k) * width + chunk_col0) * out_size;
       ConvertElements(L.dtype, s, r.out_type, d, static_cast<size_t>(col_count));
+      const Piece row{p->src + k, 1, p->dst + k, p->src + k};
+      CF_RETURN_IF_ERROR(CheckValues(r, d, col_count, row, (p->src + k) * width + chunk_col0));
     }
   }
   return Status::OK();
@@ -189,6 +218,7 @@ Status ReadUnfilteredRanges(const ArrayRead& r, const ChunkLocation& loc, int64_
       // Pieces landed in the output directly; check them there.
       for (const Piece* p = run; p != stop; ++p) {
         CF_RETURN_IF_ERROR(CheckPiece(r, out + p->dst * out_size, *p));
+        CF_RETURN_IF_ERROR(CheckValues(r, out + p->dst * out_size, p->count, *p, p->src));
       }
       if (stats) {
         stats->bytes_read += static_cast<int64_t>(bytes);
@@ -213,6 +243,7 @@ Status ReadUnfilteredRanges(const ArrayRead& r, const ChunkLocation& loc, int64_
       CF_RETURN_IF_ERROR(CheckPiece(r, s, *p));
       ConvertElements(L.dtype, s, r.out_type, out + p->dst * out_size,
                       static_cast<size_t>(p->count));
+      CF_RETURN_IF_ERROR(CheckValues(r, out + p->dst * out_size, p->count, *p, p->src));
     }
     run = stop;
   }
@@ -271,6 +302,29 @@ Status RunTask(const ChunkTask& t, const SplitRead& split, ReadStats* stats) {
     Status st = r.file->ReadAt(loc.address, loc.stored_size, buf.stored.data());
     if (!st.ok()) return st.WithContext(ChunkWhere(L, chunk_index));
     const uint8_t* chunk = buf.stored.data();
+    // Bytes of the decoded chunk the pieces reach; cached arrays keep whole chunks.
+    int64_t last_row = chunk_row0;
+    for (const Piece* p = begin; p != end; ++p) last_row = std::max(last_row, p->src + p->count);
+    const uint64_t need = static_cast<uint64_t>(last_row - chunk_row0) *
+                          static_cast<uint64_t>(chunk_cols) * DTypeSize(L.dtype);
+    if (!unfiltered && r.decode_prefix && !r.cache && need * kPrefixDivisor <= L.chunk_bytes() &&
+        L.filters.CanDecodePrefix(loc.filter_mask)) {
+      st = L.filters.DecodePrefix(buf.stored, loc.filter_mask, need, buf.decoded);
+      if (!st.ok()) {
+        return Status(StatusCode::kInvalid, ChunkWhere(L, chunk_index) + " (" +
+                                                L.filters.Describe() + "): " + st.message() +
+                                                " (chunk of " + std::to_string(L.chunk_bytes()) +
+                                                " bytes expected)");
+      }
+      if (stats) {
+        stats->bytes_read += static_cast<int64_t>(loc.stored_size);
+        stats->bytes_decoded += static_cast<int64_t>(need);
+      }
+      if (r.discard_output) continue;
+      st = ScatterRows(r, buf.decoded.data(), chunk_row0, col0, chunk_cols, col_count, begin, end);
+      if (!st.ok()) return Status(st.code(), ChunkWhere(L, chunk_index) + ": " + st.message());
+      continue;
+    }
     if (!unfiltered) {
       st = L.filters.Decode(buf.stored, loc.filter_mask, L.chunk_bytes(), buf.scratch, buf.decoded);
       if (!st.ok()) {

@@ -18,6 +18,7 @@
 #include "io/chunk_cache.h"
 #include "io/file.h"
 #include "io/hdf5/dataset_layout.h"
+#include "io/value_check.h"
 #include "util/thread_pool.h"
 
 namespace cellfeed::io {
@@ -43,6 +44,11 @@ struct ArrayRead {
   bool discard_output = false;
   // Decoded chunks of filtered arrays are looked up here first, and kept here.
   ChunkCache* cache = nullptr;
+  // A deflate chunk whose pieces lie in its first part may be inflated only that far
+  // (faster; the chunk's Adler-32, which covers all of it, then goes unchecked).
+  bool decode_prefix = false;
+  // Checks of the float32 output values, as they are written (see io/value_check.h).
+  ValueCheck value_check = ValueCheck::kNone;
 };
 
 // What a read cost: chunks fetched (compressed chunks are read and decoded whole;

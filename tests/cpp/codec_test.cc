@@ -67,6 +67,49 @@ TEST(Deflate, OutputLargerThanChunkIsInvalid) {
   EXPECT_EQ(InflateZlib(ZlibCompress(raw, 4), raw.size() - 1, out).code(), StatusCode::kInvalid);
 }
 
+TEST(Deflate, PrefixMatchesTheStreamsFirstBytes) {
+  auto raw = Counts(20000, 5);
+  auto z = ZlibCompress(raw, 4);
+  for (size_t n : {size_t{0}, size_t{1}, size_t{4}, size_t{999}, size_t{30001}, raw.size()}) {
+    std::vector<uint8_t> out;
+    ASSERT_TRUE(InflateZlibPrefix(z, n, out).ok()) << n;
+    ASSERT_EQ(out.size(), n);
+    EXPECT_TRUE(std::equal(out.begin(), out.end(), raw.begin())) << n;
+  }
+}
+
+TEST(Deflate, PrefixOfBrokenStreamsIsInvalid) {
+  auto raw = Counts(20000, 6);
+  auto z = ZlibCompress(raw, 4);
+  std::vector<uint8_t> out;
+  // Longer than the stream's output.
+  EXPECT_EQ(InflateZlibPrefix(z, raw.size() + 1, out).code(), StatusCode::kInvalid);
+  // Input cut before the bytes asked for.
+  std::vector<uint8_t> cut(z.begin(), z.begin() + z.size() / 4);
+  EXPECT_EQ(InflateZlibPrefix(cut, raw.size() / 2, out).code(), StatusCode::kInvalid);
+  // Not a zlib stream at all.
+  std::vector<uint8_t> junk(z.size(), 0xff);
+  Status st = InflateZlibPrefix(junk, 100, out);
+  EXPECT_EQ(st.code(), StatusCode::kInvalid);
+  EXPECT_NE(st.message().find("corrupt deflate stream"), std::string::npos) << st.message();
+}
+
+TEST(FilterPipeline, PrefixDecodingOnlyForDeflateAlone) {
+  auto deflate = FilterPipeline::Make({{1, "deflate", {4}}}, 4);
+  auto shuffled = FilterPipeline::Make({{2, "shuffle", {4}}, {1, "deflate", {4}}}, 4);
+  auto checked = FilterPipeline::Make({{1, "deflate", {4}}, {3, "fletcher32", {}}}, 4);
+  ASSERT_TRUE(deflate.ok() && shuffled.ok() && checked.ok());
+  EXPECT_TRUE(deflate->CanDecodePrefix(0));
+  EXPECT_FALSE(deflate->CanDecodePrefix(0b1));  // deflate skipped: stored raw
+  EXPECT_FALSE(shuffled->CanDecodePrefix(0));
+  EXPECT_TRUE(shuffled->CanDecodePrefix(0b1));  // shuffle skipped for this chunk
+  EXPECT_FALSE(checked->CanDecodePrefix(0));
+  auto raw = Counts(4096, 9);
+  std::vector<uint8_t> out;
+  ASSERT_TRUE(deflate->DecodePrefix(ZlibCompress(raw, 4), 0, 400, out).ok());
+  EXPECT_TRUE(std::equal(out.begin(), out.end(), raw.begin()));
+}
+
 TEST(Lzf, RoundTripsLiblzf) {
   auto raw = Counts(20000, 5);
   std::vector<uint8_t> z(raw.size() + 64);

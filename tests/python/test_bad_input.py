@@ -26,6 +26,8 @@ ENTRIES = {c.entry.name: c.entry for c in mbf.CASES}
 ERRORS = [n for n, e in ENTRIES.items() if e.error]
 ACCEPTED = [n for n, e in ENTRIES.items() if not e.error]
 CLI_CASES = [n for n, e in ENTRIES.items() if e.cli]
+# `cellfeed check` opens each file alone: every single-file entry, bad or accepted.
+CHECK_CASES = [n for n, e in ENTRIES.items() if len(e.files) == 1]
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +50,7 @@ def expected_substrings(corpus: Path, name: str) -> list[str]:
 def trigger(paths: list[str], entry) -> object:
     """Does what the entry's `call` says; returns what it read."""
     col = cellfeed.open(paths if len(paths) > 1 else paths[0], layer=entry.layer or None,
-                        threads=2, join=entry.join)
+                        threads=2, join=entry.join, values=entry.values)
     if entry.call == "open":
         return col
     if entry.call == "read":
@@ -138,12 +140,12 @@ def _stored_csr(path: str):
 
 
 @pytest.mark.parametrize("name", ["accept_unsorted_indices", "accept_duplicate_indices",
-                                  "accept_nan_negative"])
+                                  "accept_nan_negative", "accept_negative_finite"])
 def test_csr_delivered_as_stored(corpus, canary, name):
     _no_crash(canary, name)
     (path,) = paths_of(corpus, name)
     data, indices, indptr = _stored_csr(path)
-    col = cellfeed.open(path)
+    col = cellfeed.open(path, values=ENTRIES[name].values)
     m = col.read(np.arange(col.n_obs))
     np.testing.assert_array_equal(m.indptr, indptr)
     np.testing.assert_array_equal(m.indices, indices)  # order and repeats kept
@@ -159,8 +161,16 @@ def test_csr_delivered_as_stored(corpus, canary, name):
 
 def test_nan_negative_really_there(corpus):
     (path,) = paths_of(corpus, "accept_nan_negative")
-    m = cellfeed.open(path).read(np.arange(mbf.N_OBS))
+    m = cellfeed.open(path, values="any").read(np.arange(mbf.N_OBS))
     assert np.isnan(m.data).any() and (m.data < 0).any() and np.isinf(m.data).any()
+    with pytest.raises(ValueError, match="is NaN"):
+        cellfeed.open(path).read(np.arange(mbf.N_OBS))  # the default checks
+
+
+def test_values_option_is_validated(corpus):
+    (path,) = paths_of(corpus, "accept_nan_negative")
+    with pytest.raises(ValueError, match="values must be 'finite', 'counts' or 'any'"):
+        cellfeed.open(path, values="strict")
 
 
 def test_dense_unwritten_chunk_is_fill(corpus, canary):
@@ -203,10 +213,39 @@ def test_cli_fails_with_message(corpus, canary, name):
     else:
         label = ["--label", entry.call[4:]] if entry.call.startswith("obs:") else []
         r = _cli("bench", *paths, "--seconds", "0.2", "--warmup", "0", "--threads", "1",
-                 *layer, *label)
+                 "--values", entry.values, *layer, *label)
     assert r.returncode not in (0, 2) and r.returncode > 0, (r.returncode, r.stderr)
     for s in expected_substrings(corpus, name):
         assert s in r.stderr, f"{s!r} not in {r.stderr!r}"
+
+
+@pytest.mark.parametrize("name", CHECK_CASES)
+def test_check_command_validates_the_whole_file(corpus, canary, name):
+    _no_crash(canary, name)
+    entry = ENTRIES[name]
+    (path,) = paths_of(corpus, name)
+    layer = ["--layer", entry.layer] if entry.layer else []
+    r = _cli("check", path, "--values", entry.values, *layer)
+    if entry.error is None:
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith(f"ok     {path}:")
+        return
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout.strip() == f"error  {path}"
+    for s in expected_substrings(corpus, name):
+        assert s in r.stderr, f"{s!r} not in {r.stderr!r}"
+
+
+def test_check_command_reports_each_file(corpus):
+    good = paths_of(corpus, "accept_unsorted_indices")[0]
+    bad = paths_of(corpus, "nan_in_x")[0]
+    with h5py.File(good, "r") as f:
+        n, nnz = len(f["X/indptr"]) - 1, len(f["X/data"])
+    r = _cli("check", good, bad, good)
+    assert r.returncode == 1
+    ok = f"ok     {good}: {n} cells, {nnz} stored values (values='finite')"
+    assert r.stdout.splitlines() == [ok, f"error  {bad}", ok]
+    assert r.stderr.count("cellfeed check: error:") == 1
 
 
 # --------------------------------------------------------------------------------------
@@ -288,3 +327,38 @@ def test_replaced_by_rename_after_open(good_file, tmp_path):
     other = mbf.write_h5ad(tmp_path / "other.h5ad", seed=9)
     os.replace(other, good_file)
     np.testing.assert_array_equal(col.read(np.arange(col.n_obs)).toarray(), ref)
+
+
+# --------------------------------------------------------------------------------------
+# Prefix inflation and verify_whole_chunks (docs/ERRORS.md)
+
+def test_checksum_verified_when_whole_chunks_are_asked_for(tmp_path):
+    """A gzip chunk whose Adler-32 trailer is wrong: rows in the chunk's first third are
+    inflated alone by default (the trailer is not reached); verify_whole_chunks=True
+    inflates the whole chunk and reports it; rows further in always do."""
+    path = mbf.write_h5ad(tmp_path / "adler.h5ad", compression=mbf.GZIP, n=400)
+    with h5py.File(path, "r+") as f:
+        d = f["X/data"]
+        data = d[:]
+        del f["X/data"]
+        f["X"].create_dataset("data", data=data, chunks=(len(data),), compression="gzip")
+    with h5py.File(path, "r") as f:
+        info = f["X/data"].id.get_chunk_info(0)
+    with open(path, "r+b") as fh:  # flip a bit of the stream's last byte (Adler-32)
+        fh.seek(info.byte_offset + info.size - 1)
+        b = fh.read(1)
+        fh.seek(info.byte_offset + info.size - 1)
+        fh.write(bytes([b[0] ^ 1]))
+    with h5py.File(path, "r") as f:
+        with pytest.raises(OSError):
+            f["X/data"][:5]  # libhdf5 (via zlib) rejects the chunk
+        ref = f["X/indptr"][:]
+    first_rows = np.arange(5)
+    m = cellfeed.open(path).read(first_rows)
+    assert m.indptr[-1] == ref[5]  # read: only the chunk's first bytes were inflated
+    with pytest.raises(ValueError, match=r"X/data: chunk 0 .*corrupt deflate"):
+        cellfeed.open(path, verify_whole_chunks=True).read(first_rows)
+    with pytest.raises(ValueError, match=r"X/data: chunk 0 .*corrupt deflate"):
+        cellfeed.open(path).read([399])  # the chunk's end: inflated whole
+    r = _cli("check", path)  # validates whole chunks
+    assert r.returncode == 1 and "X/data: chunk 0" in r.stderr and "corrupt deflate" in r.stderr

@@ -13,6 +13,10 @@ namespace cellfeed::io::codec {
 
 // zlib stream (RFC 1950), as HDF5's deflate filter writes. `max_out` bounds the output.
 Status InflateZlib(std::span<const uint8_t> in, size_t max_out, std::vector<uint8_t>& out);
+// The first `prefix` bytes of a zlib stream's output, inflating no further (zlib's
+// streaming inflate: libdeflate can only decode whole streams). The stream's Adler-32
+// covers all of it, so a prefix is checked for well-formed deflate only.
+Status InflateZlibPrefix(std::span<const uint8_t> in, size_t prefix, std::vector<uint8_t>& out);
 // LZF (h5py filter 32000): raw liblzf stream; `expected_out` is the chunk's byte size.
 Status DecodeLzf(std::span<const uint8_t> in, size_t expected_out, std::vector<uint8_t>& out);
 // HDF5 shuffle filter: bytes of each element were grouped by significance.

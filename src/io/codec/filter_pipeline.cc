@@ -102,4 +102,22 @@ Status FilterPipeline::Decode(std::span<const uint8_t> stored, uint32_t filter_m
   return Status::OK();
 }
 
+bool FilterPipeline::CanDecodePrefix(uint32_t filter_mask) const {
+  int active = 0, deflate = 0;
+  for (size_t i = 0; i < filters_.size(); ++i) {
+    if (filter_mask & (1u << i)) continue;
+    ++active;
+    deflate += filters_[i].id == kFilterDeflate;
+  }
+  return active == 1 && deflate == 1;
+}
+
+Status FilterPipeline::DecodePrefix(std::span<const uint8_t> stored, uint32_t filter_mask,
+                                    size_t prefix_bytes, std::vector<uint8_t>& out) const {
+  if (!CanDecodePrefix(filter_mask)) {
+    return Status::Unsupported("filters " + Describe() + " cannot decode a chunk prefix");
+  }
+  return InflateZlibPrefix(stored, prefix_bytes, out);
+}
+
 }  // namespace cellfeed::io::codec
