@@ -1,4 +1,4 @@
-// `cellfeed bench FILE... [--batch-size N] [--block-size N] [--fetch-factor N] [--label COL]
+// `cellfeed bench FILE... [--batch-size N] [--block-size N|chunk] [--fetch-factor N] [--label COL]
 //  [--seconds S] [--warmup S] [--threads N] [--seed N] [--layer NAME] [--epochs N]
 //  [--min-fetches N] [--limit] [--json]`
 //
@@ -79,6 +79,9 @@ int BenchCommand(const std::vector<std::string>& args) {
       limit = true;
     } else if (a == "--batch-size") {
       if (!value(lo.sampling.batch_size)) return 2;
+    } else if (a == "--block-size" && i + 1 < args.size() && args[i + 1] == "chunk") {
+      lo.sampling.chunk_blocks = true;  // one block per storage chunk
+      ++i;
     } else if (a == "--block-size") {
       if (!value(lo.sampling.block_size)) return 2;
     } else if (a == "--fetch-factor") {
@@ -103,6 +106,8 @@ int BenchCommand(const std::vector<std::string>& args) {
       label = args[++i];
     } else if (a == "--layer" && i + 1 < args.size()) {
       oo.layer = args[++i];
+    } else if (a == "--values" && i + 1 < args.size()) {
+      oo.values = args[++i];
     } else if (!a.empty() && a[0] == '-') {
       std::fprintf(stderr, "cellfeed bench: unknown option '%s'\n", a.c_str());
       return 2;
@@ -111,9 +116,9 @@ int BenchCommand(const std::vector<std::string>& args) {
     }
   }
   if (files.empty()) {
-    std::fprintf(stderr, "usage: cellfeed bench FILE... [--batch-size N] [--block-size N] "
+    std::fprintf(stderr, "usage: cellfeed bench FILE... [--batch-size N] [--block-size N|chunk] "
                          "[--fetch-factor N] [--label COLUMN] [--seconds S] [--warmup S] "
-                         "[--threads N] [--seed N] [--layer NAME] [--epochs N] [--min-fetches N] [--limit] "
+                         "[--threads N] [--seed N] [--layer NAME] [--values finite|counts|any] [--epochs N] [--min-fetches N] [--limit] "
                          "[--json]\n");
     return 2;
   }
@@ -206,7 +211,12 @@ int BenchCommand(const std::vector<std::string>& args) {
     w.Key("files"); w.Int(static_cast<long long>(files.size()));
     w.Key("n_obs"); w.Int(col.value()->n_obs());
     w.Key("batch_size"); w.Int(lo.sampling.batch_size);
-    w.Key("block_size"); w.Int(lo.sampling.block_size);
+    w.Key("block_size");
+    if (lo.sampling.chunk_blocks) {
+      w.String("chunk");
+    } else {
+      w.Int(lo.sampling.block_size);
+    }
     w.Key("fetch_factor"); w.Int(lo.sampling.fetch_factor);
     w.Key("threads"); w.Int(col.value()->threads());
     w.Key("seconds"); w.Double(elapsed);
@@ -231,9 +241,11 @@ int BenchCommand(const std::vector<std::string>& args) {
     w.EndObject();
     std::printf("%s\n", w.str().c_str());
   } else {
-    std::printf("%lld cells in %lld batches over %.2f s (%d threads, b=%lld, f=%lld, batch %lld)\n",
-                (long long)cells, (long long)batches, elapsed, col.value()->threads(),
-                (long long)lo.sampling.block_size, (long long)lo.sampling.fetch_factor,
+    const std::string b = lo.sampling.chunk_blocks ? std::string("chunk")
+                                                   : std::to_string(lo.sampling.block_size);
+    std::printf("%lld cells in %lld batches over %.2f s (%d threads, b=%s, f=%lld, batch %lld)\n",
+                (long long)cells, (long long)batches, elapsed, col.value()->threads(), b.c_str(),
+                (long long)lo.sampling.fetch_factor,
                 (long long)lo.sampling.batch_size);
     std::printf("throughput: %.0f cells/s, %.1f MB/s decoded\n", cps, mbps);
     if (limit) {

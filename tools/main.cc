@@ -13,7 +13,10 @@ void Usage() {
                "commands:\n"
                "  inspect FILE... [--json] [--layer NAME]   shape, encoding, dtypes, filters,\n"
                "                                           chunking and columns of h5ad files\n"
-               "  bench FILE... [--batch-size N] [--block-size N] [--fetch-factor N]\n"
+               "  check FILE... [--layer NAME] [--values finite|counts|any]\n"
+               "                                           validate whole files: every chunk,\n"
+               "                                           checksum, index, value and column\n"
+               "  bench FILE... [--batch-size N] [--block-size N|chunk] [--fetch-factor N]\n"
                "        [--label COLUMN] [--seconds S] [--warmup S] [--threads N] [--json]\n"
                "                                           loader throughput and batch entropy\n");
 }
@@ -29,6 +32,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 2, argv + argc);
   if (cmd == "inspect") return cellfeed::tools::InspectCommand(args);
   if (cmd == "bench") return cellfeed::tools::BenchCommand(args);
+  if (cmd == "check") return cellfeed::tools::CheckCommand(args);
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
     Usage();
     return 0;

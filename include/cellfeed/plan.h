@@ -18,6 +18,11 @@
 //  5. drop_last: the rank's slice is truncated to a multiple of batch_size first.
 // The plan is random access: fetch k can be computed without computing fetches 0..k-1,
 // which makes resume after k batches O(1).
+//
+// Variable blocks (`block_starts`, e.g. one block per storage chunk, so that a block
+// costs one chunk decode and wastes none): blocks are the given row ranges instead of
+// runs of block_size rows, permuted the same way; the plan then keeps each block's end
+// in the permuted order (8 bytes per block) to find positions.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +40,11 @@ enum class RemainderPolicy : uint8_t {
 struct SamplingConfig {
   int64_t batch_size = 64;
   int64_t block_size = 4;    // 1 = full random sampling
+  // One block per storage chunk of X instead of block_size rows (the caller passes the
+  // collection's Collection::ChunkBlockStarts to EpochPlan::Make): every block read
+  // decodes one chunk and uses all of it. Blocks are then ~chunk-sized, so diversity
+  // needs a large fetch_factor.
+  bool chunk_blocks = false;
   int64_t fetch_factor = 16;  // batches per fetch
   bool shuffle = true;       // false = streaming, in file order
   bool drop_last = false;
@@ -54,8 +64,11 @@ struct Fetch {
 class EpochPlan {
  public:
   // file_sizes: rows in each file of the collection, in collection order.
+  // block_starts: empty for blocks of config.block_size rows; otherwise the first global
+  // row of every block, ascending from 0, including every file's first row.
   static Result<EpochPlan> Make(std::vector<int64_t> file_sizes, const SamplingConfig& config,
-                                int64_t epoch, int rank, int world_size);
+                                int64_t epoch, int rank, int world_size,
+                                std::vector<int64_t> block_starts = {});
 
   int64_t num_batches() const;  // batches this rank yields this epoch (equal on all ranks)
   int64_t num_fetches() const;
@@ -72,6 +85,8 @@ class EpochPlan {
   // Implementation state; its meaning is private to src/plan/epoch_plan.cc.
   void AppendSequence(int64_t pos, int64_t len, std::vector<int64_t>* out) const;
   void AppendRange(int64_t pos, int64_t len, std::vector<int64_t>* out) const;
+  void AppendVariableBlocks(int64_t pos, int64_t len, std::vector<int64_t>* out) const;
+  Status SetBlockStarts(std::vector<int64_t> starts);
 
   SamplingConfig config_;
   int64_t epoch_ = 0;
@@ -90,6 +105,9 @@ class EpochPlan {
   // blocks: the file of each, and the sequence position just past it.
   std::vector<int64_t> tail_files_;
   std::vector<int64_t> tail_ends_;
+  // Variable blocks: their first rows, and the sequence position past each slot.
+  std::vector<int64_t> block_starts_;
+  std::vector<int64_t> slot_ends_;
 };
 
 }  // namespace cellfeed

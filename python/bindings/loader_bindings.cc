@@ -95,10 +95,11 @@ void BindLoader(nb::module_& m) {
           [](std::shared_ptr<Collection> collection, int64_t batch_size, int64_t block_size,
              int64_t fetch_factor, bool shuffle, uint64_t seed, bool drop_last, int rank,
              int world_size, const std::string& remainder, std::vector<std::string> obs_columns,
-             int prefetch, int worker_id, int num_workers) {
+             int prefetch, int worker_id, int num_workers, bool chunk_blocks) {
             LoaderOptions o;
             o.sampling.batch_size = batch_size;
             o.sampling.block_size = block_size;
+            o.sampling.chunk_blocks = chunk_blocks;
             o.sampling.fetch_factor = fetch_factor;
             o.sampling.shuffle = shuffle;
             o.sampling.seed = seed;
@@ -121,7 +122,8 @@ void BindLoader(nb::module_& m) {
           nb::arg("collection"), nb::arg("batch_size"), nb::arg("block_size"),
           nb::arg("fetch_factor"), nb::arg("shuffle"), nb::arg("seed"), nb::arg("drop_last"),
           nb::arg("rank"), nb::arg("world_size"), nb::arg("remainder"), nb::arg("obs_columns"),
-          nb::arg("prefetch"), nb::arg("worker_id"), nb::arg("num_workers"))
+          nb::arg("prefetch"), nb::arg("worker_id"), nb::arg("num_workers"),
+          nb::arg("chunk_blocks") = false)
       .def_prop_ro("num_batches", &Loader::num_batches)
       .def("start",
            [](Loader& l, int64_t epoch, int64_t start_batch) {

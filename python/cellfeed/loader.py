@@ -85,22 +85,25 @@ def _distributed_defaults(rank, world_size):
 
 
 class Loader(_Base):
-    def __init__(self, paths_or_collection, batch_size: int = 64, block_size: int = 4,
+    def __init__(self, paths_or_collection, batch_size: int = 64, block_size: int | str = 4,
                  fetch_factor: int = 16, shuffle: bool = True, seed: int = 0, obs=(),
                  drop_last: bool = False, rank: int | None = None, world_size: int | None = None,
                  threads: int | None = None, layer: str | None = None, join="inner",
                  output: str = "scipy", remainder: str = "pad", prefetch: int = 2,
-                 transform=None):
+                 transform=None, values: str = "finite"):
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         if isinstance(paths_or_collection, Collection):
             self._collection = paths_or_collection
             self._open_args = paths_or_collection._open_args
         else:
-            self._open_args = (paths_or_collection, layer, threads, join)
-            self._collection = open_collection(paths_or_collection, layer=layer, threads=threads, join=join)
+            self._open_args = (paths_or_collection, layer, threads, join, values)
+            self._collection = open_collection(paths_or_collection, layer=layer, threads=threads,
+                                               join=join, values=values)
         self.batch_size = int(batch_size)
-        self.block_size = int(block_size)
+        if isinstance(block_size, str) and block_size != "chunk":
+            raise ValueError(f"block_size must be a positive integer or 'chunk', got {block_size!r}")
+        self.block_size = block_size if block_size == "chunk" else int(block_size)
         self.fetch_factor = int(fetch_factor)
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
@@ -188,9 +191,11 @@ class Loader(_Base):
 
     def _new_engine(self, worker_id: int, num_workers: int):
         return _cellfeed.Loader.make(
-            self._collection._c, self.batch_size, self.block_size, self.fetch_factor,
+            self._collection._c, self.batch_size,
+            1 if self.block_size == "chunk" else self.block_size, self.fetch_factor,
             self.shuffle, self.seed, self.drop_last, self.rank, self.world_size,
-            self.remainder, self.obs_columns, self.prefetch, worker_id, num_workers)
+            self.remainder, self.obs_columns, self.prefetch, worker_id, num_workers,
+            chunk_blocks=self.block_size == "chunk")
 
     def __getstate__(self):
         state = self.__dict__.copy()

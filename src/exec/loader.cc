@@ -25,6 +25,7 @@ struct Loader::Impl {
   std::shared_ptr<const Collection> collection;
   LoaderOptions options;
   std::vector<int64_t> file_sizes;
+  std::vector<int64_t> block_starts;  // sampling.chunk_blocks: one block per storage chunk
   std::optional<EpochPlan> plan;
   int64_t batches_per_epoch = 0;
 
@@ -141,9 +142,13 @@ Result<std::unique_ptr<Loader>> Loader::Make(std::shared_ptr<const Collection> c
   for (size_t f = 0; f + 1 < offsets.size(); ++f) {
     impl->file_sizes.push_back(offsets[f + 1] - offsets[f]);
   }
+  if (options.sampling.chunk_blocks) {
+    CF_ASSIGN_OR_RETURN(impl->block_starts, impl->collection->ChunkBlockStarts());
+  }
   // Validate the configuration once, and learn the epoch length (the same every epoch).
   CF_ASSIGN_OR_RETURN(auto plan, EpochPlan::Make(impl->file_sizes, options.sampling, 0,
-                                                 options.rank, options.world_size));
+                                                 options.rank, options.world_size,
+                                                 impl->block_starts));
   impl->batches_per_epoch = plan.num_batches();
   return std::unique_ptr<Loader>(new Loader(std::move(impl)));
 }
@@ -155,7 +160,8 @@ Status Loader::Start(int64_t epoch, int64_t start_batch) {
   Stop();
   Impl& m = *impl_;
   CF_ASSIGN_OR_RETURN(auto plan, EpochPlan::Make(m.file_sizes, m.options.sampling, epoch,
-                                                 m.options.rank, m.options.world_size));
+                                                 m.options.rank, m.options.world_size,
+                                                 m.block_starts));
   if (start_batch < 0 || start_batch > plan.num_batches()) {
     return Status::OutOfRange("start batch " + std::to_string(start_batch) + " outside [0, " +
                               std::to_string(plan.num_batches()) + "]");

@@ -55,7 +55,8 @@ uint64_t FetchShuffleSeed(uint64_t seed, int64_t epoch, int64_t sequence_start) 
 }  // namespace
 
 Result<EpochPlan> EpochPlan::Make(std::vector<int64_t> file_sizes, const SamplingConfig& config,
-                                  int64_t epoch, int rank, int world_size) {
+                                  int64_t epoch, int rank, int world_size,
+                                  std::vector<int64_t> block_starts) {
   if (config.batch_size < 1) {
     return Status::Invalid("sampling: batch_size must be >= 1, got " +
                            std::to_string(config.batch_size));
@@ -135,6 +136,12 @@ Result<EpochPlan> EpochPlan::Make(std::vector<int64_t> file_sizes, const Samplin
   p.rank_begin_ = static_cast<int64_t>(rank) * slice;
   p.rank_cells_ = config.drop_last ? slice / config.batch_size * config.batch_size : slice;
   p.file_sizes_ = std::move(file_sizes);
+  if (config.chunk_blocks && block_starts.empty() && total > 0) {
+    return Status::Invalid("sampling: chunk_blocks needs the collection's chunk block starts");
+  }
+  if (!block_starts.empty() && total > 0) {
+    CF_RETURN_IF_ERROR(p.SetBlockStarts(std::move(block_starts)));
+  }
   return p;
 }
 
@@ -166,6 +173,10 @@ void EpochPlan::AppendSequence(int64_t pos, int64_t len, std::vector<int64_t>* o
 void EpochPlan::AppendRange(int64_t pos, int64_t len, std::vector<int64_t>* out) const {
   if (!config_.shuffle) {
     for (int64_t t = 0; t < len; ++t) out->push_back(pos + t);
+    return;
+  }
+  if (!slot_ends_.empty()) {
+    AppendVariableBlocks(pos, len, out);
     return;
   }
   const int64_t b = block_size_;
@@ -205,6 +216,56 @@ void EpochPlan::AppendRange(int64_t pos, int64_t len, std::vector<int64_t>* out)
     len -= take;
     pos += take;
     ++k;
+  }
+}
+
+// Variable blocks: checked, then laid out in their permuted order.
+Status EpochPlan::SetBlockStarts(std::vector<int64_t> starts) {
+  const int64_t n = total_cells_;
+  if (starts.front() != 0) return Status::Invalid("sampling: block starts must begin at row 0");
+  for (size_t i = 1; i < starts.size(); ++i) {
+    if (starts[i] <= starts[i - 1] || starts[i] >= n) {
+      return Status::Invalid("sampling: block start " + std::to_string(starts[i]) + " at " +
+                             std::to_string(i) + " is not ascending within [0, " +
+                             std::to_string(n) + ")");
+    }
+  }
+  for (size_t f = 0; f + 1 < file_offsets_.size(); ++f) {
+    if (file_sizes_[f] > 0 &&
+        !std::binary_search(starts.begin(), starts.end(), file_offsets_[f])) {
+      return Status::Invalid("sampling: file " + std::to_string(f) +
+                             " does not start a block (blocks never straddle files)");
+    }
+  }
+  block_starts_ = std::move(starts);
+  if (!config_.shuffle) return Status::OK();
+  const int64_t num_blocks = static_cast<int64_t>(block_starts_.size());
+  const BlockPermutation perm(static_cast<uint64_t>(num_blocks), block_key_);
+  slot_ends_.resize(block_starts_.size());
+  int64_t at = 0;
+  for (int64_t slot = 0; slot < num_blocks; ++slot) {
+    const size_t id = static_cast<size_t>(perm.Forward(static_cast<uint64_t>(slot)));
+    const int64_t end = id + 1 < block_starts_.size() ? block_starts_[id + 1] : n;
+    at += end - block_starts_[id];
+    slot_ends_[static_cast<size_t>(slot)] = at;
+  }
+  return Status::OK();
+}
+
+void EpochPlan::AppendVariableBlocks(int64_t pos, int64_t len, std::vector<int64_t>* out) const {
+  const int64_t num_blocks = static_cast<int64_t>(block_starts_.size());
+  const BlockPermutation perm(static_cast<uint64_t>(num_blocks), block_key_);
+  size_t slot = static_cast<size_t>(
+      std::upper_bound(slot_ends_.begin(), slot_ends_.end(), pos) - slot_ends_.begin());
+  while (len > 0) {
+    const size_t id = static_cast<size_t>(perm.Forward(slot));
+    const int64_t size = slot_ends_[slot] - (slot > 0 ? slot_ends_[slot - 1] : 0);
+    const int64_t offset = pos - (slot_ends_[slot] - size);
+    const int64_t take = std::min(len, size - offset);
+    for (int64_t t = 0; t < take; ++t) out->push_back(block_starts_[id] + offset + t);
+    len -= take;
+    pos += take;
+    ++slot;
   }
 }
 

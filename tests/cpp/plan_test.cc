@@ -13,6 +13,7 @@
 #include <limits>
 #include <map>
 #include <numeric>
+#include <random>
 #include <set>
 #include <sstream>
 #include <vector>
@@ -670,6 +671,114 @@ TEST(EpochPlan, EntropyReproducesTable2) {
   }
   table << "largest |ours - paper| = " << std::setprecision(3) << worst << " bits\n";
   std::cout << table.str();
+}
+
+}  // namespace
+}  // namespace cellfeed
+
+// Variable blocks (one per storage chunk): blocks given as start rows.
+namespace cellfeed {
+namespace {
+
+// Random block starts for `sizes`: every file starts a block, others at random.
+std::vector<int64_t> RandomStarts(const std::vector<int64_t>& sizes, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int64_t> starts;
+  int64_t at = 0;
+  for (int64_t s : sizes) {
+    for (int64_t r = 0; r < s; ++r) {
+      if (r == 0 || rng() % 5 == 0) starts.push_back(at + r);
+    }
+    at += s;
+  }
+  return starts;
+}
+
+TEST(EpochPlanVariableBlocks, EveryCellOnceAndBlocksStayContiguous) {
+  const std::vector<std::vector<int64_t>> layouts = {{1}, {40}, {7, 0, 13}, {300, 1, 77}};
+  for (const auto& sizes : layouts) {
+    const int64_t n = Total(sizes);
+    const std::vector<int64_t> starts = RandomStarts(sizes, static_cast<uint32_t>(n));
+    std::vector<int64_t> block_of(n);  // block id of each row
+    for (size_t i = 0; i < starts.size(); ++i) {
+      const int64_t end = i + 1 < starts.size() ? starts[i + 1] : n;
+      for (int64_t r = starts[i]; r < end; ++r) block_of[r] = static_cast<int64_t>(i);
+    }
+    for (int64_t bs : {1, 5, 64}) {
+      for (int64_t f : {1, 3}) {
+        SamplingConfig c;
+        c.batch_size = bs;
+        c.fetch_factor = f;
+        c.chunk_blocks = true;
+        c.seed = 5;
+        auto made = EpochPlan::Make(sizes, c, 2, 0, 1, starts);
+        ASSERT_TRUE(made.ok()) << made.status().message();
+        std::vector<int64_t> all = Flatten(CollectBatches(*made));
+        std::sort(all.begin(), all.end());
+        ASSERT_EQ(static_cast<int64_t>(all.size()), n);
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(all[i], i);
+        // In the sequence each block's rows come together, in order.
+        SamplingConfig one = c;
+        one.batch_size = one.fetch_factor = 1;
+        auto seq_plan = EpochPlan::Make(sizes, one, 2, 0, 1, starts);
+        ASSERT_TRUE(seq_plan.ok());
+        std::vector<int64_t> seq;
+        for (int64_t k = 0; k < seq_plan->num_fetches(); ++k) seq.push_back(seq_plan->GetFetch(k).rows[0]);
+        for (size_t i = 1; i < seq.size(); ++i) {
+          if (block_of[seq[i]] == block_of[seq[i - 1]]) {
+            EXPECT_EQ(seq[i], seq[i - 1] + 1);
+          } else {
+            EXPECT_EQ(seq[i], starts[block_of[seq[i]]]) << "a block entered mid-way";
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(EpochPlanVariableBlocks, ShuffledSeededAndShardable) {
+  const std::vector<int64_t> sizes = {500, 333};
+  const std::vector<int64_t> starts = RandomStarts(sizes, 9);
+  SamplingConfig c;
+  c.batch_size = 8;
+  c.fetch_factor = 2;
+  c.chunk_blocks = true;
+  auto seq = [&](int64_t epoch, int rank, int world, uint64_t seed) {
+    SamplingConfig s = c;
+    s.seed = seed;
+    auto p = EpochPlan::Make(sizes, s, epoch, rank, world, starts);
+    EXPECT_TRUE(p.ok());
+    return Flatten(CollectBatches(*p));
+  };
+  EXPECT_EQ(seq(0, 0, 1, 1), seq(0, 0, 1, 1));
+  EXPECT_NE(seq(0, 0, 1, 1), seq(1, 0, 1, 1));
+  EXPECT_NE(seq(0, 0, 1, 1), seq(0, 0, 1, 2));
+  // The block order is shuffled: the first block in the sequence is rarely block 0.
+  int first_is_zero = 0;
+  for (int64_t e = 0; e < 20; ++e) first_is_zero += seq(e, 0, 1, 1)[0] == 0;
+  EXPECT_LT(first_is_zero, 5);
+  // Three ranks (padding): every cell, fewer than 3 seen twice, equal batch counts.
+  std::vector<int> counts(833, 0);
+  for (int r = 0; r < 3; ++r) {
+    for (int64_t row : seq(0, r, 3, 1)) ++counts[row];
+  }
+  int dup = 0;
+  for (int cnt : counts) {
+    EXPECT_GE(cnt, 1);
+    dup += cnt - 1;
+  }
+  EXPECT_EQ(dup, (3 - 833 % 3) % 3);
+}
+
+TEST(EpochPlanVariableBlocks, RejectsBadStarts) {
+  SamplingConfig c;
+  c.chunk_blocks = true;
+  EXPECT_FALSE(EpochPlan::Make({10}, c, 0, 0, 1).ok());              // none given
+  EXPECT_FALSE(EpochPlan::Make({10}, c, 0, 0, 1, {1, 5}).ok());      // not from row 0
+  EXPECT_FALSE(EpochPlan::Make({10}, c, 0, 0, 1, {0, 5, 5}).ok());   // not ascending
+  EXPECT_FALSE(EpochPlan::Make({10}, c, 0, 0, 1, {0, 10}).ok());     // past the end
+  EXPECT_FALSE(EpochPlan::Make({5, 5}, c, 0, 0, 1, {0, 3}).ok());    // straddles files
+  EXPECT_TRUE(EpochPlan::Make({5, 5}, c, 0, 0, 1, {0, 3, 5}).ok());
 }
 
 }  // namespace
