@@ -27,7 +27,8 @@ def effective_config(config: dict) -> dict:
 def make_iterator(paths, config: dict):
     cfg = effective_config(config)
     loader = cellfeed.Loader([os.fspath(p) for p in paths], batch_size=int(cfg["batch_size"]),
-                             block_size=int(cfg["block_size"]),
+                             block_size=(cfg["block_size"] if cfg["block_size"] == "chunk"
+                                         else int(cfg["block_size"])),
                              fetch_factor=int(cfg["fetch_factor"]), seed=int(cfg["seed"]),
                              obs=["plate"], output="scipy", threads=cfg.get("threads"))
     w = int(cfg["num_workers"])

@@ -48,13 +48,17 @@ def _versions() -> dict:
     return out
 
 
+def _block_size(text: str):
+    return text if text == "chunk" else int(text)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runner", choices=RUNNERS)
     ap.add_argument("--paths", nargs="+", required=True)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--block-size", type=int, default=4)
+    ap.add_argument("--block-size", type=_block_size, default=4, help='rows, or "chunk" (cellfeed)')
     ap.add_argument("--fetch-factor", type=int, default=16)
     ap.add_argument("--num-workers", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)

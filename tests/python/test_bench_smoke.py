@@ -45,6 +45,19 @@ def test_grid_has_every_cell_with_sane_values(smoke):
             assert eng["limit_bytes_decoded"] >= eng["limit_bytes_read"] or comp == "none"
 
 
+def test_extra_configs_and_warm_cache_checks(smoke):
+    results, _ = smoke
+    for comp, extra in results["extra"].items():
+        rec = extra["cellfeed chunkx16"]
+        assert not rec.get("error"), rec.get("error")
+        assert rec["config"]["block_size"] == "chunk" and rec["cells_per_second"] > 0
+        assert extra["engine chunkx16"]["block_size"] == "chunk"
+    checks = results["cache_checks"]
+    assert checks and all(c["cached_after"] is None or c["cached_after"] >= c["bytes"] for c in checks)
+    for runs in results["sequential_read"].values():
+        assert [r["streams"] for r in runs["runs"]][0] == 1
+
+
 def test_outputs_written(smoke):
     results, out = smoke
     dirs = list((out / "results").iterdir())
