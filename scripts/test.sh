@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: installs what is missing, builds and runs the C++ tests (ctest),
-# then the Python tests (pytest) against the installed package.
+# Runs every test: installs what is missing, builds and runs the C++ tests (ctest), then
+# again under ASan+UBSan and TSan, then the Python tests (pytest) against the installed package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
@@ -8,5 +8,7 @@ bash scripts/install.sh
 cmake -S . -B build/test -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCELLFEED_BUILD_TESTS=ON >/dev/null
 cmake --build build/test -j"$(nproc)"
 ctest --test-dir build/test --output-on-failure -j"$(nproc)"
+# The same C++ tests under ASan+UBSan and under TSan (~3 min on 2 cores).
+bash scripts/sanitize.sh all
 
 python3 -m pytest tests/python -q -p no:cacheprovider
