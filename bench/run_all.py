@@ -439,12 +439,16 @@ def main(argv=None) -> dict:
         cells = results["grid"][comp] = {}
         for b in args.block_sizes:
             for f in args.fetch_factors:
-                warm(comp)
                 c = cells[f"{b}x{f}"] = {}
+                # Re-checked before every run: this machine pages out what was not read
+                # for about a minute (DAMON), so "warm" must be made true each time.
                 if "cellfeed" in args.loaders:
+                    warm(comp)
                     c["cellfeed"] = peer("cellfeed", paths, b, f, 0, args.seconds, args.warmup)
+                    warm(comp)
                     c["engine"] = cellfeed_engine(paths, b, f, args.seconds, args.warmup, limit=True)
                 if "scdataset" in args.loaders:
+                    warm(comp)
                     c["scdataset"] = peer("scdataset", paths, b, f, 0, args.seconds, args.warmup)
                 log(f"{comp} b={b} f={f}: " + ", ".join(
                     f"{k} {fmt(v.get('cells_per_second'))} cells/s "
@@ -463,6 +467,7 @@ def main(argv=None) -> dict:
             warm(comp)
             r = peer(name, paths, b, f, 0, args.seconds, args.warmup)
             if name == "cellfeed":
+                warm(comp)
                 extra[f"engine {b}x{f}"] = cellfeed_engine(paths, b, f, args.seconds, args.warmup, limit=True)
             extra[f"{name} {b}x{f}"] = r
             log(f"extra {comp} {name} b={b} f={f}: {fmt(r.get('cells_per_second'))} cells/s "
@@ -485,6 +490,7 @@ def main(argv=None) -> dict:
             if top:  # its own best settings include DataLoader workers
                 cfg = top["config"]
                 for w in (1, 2):
+                    warm(comp)
                     r = peer("scdataset", paths, cfg["block_size"], cfg["fetch_factor"], w,
                              args.seconds, args.warmup)
                     cand.append(r)
@@ -492,6 +498,7 @@ def main(argv=None) -> dict:
             row["scdataset"] = top
         for name in ("annloader", "h5py"):
             if name in args.loaders:
+                warm(comp)
                 row[name] = peer(name, paths, 1, 1, 0, args.seconds, args.warmup)
         log(f"best ({comp}): " + ", ".join(f"{k} {fmt((v or {}).get('cells_per_second'))}" for k, v in row.items()))
 
@@ -503,16 +510,17 @@ def main(argv=None) -> dict:
             if top and (top["config"]["block_size"], top["config"]["fetch_factor"]) not in configs:
                 configs.append((top["config"]["block_size"], top["config"]["fetch_factor"]))
             for b, f in configs:
-                warm = cellfeed_engine(paths, b, f, args.seconds, args.warmup, limit=True)
+                warm(comp)
+                warm_run = cellfeed_engine(paths, b, f, args.seconds, args.warmup, limit=True)
                 ev = evict(paths)
                 # One epoch at most: a second pass would find the pages cached again.
                 cold = cellfeed_engine(paths, b, f, 600, 0, limit=False, epochs=1)
                 ev["cached_bytes_after_run"] = cached_bytes(paths)
-                bytes_per_cell = warm.get("limit_bytes_read", 0) / max(warm.get("cells", 1), 1)
+                bytes_per_cell = warm_run.get("limit_bytes_read", 0) / max(warm_run.get("cells", 1), 1)
                 # limit_bytes_read covers the fetches replayed, whose cells are in `cells` units.
-                if warm.get("limit_seconds"):
-                    replay_cells = warm["limit_cells_per_second"] * warm["limit_seconds"]
-                    bytes_per_cell = warm["limit_bytes_read"] / max(replay_cells, 1)
+                if warm_run.get("limit_seconds"):
+                    replay_cells = warm_run["limit_cells_per_second"] * warm_run["limit_seconds"]
+                    bytes_per_cell = warm_run["limit_bytes_read"] / max(replay_cells, 1)
                 needed = cold.get("cells_per_second", 0) * bytes_per_cell / 1e6
                 seq = results["sequential_read"][comp]["mb_per_second"]
                 results["cold"].append({"data": comp, "block_size": b, "fetch_factor": f,
