@@ -337,7 +337,7 @@ def markdown(results: dict) -> str:
                 if key.startswith("engine "):
                     continue
                 name, bf = key.split(" ")
-                eng = extra.get(f"engine {bf}", {})
+                eng = extra.get(f"engine {bf}", {}) if name == "cellfeed" else {}
                 c = r.get("config", {})
                 frac = f"{100 * eng['fraction_of_limit']:.0f}%" if eng.get("fraction_of_limit") else "-"
                 lines.append(f"| {comp} | {name} | b={c.get('block_size')} f={c.get('fetch_factor')} | "
