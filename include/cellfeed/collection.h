@@ -94,7 +94,7 @@ class Collection {
 
   // The first global row of every run of rows whose values start in the same storage
   // chunk of X (one block per chunk, for SamplingConfig::chunk_blocks). Reads each
-  // file's whole indptr. Chunk = the larger of data's and indices' chunks; unchunked
+  // file's whole indptr on the first call; later calls return the same list. Chunk = the larger of data's and indices' chunks; unchunked
   // arrays count 65,536 values (dense: rows) as one chunk.
   Result<std::vector<int64_t>> ChunkBlockStarts() const;
 

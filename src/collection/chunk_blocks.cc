@@ -23,6 +23,8 @@ int64_t ValuesPerChunk(const io::DatasetLayout& L) {
 
 Result<std::vector<int64_t>> Collection::ChunkBlockStarts() const {
   const Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.chunk_block_mu);
+  if (m.chunk_block_starts) return *m.chunk_block_starts;
   std::vector<int64_t> starts;
   for (size_t f = 0; f < m.files.size(); ++f) {
     const auto& x = m.files[f]->matrix();
@@ -43,6 +45,7 @@ Result<std::vector<int64_t>> Collection::ChunkBlockStarts() const {
       if (indptr[r] / per != indptr[r - 1] / per) starts.push_back(first + r);
     }
   }
+  m.chunk_block_starts = starts;
   return starts;
 }
 

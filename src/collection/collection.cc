@@ -163,19 +163,13 @@ MergedCategories MergeCategories(const std::vector<const h5ad::ColumnLayout*>& l
   return m;
 }
 
-Result<io::ValueCheck> ParseValueCheck(const std::string& values) {
-  if (values == "finite") return io::ValueCheck::kFinite;
-  if (values == "counts") return io::ValueCheck::kCounts;
-  if (values == "any") return io::ValueCheck::kNone;
-  return Status::Invalid("values must be 'finite', 'counts' or 'any', got '" + values + "'");
-}
-
 }  // namespace
 
 Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::string>& paths,
                                                      const OpenOptions& options) {
   if (paths.empty()) return Status::Invalid("no files given");
   auto impl = std::make_unique<Impl>();
+  CF_ASSIGN_OR_RETURN(impl->value_check, io::ParseValueCheck(options.values));
   impl->paths = paths;
   impl->offsets.push_back(0);
   for (const std::string& p : paths) {
@@ -199,7 +193,6 @@ Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::stri
   }
   impl->pool = std::make_unique<util::ThreadPool>(options.threads);
   impl->decode_prefix = !options.verify_whole_chunks;
-  CF_ASSIGN_OR_RETURN(impl->value_check, ParseValueCheck(options.values));
   // indptr must start at 0: checked once here, cheaply, for every CSR file.
   for (const auto& f : impl->files) {
     const auto& m = f->matrix();

@@ -3,6 +3,8 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <vector>
 
 #include "cellfeed/collection.h"
@@ -32,6 +34,10 @@ struct Collection::Impl {
   std::unique_ptr<util::ThreadPool> pool;
   bool decode_prefix = true;  // !OpenOptions::verify_whole_chunks
   io::ValueCheck value_check = io::ValueCheck::kFinite;  // OpenOptions::values
+  // ChunkBlockStarts, computed once (it reads every file's whole indptr) and shared by
+  // every loader of this collection.
+  mutable std::mutex chunk_block_mu;
+  mutable std::optional<std::vector<int64_t>> chunk_block_starts;
   // Decoded indptr chunks: every read needs a few entries from all over each file.
   std::unique_ptr<io::ChunkCache> indptr_cache = std::make_unique<io::ChunkCache>(64 << 20);
 

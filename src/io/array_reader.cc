@@ -115,7 +115,7 @@ Status CheckValues(const ArrayRead& r, const uint8_t* out, int64_t count, const 
   return Status::Invalid(std::string("value ") + value + " at element " +
                          std::to_string(first_element + bad) +
                          (p.tag >= 0 ? " (row " + std::to_string(p.tag) + ")" : std::string()) +
-                         " " + BadValueReason(v[bad], r.value_check) + "; expected " +
+                         " " + BadValueReason(v[bad]) + "; expected " +
                          (r.value_check == ValueCheck::kCounts
                               ? "counts (finite, >= 0, whole numbers)"
                               : "finite values") +
@@ -250,6 +250,19 @@ Status ReadUnfilteredRanges(const ArrayRead& r, const ChunkLocation& loc, int64_
   return Status::OK();
 }
 
+// Bytes to inflate of a chunk whose pieces need only its start, or 0 to decode it whole
+// (cached arrays keep whole chunks; only deflate-only chunks can stop early).
+uint64_t PrefixToInflate(const ArrayRead& r, const ChunkLocation& loc, int64_t chunk_row0,
+                         int64_t chunk_cols, const Piece* begin, const Piece* end) {
+  const DatasetLayout& L = *r.layout;
+  if (!r.decode_prefix || r.cache || !L.filters.CanDecodePrefix(loc.filter_mask)) return 0;
+  int64_t last_row = chunk_row0;
+  for (const Piece* p = begin; p != end; ++p) last_row = std::max(last_row, p->src + p->count);
+  const uint64_t need = static_cast<uint64_t>(last_row - chunk_row0) *
+                        static_cast<uint64_t>(chunk_cols) * DTypeSize(L.dtype);
+  return need * kPrefixDivisor <= L.chunk_bytes() ? need : 0;
+}
+
 Status RunTask(const ChunkTask& t, const SplitRead& split, ReadStats* stats) {
   const ArrayRead& r = *t.read;
   const DatasetLayout& L = *r.layout;
@@ -302,37 +315,20 @@ Status RunTask(const ChunkTask& t, const SplitRead& split, ReadStats* stats) {
     Status st = r.file->ReadAt(loc.address, loc.stored_size, buf.stored.data());
     if (!st.ok()) return st.WithContext(ChunkWhere(L, chunk_index));
     const uint8_t* chunk = buf.stored.data();
-    // Bytes of the decoded chunk the pieces reach; cached arrays keep whole chunks.
-    int64_t last_row = chunk_row0;
-    for (const Piece* p = begin; p != end; ++p) last_row = std::max(last_row, p->src + p->count);
-    const uint64_t need = static_cast<uint64_t>(last_row - chunk_row0) *
-                          static_cast<uint64_t>(chunk_cols) * DTypeSize(L.dtype);
-    if (!unfiltered && r.decode_prefix && !r.cache && need * kPrefixDivisor <= L.chunk_bytes() &&
-        L.filters.CanDecodePrefix(loc.filter_mask)) {
-      st = L.filters.DecodePrefix(buf.stored, loc.filter_mask, need, buf.decoded);
-      if (!st.ok()) {
-        return Status(StatusCode::kInvalid, ChunkWhere(L, chunk_index) + " (" +
-                                                L.filters.Describe() + "): " + st.message() +
-                                                " (chunk of " + std::to_string(L.chunk_bytes()) +
-                                                " bytes expected)");
-      }
-      if (stats) {
-        stats->bytes_read += static_cast<int64_t>(loc.stored_size);
-        stats->bytes_decoded += static_cast<int64_t>(need);
-      }
-      if (r.discard_output) continue;
-      st = ScatterRows(r, buf.decoded.data(), chunk_row0, col0, chunk_cols, col_count, begin, end);
-      if (!st.ok()) return Status(st.code(), ChunkWhere(L, chunk_index) + ": " + st.message());
-      continue;
-    }
+    uint64_t decoded = loc.stored_size;  // bytes the decoders produced
     if (!unfiltered) {
-      st = L.filters.Decode(buf.stored, loc.filter_mask, L.chunk_bytes(), buf.scratch, buf.decoded);
+      const uint64_t prefix = PrefixToInflate(r, loc, chunk_row0, chunk_cols, begin, end);
+      st = prefix ? L.filters.DecodePrefix(buf.stored, loc.filter_mask, prefix, L.chunk_bytes(),
+                                           buf.decoded)
+                  : L.filters.Decode(buf.stored, loc.filter_mask, L.chunk_bytes(), buf.scratch,
+                                     buf.decoded);
       if (!st.ok()) {
         return Status(StatusCode::kInvalid, ChunkWhere(L, chunk_index) + " (" +
                                                 L.filters.Describe() + "): " + st.message());
       }
       chunk = buf.decoded.data();
-      if (r.cache) {
+      decoded = prefix ? prefix : L.chunk_bytes();
+      if (r.cache) {  // PrefixToInflate is 0 for cached arrays: the chunk is whole
         r.cache->Insert(&L, chunk_index, std::make_shared<const std::vector<uint8_t>>(buf.decoded));
       }
     } else if (loc.stored_size < static_cast<uint64_t>(std::min(rows_per_chunk, L.shape[0] - chunk_row0) *
@@ -342,7 +338,7 @@ Status RunTask(const ChunkTask& t, const SplitRead& split, ReadStats* stats) {
     }
     if (stats) {
       stats->bytes_read += static_cast<int64_t>(loc.stored_size);
-      stats->bytes_decoded += static_cast<int64_t>(unfiltered ? loc.stored_size : L.chunk_bytes());
+      stats->bytes_decoded += static_cast<int64_t>(decoded);
     }
     if (r.discard_output) continue;
     st = ScatterRows(r, chunk, chunk_row0, col0, chunk_cols, col_count, begin, end);

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <string>
 
+#include "cellfeed/status.h"
+
 namespace cellfeed::io {
 
 enum class ValueCheck : uint8_t {
@@ -22,6 +24,14 @@ inline const char* ValueCheckName(ValueCheck c) {
     case ValueCheck::kCounts: return "counts";
     default: return "any";
   }
+}
+
+// OpenOptions::values, by the names ValueCheckName gives.
+inline Result<ValueCheck> ParseValueCheck(const std::string& values) {
+  for (ValueCheck c : {ValueCheck::kFinite, ValueCheck::kCounts, ValueCheck::kNone}) {
+    if (values == ValueCheckName(c)) return c;
+  }
+  return Status::Invalid("values must be 'finite', 'counts' or 'any', got '" + values + "'");
 }
 
 // Both checks are written as integer/bitwise reductions without branches or
@@ -69,13 +79,12 @@ inline int64_t FirstBadValue(const float* v, size_t n, ValueCheck check) {
   return -1;
 }
 
-// What is wrong with a value that failed `check`.
-inline std::string BadValueReason(float v, ValueCheck check) {
+// What is wrong with a value that failed a check.
+inline std::string BadValueReason(float v) {
   if (std::isnan(v)) return "is NaN";
   if (std::isinf(v)) return "is infinite";
   if (v < 0) return "is negative";
   return "is not a whole number";
-  (void)check;
 }
 
 }  // namespace cellfeed::io

@@ -106,7 +106,7 @@ TEST(FilterPipeline, PrefixDecodingOnlyForDeflateAlone) {
   EXPECT_FALSE(checked->CanDecodePrefix(0));
   auto raw = Counts(4096, 9);
   std::vector<uint8_t> out;
-  ASSERT_TRUE(deflate->DecodePrefix(ZlibCompress(raw, 4), 0, 400, out).ok());
+  ASSERT_TRUE(deflate->DecodePrefix(ZlibCompress(raw, 4), 0, 400, raw.size(), out).ok());
   EXPECT_TRUE(std::equal(out.begin(), out.end(), raw.begin()));
 }
 

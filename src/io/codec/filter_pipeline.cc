@@ -113,11 +113,15 @@ bool FilterPipeline::CanDecodePrefix(uint32_t filter_mask) const {
 }
 
 Status FilterPipeline::DecodePrefix(std::span<const uint8_t> stored, uint32_t filter_mask,
-                                    size_t prefix_bytes, std::vector<uint8_t>& out) const {
+                                    size_t prefix_bytes, size_t chunk_bytes,
+                                    std::vector<uint8_t>& out) const {
   if (!CanDecodePrefix(filter_mask)) {
     return Status::Unsupported("filters " + Describe() + " cannot decode a chunk prefix");
   }
-  return InflateZlibPrefix(stored, prefix_bytes, out);
+  Status st = InflateZlibPrefix(stored, prefix_bytes, out);
+  if (st.ok()) return st;
+  return Status(st.code(), st.message() + " (chunk of " + std::to_string(chunk_bytes) +
+                               " bytes expected)");
 }
 
 }  // namespace cellfeed::io::codec

@@ -47,9 +47,10 @@ class FilterPipeline {
   // Whether the first bytes of a chunk can be decoded without the rest: true when the
   // only active filter is deflate (shuffle and checksums need the whole chunk).
   bool CanDecodePrefix(uint32_t filter_mask) const;
-  // The first `prefix_bytes` of a chunk's decoded bytes (see codec::InflateZlibPrefix).
+  // The first `prefix_bytes` of a chunk of `chunk_bytes` decoded bytes (see
+  // codec::InflateZlibPrefix); errors read like Decode's.
   Status DecodePrefix(std::span<const uint8_t> stored, uint32_t filter_mask, size_t prefix_bytes,
-                      std::vector<uint8_t>& out) const;
+                      size_t chunk_bytes, std::vector<uint8_t>& out) const;
 
  private:
   std::vector<Filter> filters_;
