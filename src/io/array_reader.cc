@@ -42,38 +42,17 @@ std::string ChunkWhere(const DatasetLayout& L, int64_t chunk) {
   return L.Where() + ": chunk " + std::to_string(chunk);
 }
 
-template <typename T>
-int64_t FirstOutside(const uint8_t* p, size_t n, int64_t bound) {
-  const T* v = reinterpret_cast<const T*>(p);
-  // Branch-free min/max first (vectorizes); the slow search only runs on bad data.
-  T lo = n ? v[0] : T(0), hi = lo;
-  for (size_t i = 0; i < n; ++i) {
-    lo = v[i] < lo ? v[i] : lo;
-    hi = v[i] > hi ? v[i] : hi;
-  }
-  const bool ok = n == 0 || ((!std::is_signed_v<T> || lo >= T(0)) &&
-                             static_cast<uint64_t>(hi) < static_cast<uint64_t>(bound));
-  if (ok) return -1;
-  for (size_t i = 0; i < n; ++i) {
-    if ((std::is_signed_v<T> && v[i] < T(0)) ||
-        static_cast<uint64_t>(v[i]) >= static_cast<uint64_t>(bound)) {
-      return static_cast<int64_t>(i);
-    }
-  }
-  return -1;
-}
-
 // Index of the first value outside [0, bound) in n stored elements, or -1.
 int64_t FirstOutside(DType t, const uint8_t* p, size_t n, int64_t bound) {
   switch (t) {
-    case DType::kInt8: return FirstOutside<int8_t>(p, n, bound);
-    case DType::kInt16: return FirstOutside<int16_t>(p, n, bound);
-    case DType::kInt32: return FirstOutside<int32_t>(p, n, bound);
-    case DType::kInt64: return FirstOutside<int64_t>(p, n, bound);
-    case DType::kUInt8: return FirstOutside<uint8_t>(p, n, bound);
-    case DType::kUInt16: return FirstOutside<uint16_t>(p, n, bound);
-    case DType::kUInt32: return FirstOutside<uint32_t>(p, n, bound);
-    case DType::kUInt64: return FirstOutside<uint64_t>(p, n, bound);
+    case DType::kInt8: return FirstOutsideRange(reinterpret_cast<const int8_t*>(p), n, bound);
+    case DType::kInt16: return FirstOutsideRange(reinterpret_cast<const int16_t*>(p), n, bound);
+    case DType::kInt32: return FirstOutsideRange(reinterpret_cast<const int32_t*>(p), n, bound);
+    case DType::kInt64: return FirstOutsideRange(reinterpret_cast<const int64_t*>(p), n, bound);
+    case DType::kUInt8: return FirstOutsideRange(reinterpret_cast<const uint8_t*>(p), n, bound);
+    case DType::kUInt16: return FirstOutsideRange(reinterpret_cast<const uint16_t*>(p), n, bound);
+    case DType::kUInt32: return FirstOutsideRange(reinterpret_cast<const uint32_t*>(p), n, bound);
+    case DType::kUInt64: return FirstOutsideRange(reinterpret_cast<const uint64_t*>(p), n, bound);
     default: return -1;  // floats are not range-checked
   }
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "cellfeed/status.h"
 
@@ -75,6 +76,38 @@ inline int64_t FirstBadValue(const float* v, size_t n, ValueCheck check) {
   if (!bad) return -1;
   for (size_t i = 0; i < n; ++i) {
     if (check == ValueCheck::kFinite ? !IsFinite(v[i]) : !IsCount(v[i])) return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
+// Index of the first of v[0..n) outside [0, bound), or -1 (column indices against n_vars).
+// With U the unsigned type of T's width and bound - 1 within T's positive range,
+// (U(bound - 1) - U(x)) | U(x) has its top bit set exactly when x < 0 or x >= bound: a
+// subtract and an or per element, which vectorizes with plain SSE2 (the min/max
+// reduction this replaces needs SSE4.1 for 32-bit lanes and ran unvectorized, at 12% of
+// the uncompressed loader's time).
+template <typename T>
+int64_t FirstOutsideRange(const T* v, size_t n, int64_t bound) {
+  static_assert(std::is_integral_v<T>);
+  using U = std::make_unsigned_t<T>;
+  constexpr U kTop = U(U(1) << (sizeof(T) * 8 - 1));
+  auto outside = [bound](T x) {
+    return (std::is_signed_v<T> && x < T(0)) ||
+           static_cast<uint64_t>(static_cast<U>(x)) >= static_cast<uint64_t>(bound);
+  };
+  if (bound <= 0) return n ? 0 : -1;
+  U acc = 0;
+  if (static_cast<uint64_t>(bound - 1) <= static_cast<uint64_t>(kTop - 1)) {
+    const U last = static_cast<U>(bound - 1);
+    for (size_t i = 0; i < n; ++i) acc |= U(last - U(v[i])) | U(v[i]);
+  } else if (std::is_signed_v<T>) {
+    for (size_t i = 0; i < n; ++i) acc |= U(v[i]);  // every value >= 0 is below bound
+  } else {
+    acc = kTop;  // bound beyond half of T's range, unsigned: search directly (rare)
+  }
+  if ((acc & kTop) == 0) return -1;
+  for (size_t i = 0; i < n; ++i) {
+    if (outside(v[i])) return static_cast<int64_t>(i);
   }
   return -1;
 }
