@@ -5,7 +5,9 @@
 // and may repeat. They are split at chunk boundaries and grouped into one task per chunk
 // row, so each chunk is read and decoded once per call, whatever number of pieces it
 // serves. Unfiltered chunks are read by exact byte range (runs of nearby pieces merged),
-// not whole. Tasks of many arrays and files run on one pool.
+// not whole. Tasks of many arrays and files run on one pool. When the page cache lacks
+// what a call will read, all its byte ranges are announced to the kernel first (see
+// io/read_ahead.h).
 #pragma once
 
 #include <atomic>
@@ -18,6 +20,7 @@
 #include "io/chunk_cache.h"
 #include "io/file.h"
 #include "io/hdf5/dataset_layout.h"
+#include "io/read_ahead.h"
 #include "io/value_check.h"
 #include "util/thread_pool.h"
 

@@ -46,6 +46,22 @@ Result<std::shared_ptr<RandomAccessFile>> RandomAccessFile::Open(const std::stri
 
 RandomAccessFile::~RandomAccessFile() { ::close(fd_); }
 
+void RandomAccessFile::WillNeed(uint64_t offset, uint64_t size) const {
+  // Advice only: an error here changes nothing the reads will report.
+  (void)::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(size),
+                        POSIX_FADV_WILLNEED);
+}
+
+bool RandomAccessFile::IsCached(uint64_t offset) const {
+  char byte;
+  struct iovec one = {&byte, 1};
+  for (;;) {
+    const ssize_t n = ::preadv2(fd_, &one, 1, static_cast<off_t>(offset), RWF_NOWAIT);
+    if (n >= 0) return true;
+    if (errno != EINTR) return errno != EAGAIN;
+  }
+}
+
 Status RandomAccessFile::ReadAt(uint64_t offset, uint64_t size, void* out) const {
   auto* dst = static_cast<char*>(out);
   uint64_t done = 0;

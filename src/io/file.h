@@ -34,6 +34,12 @@ class RandomAccessFile {
   // Reads consecutive bytes at `offset` into the given buffers in turn (one preadv per
   // IOV_MAX buffers): a scatter read with no intermediate copy.
   Status ReadAtV(uint64_t offset, std::span<const struct iovec> buffers) const;
+  // Asks the kernel to start reading these bytes into the page cache (WILLNEED advice;
+  // see io/read_ahead.h).
+  void WillNeed(uint64_t offset, uint64_t size) const;
+  // Whether the page holding `offset` is in the page cache: a one-byte read that may not
+  // wait for the device (preadv2 RWF_NOWAIT). True where the kernel cannot tell.
+  bool IsCached(uint64_t offset) const;
   const std::string& path() const { return path_; }
   uint64_t size_at_open() const { return identity_.size; }
   uint64_t device() const { return identity_.device; }  // st_dev / st_ino at open
