@@ -137,16 +137,25 @@ def sequential_read_mb_s(paths, streams: int = 1) -> dict:
             "streams": streams, **info}
 
 
-def ensure_cached(paths) -> dict:
+def ensure_cached(paths, attempts: int = 3) -> dict:
     """Warm runs need every page cached: re-read the files when fincore finds some missing
-    (a big dataset may have been partly evicted since it was last read)."""
+    (a big dataset may have been partly evicted since it was last read). Up to `attempts`
+    passes: this machine's DAMON pageout works from access ages it updates every few
+    seconds, so it may still evict a page that was read a moment ago."""
     size = sum(os.path.getsize(p) for p in paths)
-    per_file = [cached_bytes([p]) for p in paths]
-    # Only the files with pages missing are read again (fincore counts whole pages, so a
-    # fully cached file shows at least its size).
-    _read_files([p for p, c in zip(paths, per_file) if c is None or c < os.path.getsize(p)])
-    before = None if None in per_file else sum(per_file)
-    return {"cached_before": before, "cached_after": cached_bytes(paths), "bytes": size}
+    before = None
+    for attempt in range(attempts):
+        per_file = [cached_bytes([p]) for p in paths]
+        if attempt == 0:
+            before = None if None in per_file else sum(per_file)
+        # Only the files with pages missing are read again (fincore counts whole pages, so
+        # a fully cached file shows at least its size).
+        missing = [p for p, c in zip(paths, per_file) if c is None or c < os.path.getsize(p)]
+        if not missing:
+            break
+        _read_files(missing)
+    after = cached_bytes(paths)
+    return {"cached_before": before, "cached_after": after, "bytes": size, "passes": attempt + 1}
 
 
 def random_entropy(sizes: list[int], batch: int = BATCH, batches: int = 20000, seed: int = 0) -> float:
