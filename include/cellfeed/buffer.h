@@ -1,13 +1,49 @@
 // Buffer<T>: a std::vector whose resize leaves new elements uninitialized. Output arrays
 // are always overwritten by the reader, so zero-filling them first is wasted bandwidth.
+// Large buffers (a fetch's arrays: tens to hundreds of MB) are backed by transparent huge
+// pages where the kernel offers them on request: the copies from the page cache into
+// them then miss the TLB 512x less often (uncompressed fetches loaded 5-13% faster).
 #pragma once
 
+#include <cstddef>
+#include <cstdlib>
 #include <memory>
+#include <new>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace cellfeed {
+
+namespace detail {
+
+inline constexpr size_t kHugePage = size_t{2} << 20;
+
+// Memory for n bytes: 2 MiB-aligned and advised for huge pages when n is at least that.
+inline void* AllocateBytes(size_t n) {
+  if (n < kHugePage) return ::operator new(n);
+  const size_t rounded = (n + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = std::aligned_alloc(kHugePage, rounded);
+  if (!p) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  ::madvise(p, rounded, MADV_HUGEPAGE);  // advice: without it, ordinary pages
+#endif
+  return p;
+}
+
+inline void FreeBytes(void* p, size_t n) {
+  if (n < kHugePage) {
+    ::operator delete(p);
+  } else {
+    std::free(p);
+  }
+}
+
+}  // namespace detail
 
 template <typename T>
 struct DefaultInitAllocator : std::allocator<T> {
@@ -18,6 +54,11 @@ struct DefaultInitAllocator : std::allocator<T> {
   DefaultInitAllocator() = default;
   template <typename U>
   DefaultInitAllocator(const DefaultInitAllocator<U>&) noexcept {}
+  T* allocate(size_t n) {
+    if (n > static_cast<size_t>(-1) / sizeof(T)) throw std::bad_array_new_length();
+    return static_cast<T*>(detail::AllocateBytes(n * sizeof(T)));
+  }
+  void deallocate(T* p, size_t n) noexcept { detail::FreeBytes(p, n * sizeof(T)); }
   template <typename U>
   void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
     ::new (static_cast<void*>(p)) U;  // default-init: no zeroing for arithmetic types
