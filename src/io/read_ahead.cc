@@ -6,12 +6,19 @@ namespace cellfeed::io {
 
 namespace {
 
-// Merged ranges probed (evenly spaced) for pages missing from the page cache.
+// Ranges probed (evenly spaced) for pages missing from the page cache.
 constexpr size_t kColdProbes = 8;
 
 }  // namespace
 
 void AdviseIfCold(std::vector<ByteRange> ranges, uint64_t merge_hole) {
+  // Probed before any sorting: a warm read (the common case) pays only the probes.
+  bool cold = false;
+  const size_t step = std::max<size_t>(1, ranges.size() / kColdProbes);
+  for (size_t i = 0; i < ranges.size() && !cold; i += step) {
+    cold = !ranges[i].file->IsCached(ranges[i].begin);
+  }
+  if (!cold) return;
   std::sort(ranges.begin(), ranges.end(), [](const ByteRange& a, const ByteRange& b) {
     return a.file != b.file ? a.file < b.file : a.begin < b.begin;
   });
@@ -24,12 +31,6 @@ void AdviseIfCold(std::vector<ByteRange> ranges, uint64_t merge_hole) {
       merged.push_back(x);
     }
   }
-  bool cold = false;
-  const size_t step = std::max<size_t>(1, merged.size() / kColdProbes);
-  for (size_t i = 0; i < merged.size() && !cold; i += step) {
-    cold = !merged[i].file->IsCached(merged[i].begin);
-  }
-  if (!cold) return;
   for (const ByteRange& m : merged) m.file->WillNeed(m.begin, m.end - m.begin);
 }
 

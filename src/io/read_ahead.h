@@ -18,7 +18,7 @@ struct ByteRange {
 };
 
 // Merges the ranges per file (across holes up to merge_hole bytes) and advises them,
-// unless a sample of them is already in the page cache: advice on cached pages is a
+// unless a sample of them is in the page cache: advice on cached pages is a
 // page-cache walk that costs more than it saves (12-15% of warm uncompressed reads).
 void AdviseIfCold(std::vector<ByteRange> ranges, uint64_t merge_hole);
 
