@@ -327,15 +327,19 @@ Status RunTask(const ChunkTask& t, const SplitRead& split, ReadStats* stats) {
 }
 
 // The byte ranges the tasks will read: exact ranges of unfiltered 1-D pieces, whole
-// stored chunks otherwise (minus those the decoded-chunk cache holds).
+// stored chunks otherwise (minus those the decoded-chunk cache holds). With `probes`,
+// only the first range of kColdProbes evenly spaced tasks: a warm read's whole cost.
 std::vector<ByteRange> RangesToRead(const std::vector<ChunkTask>& tasks,
                                     const std::vector<SplitRead>& splits,
-                                    std::span<ArrayRead> reads) {
+                                    std::span<ArrayRead> reads, bool probes) {
   std::vector<ByteRange> ranges;
-  for (const ChunkTask& t : tasks) {
+  const size_t step = probes ? std::max<size_t>(1, tasks.size() / kColdProbes) : 1;
+  for (size_t i = 0; i < tasks.size(); i += step) {
+    const ChunkTask& t = tasks[i];
     const ArrayRead& r = *t.read;
     const DatasetLayout& L = *r.layout;
     if (!L.compact_bytes.empty()) continue;
+    const size_t first = ranges.size();
     const bool two_d = L.shape.size() > 1;
     if (L.filters.empty() && !two_d) {
       const ChunkLocation& loc = L.chunks[static_cast<size_t>(t.chunk_row)];
@@ -343,7 +347,7 @@ std::vector<ByteRange> RangesToRead(const std::vector<ChunkTask>& tasks,
       const SplitRead& s = splits[static_cast<size_t>(t.read - reads.data())];
       const uint64_t es = DTypeSize(L.dtype);
       const int64_t row0 = t.chunk_row * L.chunk_shape[0];
-      for (size_t k = t.begin; k < t.end; ++k) {
+      for (size_t k = t.begin; k < t.end && !(probes && ranges.size() > first); ++k) {
         const Piece& p = s.pieces[k];
         const uint64_t b = loc.address + static_cast<uint64_t>(p.src - row0) * es;
         ranges.push_back({r.file, b, b + static_cast<uint64_t>(p.count) * es});
@@ -351,7 +355,7 @@ std::vector<ByteRange> RangesToRead(const std::vector<ChunkTask>& tasks,
       continue;
     }
     const int64_t col_chunks = two_d ? L.num_chunks_along(1) : 1;
-    for (int64_t j = 0; j < col_chunks; ++j) {
+    for (int64_t j = 0; j < col_chunks && !(probes && ranges.size() > first); ++j) {
       const int64_t c = t.chunk_row * col_chunks + j;
       const ChunkLocation& loc = L.chunks[static_cast<size_t>(c)];
       if (loc.address == kNoAddress || (r.cache && r.cache->Find(&L, c))) continue;
@@ -403,7 +407,9 @@ Status ReadArrays(std::span<ArrayRead> reads, util::ThreadPool& pool, ReadStats*
       b = e;
     }
   }
-  AdviseIfCold(RangesToRead(tasks, splits, reads), kMergeHoleBytes);
+  if (AnyUncached(RangesToRead(tasks, splits, reads, /*probes=*/true))) {
+    Advise(RangesToRead(tasks, splits, reads, /*probes=*/false), kMergeHoleBytes);
+  }
   // Tasks refer to splits by their read; map back through the index.
   return pool.ParallelFor(tasks.size(), [&](size_t k) {
     const ChunkTask& t = tasks[k];

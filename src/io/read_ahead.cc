@@ -4,21 +4,14 @@
 
 namespace cellfeed::io {
 
-namespace {
-
-// Ranges probed (evenly spaced) for pages missing from the page cache.
-constexpr size_t kColdProbes = 8;
-
-}  // namespace
-
-void AdviseIfCold(std::vector<ByteRange> ranges, uint64_t merge_hole) {
-  // Probed before any sorting: a warm read (the common case) pays only the probes.
-  bool cold = false;
-  const size_t step = std::max<size_t>(1, ranges.size() / kColdProbes);
-  for (size_t i = 0; i < ranges.size() && !cold; i += step) {
-    cold = !ranges[i].file->IsCached(ranges[i].begin);
+bool AnyUncached(const std::vector<ByteRange>& probes) {
+  for (const ByteRange& r : probes) {
+    if (!r.file->IsCached(r.begin)) return true;
   }
-  if (!cold) return;
+  return false;
+}
+
+void Advise(std::vector<ByteRange> ranges, uint64_t merge_hole) {
   std::sort(ranges.begin(), ranges.end(), [](const ByteRange& a, const ByteRange& b) {
     return a.file != b.file ? a.file < b.file : a.begin < b.begin;
   });

@@ -5,6 +5,7 @@
 // the preads that follow then find their pages cached or already on their way.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -17,9 +18,15 @@ struct ByteRange {
   uint64_t begin, end;
 };
 
-// Merges the ranges per file (across holes up to merge_hole bytes) and advises them,
-// unless a sample of them is in the page cache: advice on cached pages is a
-// page-cache walk that costs more than it saves (12-15% of warm uncompressed reads).
-void AdviseIfCold(std::vector<ByteRange> ranges, uint64_t merge_hole);
+// Ranges a caller probes before advising a read: a handful, evenly spaced over it.
+inline constexpr size_t kColdProbes = 8;
+
+// Whether the page at the start of any of these ranges is missing from the page cache.
+// Advice on cached pages is a page-cache walk that costs more than it saves (12-15% of
+// warm uncompressed reads), so reads are advised only when a sample of them is cold.
+bool AnyUncached(const std::vector<ByteRange>& probes);
+
+// Merges the ranges per file (across holes up to merge_hole bytes) and advises them.
+void Advise(std::vector<ByteRange> ranges, uint64_t merge_hole);
 
 }  // namespace cellfeed::io

@@ -65,6 +65,11 @@ bool BecomesResident(const std::string& path, uint64_t page) {
   return false;
 }
 
+// What ReadArrays does with its ranges (there it probes a sample of them).
+void AdviseIfCold(const std::vector<ByteRange>& ranges) {
+  if (AnyUncached({ranges.front()})) Advise(ranges, 0);
+}
+
 }  // namespace
 
 TEST(ReadAhead, ProbeSeesEvictionAndReads) {
@@ -84,7 +89,7 @@ TEST(ReadAhead, ColdRangesAreReadAheadWithoutBeingRead) {
   auto f = RandomAccessFile::Open(path).value();
   // Two ranges far apart; the probe looks at the first only, the second arrives because
   // it was advised.
-  AdviseIfCold({{f.get(), 10 * kPage, 12 * kPage}, {f.get(), 1400 * kPage, 1402 * kPage}}, 0);
+  AdviseIfCold({{f.get(), 10 * kPage, 12 * kPage}, {f.get(), 1400 * kPage, 1402 * kPage}});
   EXPECT_TRUE(BecomesResident(path, 11));
   EXPECT_TRUE(BecomesResident(path, 1401));
   EXPECT_FALSE(Resident(path)[800]);
@@ -102,7 +107,7 @@ TEST(ReadAhead, WarmRangesAreLeftAlone) {
   ASSERT_TRUE(f->IsCached(0));
   // One range, cached at its start (the probe's page) but not at page 1500 (6 MB on,
   // beyond any readahead window of the first read).
-  AdviseIfCold({{f.get(), 0, 1501 * kPage}}, 0);
+  AdviseIfCold({{f.get(), 0, 1501 * kPage}});
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_FALSE(Resident(path)[1500]);
   std::filesystem::remove(path);
