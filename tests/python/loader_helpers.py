@@ -189,6 +189,15 @@ def x_to_dense(X) -> np.ndarray:
     return X.numpy()
 
 
+def epoch_rows_and_x(loader) -> tuple[np.ndarray, np.ndarray]:
+    """One pass over a loader: the global rows in delivery order and their X, dense."""
+    rows, xs = [], []
+    for b in loader:
+        rows.append(np.asarray(b.rows))
+        xs.append(x_to_dense(b.X))
+    return np.concatenate(rows), np.concatenate(xs)
+
+
 def x_parts(X) -> tuple[bytes, ...]:
     """The bytes that define X: data/indices/indptr (sparse) or the values (dense)."""
     import scipy.sparse as sp

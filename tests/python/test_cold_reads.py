@@ -14,6 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 import cellfeed
+from loader_helpers import epoch_rows_and_x
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -75,13 +76,9 @@ def test_cold_loader_matches_anndata(files, block_size, fetch_factor):
     evict(paths)
     loader = cellfeed.Loader(paths, batch_size=32, block_size=block_size,
                              fetch_factor=fetch_factor, seed=5)
-    rows, mats = [], []
-    for b in loader:
-        rows.append(np.asarray(b.rows))
-        mats.append(b.X)
-    rows = np.concatenate(rows)
+    rows, got = epoch_rows_and_x(loader)
     assert np.array_equal(np.sort(rows), np.arange(X.shape[0]))
-    assert np.array_equal(sp.vstack(mats).toarray(), X[rows].toarray())
+    assert np.array_equal(got, X[rows].toarray())
     assert all(resident_pages(p) > 0 for p in paths)  # the reads did go to the files
 
 

@@ -11,6 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 import cellfeed
+from loader_helpers import epoch_rows_and_x
 
 N_GENES = 40
 
@@ -70,13 +71,8 @@ def chunked(tmp_path_factory):
 def test_every_cell_once_with_its_values(chunked, bs, ff):
     files, X = chunked
     loader = cellfeed.Loader(files, batch_size=bs, block_size="chunk", fetch_factor=ff, seed=4)
-    rows, mats = [], []
-    for b in loader:
-        rows.append(np.asarray(b.rows))
-        mats.append(b.X)
-    rows = np.concatenate(rows)
+    rows, got = epoch_rows_and_x(loader)
     assert np.array_equal(np.sort(rows), np.arange(X.shape[0]))
-    got = sp.vstack(mats).toarray()
     assert np.array_equal(got, X[rows].toarray())
 
 
