@@ -17,6 +17,8 @@ constexpr uint64_t kMergeHoleBytes = 64 * 1024;
 // libdeflate's whole-chunk inflate per byte on single-cell data, so stopping early pays
 // below about a third of the chunk.
 constexpr uint64_t kPrefixDivisor = 3;
+// Unfiltered arrays read through a cache are kept in pages of this many bytes.
+constexpr int64_t kCachePageBytes = 4096;
 
 struct ChunkTask {
   const ArrayRead* read;
@@ -229,6 +231,61 @@ Status ReadUnfilteredRanges(const ArrayRead& r, const ChunkLocation& loc, int64_
   return Status::OK();
 }
 
+// Rows [row0, row0 + rows) of an unfiltered 1-D chunk: its cached pages.
+struct ChunkPages {
+  int64_t row0, rows, per_page;
+  int64_t page_of(int64_t row) const { return (row - row0) / per_page; }
+  int64_t first_row(int64_t page) const { return row0 + page * per_page; }
+  int64_t rows_in(int64_t page) const { return std::min(per_page, row0 + rows - first_row(page)); }
+};
+
+ChunkPages PagesOf(const DatasetLayout& L, int64_t chunk_row0) {
+  return {chunk_row0, std::min(L.chunk_shape[0], L.shape[0] - chunk_row0),
+          std::max<int64_t>(1, kCachePageBytes / static_cast<int64_t>(DTypeSize(L.dtype)))};
+}
+
+// Unfiltered 1-D chunk read through the cache: pieces are served from cached pages, a
+// missing page is read whole and kept.
+Status ReadCachedPages(const ArrayRead& r, const ChunkLocation& loc, int64_t chunk_index,
+                       int64_t chunk_row0, const Piece* begin, const Piece* end,
+                       ReadStats* stats) {
+  const DatasetLayout& L = *r.layout;
+  const size_t esize = DTypeSize(L.dtype);
+  const size_t out_size = DTypeSize(r.out_type);
+  auto* out = static_cast<uint8_t*>(r.out);
+  const ChunkPages pages = PagesOf(L, chunk_row0);
+  for (const Piece* p = begin; p != end; ++p) {
+    for (int64_t row = p->src; row < p->src + p->count;) {
+      const int64_t page = pages.page_of(row), page_row0 = pages.first_row(page);
+      ChunkCache::Bytes bytes = r.cache->Find(&L, chunk_index, page);
+      if (!bytes) {
+        auto read = std::make_shared<std::vector<uint8_t>>(
+            static_cast<size_t>(pages.rows_in(page)) * esize);
+        CF_RETURN_IF_ERROR(r.file->ReadAt(
+            loc.address + static_cast<uint64_t>(page_row0 - chunk_row0) * esize, read->size(),
+            read->data()));
+        if (stats) {
+          stats->bytes_read += static_cast<int64_t>(read->size());
+          stats->bytes_decoded += static_cast<int64_t>(read->size());
+        }
+        r.cache->Insert(&L, chunk_index, page, read);
+        bytes = std::move(read);
+      }
+      const int64_t n = std::min(p->src + p->count, page_row0 + pages.rows_in(page)) - row;
+      if (!r.discard_output) {
+        const Piece part{row, n, p->dst + (row - p->src), p->tag};
+        const uint8_t* s = bytes->data() + static_cast<size_t>(row - page_row0) * esize;
+        uint8_t* d = out + part.dst * out_size;
+        CF_RETURN_IF_ERROR(CheckPiece(r, s, part));
+        ConvertElements(L.dtype, s, r.out_type, d, static_cast<size_t>(n));
+        CF_RETURN_IF_ERROR(CheckValues(r, d, n, part, row));
+      }
+      row += n;
+    }
+  }
+  return Status::OK();
+}
+
 // Bytes to inflate of a chunk whose pieces need only its start, or 0 to decode it whole
 // (cached arrays keep whole chunks; only deflate-only chunks can stop early).
 uint64_t PrefixToInflate(const ArrayRead& r, const ChunkLocation& loc, int64_t chunk_row0,
@@ -277,7 +334,8 @@ Status RunTask(const ChunkTask& t, const SplitRead& split, ReadStats* stats) {
     }
     const bool unfiltered = L.filters.empty();
     if (unfiltered && !two_d) {
-      Status st = ReadUnfilteredRanges(r, loc, chunk_row0, begin, end, stats);
+      Status st = r.cache ? ReadCachedPages(r, loc, chunk_index, chunk_row0, begin, end, stats)
+                          : ReadUnfilteredRanges(r, loc, chunk_row0, begin, end, stats);
       if (!st.ok()) return st.WithContext(ChunkWhere(L, chunk_index));
       continue;
     }
@@ -347,6 +405,20 @@ std::vector<ByteRange> RangesToRead(const std::vector<ChunkTask>& tasks,
       const SplitRead& s = splits[static_cast<size_t>(t.read - reads.data())];
       const uint64_t es = DTypeSize(L.dtype);
       const int64_t row0 = t.chunk_row * L.chunk_shape[0];
+      if (r.cache) {  // whole pages, those the cache lacks
+        const ChunkPages pages = PagesOf(L, row0);
+        int64_t last = -1;
+        for (size_t k = t.begin; k < t.end && !(probes && ranges.size() > first); ++k) {
+          const Piece& p = s.pieces[k];
+          for (int64_t g = pages.page_of(p.src); g <= pages.page_of(p.src + p.count - 1); ++g) {
+            if (g == last || r.cache->Find(&L, t.chunk_row, g)) continue;
+            last = g;
+            const uint64_t b = loc.address + static_cast<uint64_t>(pages.first_row(g) - row0) * es;
+            ranges.push_back({r.file, b, b + static_cast<uint64_t>(pages.rows_in(g)) * es});
+          }
+        }
+        continue;
+      }
       for (size_t k = t.begin; k < t.end && !(probes && ranges.size() > first); ++k) {
         const Piece& p = s.pieces[k];
         const uint64_t b = loc.address + static_cast<uint64_t>(p.src - row0) * es;

@@ -45,7 +45,8 @@ struct ArrayRead {
   int64_t valid_below = -1;
   // Read and decode only, write nothing (measuring what the I/O and decoding cost).
   bool discard_output = false;
-  // Decoded chunks of filtered arrays are looked up here first, and kept here.
+  // Decoded chunks of filtered arrays, and 4 KiB pages of unfiltered 1-D ones, are looked
+  // up here first, and kept here.
   ChunkCache* cache = nullptr;
   // A deflate chunk whose pieces lie in its first part may be inflated only that far
   // (faster; the chunk's Adler-32, which covers all of it, then goes unchecked).

@@ -99,6 +99,23 @@ TEST_P(ArrayReaderTest, MatchesHdf5ForRandomPieces) {
       for (int64_t i = 0; i < p.count; ++i)
         ASSERT_EQ(out[p.dst + i], static_cast<double>(v[p.src + i])) << s.name;
 
+    // The same pieces through a cache (whole decoded chunks, or pages of unfiltered ones),
+    // twice: the first pass fills it, the second reads from it; the small budget evicts.
+    for (size_t budget : {size_t{64} << 20, size_t{8192}}) {
+      io::ChunkCache cache(budget);
+      for (int pass = 0; pass < 2; ++pass) {
+        std::vector<double> cached(out.size(), -1);
+        io::ArrayRead rc{&lv.value(), file.value().get(), pieces, DType::kFloat64,
+                         cached.data(), -1, false, &cache};
+        st = io::ReadArrays(std::span<io::ArrayRead>(&rc, 1), pool);
+        ASSERT_TRUE(st.ok()) << st.message();
+        for (const auto& p : pieces)
+          for (int64_t i = 0; i < p.count; ++i)
+            ASSERT_EQ(cached[p.dst + i], static_cast<double>(v[p.src + i]))
+                << s.name << " budget " << budget << " pass " << pass;
+      }
+    }
+
     // Rows of the 2-D array, reversed order with a repeat.
     std::vector<io::Piece> row_pieces = {{300, 1, 0}, {120, 5, 1}, {0, 3, 6}, {120, 1, 9}};
     std::vector<int64_t> got(10 * 7);
