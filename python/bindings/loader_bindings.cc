@@ -7,6 +7,7 @@
 #include <nanobind/stl/vector.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "cellfeed/loader.h"
 #include "convert.h"
@@ -46,7 +47,9 @@ nb::object ColumnSlice(const Column& c, int64_t begin, int64_t end,
   return bytes.attr("view")(DTypeName(c.info.dtype));
 }
 
-nb::object BatchToPython(const Batch& b, bool dense, bool int32_indptr) {
+// Sparse batches get an int32 indptr when their nonzeros fit: scipy would otherwise
+// downcast it (a copy and ~4 us per batch), and torch needs it to match int32 indices.
+nb::object BatchToPython(const Batch& b, bool dense) {
   const CsrMatrix& m = *b.fetch;
   const int64_t n = b.size();
   const int64_t lo = m.indptr[b.row_begin], hi = m.indptr[b.row_end];
@@ -66,7 +69,7 @@ nb::object BatchToPython(const Batch& b, bool dense, bool int32_indptr) {
     X = flat.attr("reshape")(nb::make_tuple(n, m.n_cols));
   } else {
     nb::object indptr;
-    if (int32_indptr) {
+    if (hi - lo <= std::numeric_limits<int32_t>::max()) {
       std::vector<int32_t> p(static_cast<size_t>(n + 1));
       for (int64_t r = 0; r <= n; ++r) p[r] = static_cast<int32_t>(m.indptr[b.row_begin + r] - lo);
       indptr = nb::cast(ToNumpy(std::move(p)));
@@ -154,7 +157,7 @@ void BindLoader(nb::module_& m) {
                std::optional<Batch> b = ValueOrThrow(std::move(r));
                if (!b) return nb::none();
                const bool dense = output == "numpy" || output == "torch-dense";
-               return BatchToPython(*b, dense, output == "torch");
+               return BatchToPython(*b, dense);
              }
            },
            nb::arg("output") = "scipy")

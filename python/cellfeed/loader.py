@@ -250,7 +250,10 @@ class Loader(_Base):
         # The engine has checked indptr and indices, so torch's own checks are skipped.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            return torch.sparse_csr_tensor(torch.from_numpy(indptr), torch.from_numpy(indices),
+            indptr = torch.from_numpy(indptr)
+            # A batch beyond 2**31 nonzeros has an int64 indptr; torch wants both alike.
+            indices = torch.from_numpy(indices).to(indptr.dtype)
+            return torch.sparse_csr_tensor(indptr, indices,
                                            torch.from_numpy(data), size=shape,
                                            check_invariants=False)
 

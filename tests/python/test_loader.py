@@ -257,10 +257,14 @@ def test_batches_equal_anndata(loader_files, anndatas, output, join):
         X = batch.X
         if output == "scipy":
             assert sp.issparse(X) and X.format == "csr"
+            # int32 index arrays, so scipy keeps the engine's arrays instead of copying them.
+            assert X.indptr.dtype == np.int32 and X.indices.dtype == np.int32
+            assert not any(a.flags.owndata for a in (X.indptr, X.indices, X.data))
         elif output == "numpy":
             assert isinstance(X, np.ndarray) and X.ndim == 2
         elif output == "torch":
             assert isinstance(X, torch.Tensor) and X.layout == torch.sparse_csr
+            assert X.crow_indices().dtype == torch.int32 and X.col_indices().dtype == torch.int32
         else:
             assert isinstance(X, torch.Tensor) and X.layout == torch.strided
         dense = x_to_dense(X)
