@@ -72,4 +72,17 @@ struct DefaultInitAllocator : std::allocator<T> {
 template <typename T>
 using Buffer = std::vector<T, DefaultInitAllocator<T>>;
 
+// Resizes a buffer whose contents are about to be overwritten: growing past its capacity
+// copies nothing and leaves 1/8 headroom, so a recycled fetch buffer settles on its size
+// after a few fetches instead of reallocating (and copying, and faulting in fresh pages)
+// at every new largest fetch.
+template <typename T>
+void ResizeForOverwrite(Buffer<T>& b, size_t n) {
+  if (n > b.capacity()) {
+    b.clear();
+    b.reserve(n + n / 8);
+  }
+  b.resize(n);
+}
+
 }  // namespace cellfeed

@@ -213,8 +213,8 @@ Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, 
   }
   std::partial_sum(out.indptr.begin(), out.indptr.end(), out.indptr.begin());
   const int64_t nnz = out.indptr.back();
-  out.indices.resize(static_cast<size_t>(nnz));
-  out.data.resize(static_cast<size_t>(nnz));
+  ResizeForOverwrite(out.indices, static_cast<size_t>(nnz));
+  ResizeForOverwrite(out.data, static_cast<size_t>(nnz));
 
   std::vector<io::ArrayRead> reads;
   for (size_t f = 0; f < nfiles; ++f) {

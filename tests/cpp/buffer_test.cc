@@ -61,3 +61,19 @@ TEST(Buffer, GrowsAndKeepsValuesAcrossTheHugePageThreshold) {
   b.shrink_to_fit();  // back to operator new
   for (int i = 0; i < 5; ++i) EXPECT_EQ(b[i], i);
 }
+
+TEST(Buffer, ResizeForOverwriteLeavesHeadroomAndKeepsItsMemory) {
+  Buffer<float> b;
+  cellfeed::ResizeForOverwrite(b, 800);
+  EXPECT_EQ(b.size(), 800u);
+  EXPECT_EQ(b.capacity(), 900u);  // 1/8 headroom
+  const float* at = b.data();
+  for (size_t n : {size_t{10}, size_t{900}, size_t{0}, size_t{850}}) {
+    cellfeed::ResizeForOverwrite(b, n);
+    EXPECT_EQ(b.size(), n);
+    EXPECT_EQ(b.data(), at) << "reallocated for " << n << " within capacity 900";
+  }
+  cellfeed::ResizeForOverwrite(b, 901);
+  EXPECT_EQ(b.size(), 901u);
+  EXPECT_GE(b.capacity(), 901u + 901u / 8);
+}
