@@ -137,6 +137,25 @@ def sequential_read_mb_s(paths, streams: int = 1) -> dict:
             "streams": streams, **info}
 
 
+def random_read_mb_s(paths, read_bytes: int, depth: int = 32, seconds: float = 8) -> dict:
+    """The disk's bandwidth for random reads of `read_bytes` (rounded up to 4 KiB) spread
+    over the files, with `depth` reads in flight, bypassing the page cache (fio, O_DIRECT,
+    libaio): what a cold read of small blocks can get from this disk, however it queues."""
+    fio = shutil.which("fio")
+    if not fio:
+        return {"error": "fio not installed (apt-get install fio)"}
+    bs = max(4096, -(-int(read_bytes) // 4096) * 4096)
+    out = subprocess.run([fio, "--name=random", "--filename=" + ":".join(map(str, paths)),
+                          "--rw=randread", f"--bs={bs}", f"--iodepth={depth}", "--ioengine=libaio",
+                          "--direct=1", "--readonly", "--time_based", f"--runtime={seconds:g}",
+                          "--output-format=json"], capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip()[-300:]}
+    job = json.loads(out.stdout)["jobs"][0]["read"]
+    return {"block_bytes": bs, "depth": depth, "mb_per_second": job["bw_bytes"] / 1e6,
+            "iops": job["iops"]}
+
+
 def ensure_cached(paths, attempts: int = 3) -> dict:
     """Warm runs need every page cached: re-read the files when fincore finds some missing
     (a big dataset may have been partly evicted since it was last read). Up to `attempts`
@@ -303,6 +322,15 @@ def fmt(x, digits=0):
     return f"{x:,.{digits}f}"
 
 
+def limit_fractions(engine: dict) -> str:
+    """The engine against the limit (uncompressed bytes delivered into fetch buffers) and,
+    in parentheses, against the replay into a cache-resident scratch buffer."""
+    text = f"{100 * engine.get('fraction_of_limit', 0):.0f}%"
+    if engine.get("fraction_of_scratch_limit"):
+        text += f" ({100 * engine['fraction_of_scratch_limit']:.0f}%)"
+    return text
+
+
 def markdown(results: dict) -> str:
     lines = [f"Benchmark of {results['date']} on {results['machine']}: {results['cells']:,} cells in "
              f"14 plates, batch {BATCH}, warm page cache unless noted. Command: "
@@ -323,7 +351,9 @@ def markdown(results: dict) -> str:
                          f"{r['entropy_bits_mean']:.2f} | {fmt(r.get('peak_rss_mb'))} | "
                          f"{fmt(ratio, 1) + 'x' if ratio else '-'} |")
     lines += ["", "**Grid (block size x fetch factor): cellfeed Loader / scDataset cells/s, cellfeed entropy, "
-              "engine fraction of the hardware limit**", ""]
+              "engine fraction of the hardware limit** (in parentheses: of the same replay into a "
+              "cache-resident scratch buffer, which no loader that delivers the bytes can match; "
+              "docs/BENCHMARKS.md)", ""]
     for comp, cells in results["grid"].items():
         lines += [f"{comp}:", "", "| b \\ f | " + " | ".join(map(str, results["grid_fetch_factors"])) + " |",
                   "|---|" + "---|" * len(results["grid_fetch_factors"])]
@@ -334,7 +364,7 @@ def markdown(results: dict) -> str:
                 cf, sd, en = c.get("cellfeed", {}), c.get("scdataset", {}), c.get("engine", {})
                 row.append(f"{fmt(cf.get('cells_per_second'))} / {fmt(sd.get('cells_per_second'))}, "
                            f"{cf.get('entropy_bits_mean', 0):.2f} b, "
-                           f"{100 * en.get('fraction_of_limit', 0):.0f}%")
+                           f"{limit_fractions(en)}")
             lines.append(f"| {b} | " + " | ".join(row) + " |")
         lines.append("")
     if results.get("extra"):
@@ -349,19 +379,24 @@ def markdown(results: dict) -> str:
                 name, bf = key.split(" ")
                 eng = extra.get(f"engine {bf}", {}) if name == "cellfeed" else {}
                 c = r.get("config", {})
-                frac = f"{100 * eng['fraction_of_limit']:.0f}%" if eng.get("fraction_of_limit") else "-"
+                frac = limit_fractions(eng) if eng.get("fraction_of_limit") else "-"
                 lines.append(f"| {comp} | {name} | b={c.get('block_size')} f={c.get('fetch_factor')} | "
                              f"{fmt(r.get('cells_per_second'))} | {r.get('entropy_bits_mean') or 0:.2f} | {frac} |")
         lines.append("")
     if results.get("cold"):
-        lines += ["**Cold page cache** (files evicted before each run; eviction checked with fincore)", "",
+        lines += ["**Cold page cache** (files evicted before each run; eviction checked with fincore; "
+                  "random reads: fio, O_DIRECT, 32 in flight, of the configuration's read size)", "",
                   "| data | config | cells/s | MB/s read (needed bytes) | sequential MB/s (best of 1 and "
-                  f"{os.cpu_count()} streams) | fraction |",
-                  "|---|---|---|---|---|---|"]
+                  f"{os.cpu_count()} streams) | fraction | random-read MB/s (read size) | fraction |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in results["cold"]:
+            rnd = r.get("random_read") or {}
+            frac_rnd = r.get("fraction_of_random_read")
             lines.append(f"| {r['data']} | b={r['block_size']} f={r['fetch_factor']} | "
                          f"{fmt(r.get('cells_per_second'))} | {fmt(r.get('needed_mb_per_second'))} | "
-                         f"{fmt(r.get('sequential_mb_per_second'))} | {r.get('fraction_of_sequential', 0):.2f} |")
+                         f"{fmt(r.get('sequential_mb_per_second'))} | {r.get('fraction_of_sequential', 0):.2f} | "
+                         f"{fmt(rnd.get('mb_per_second'))} ({fmt(rnd.get('block_bytes', 0) / 1024)} KiB) | "
+                         f"{'-' if frac_rnd is None else f'{frac_rnd:.2f}'} |")
         lines.append("")
     if results.get("open_100m"):
         o = results["open_100m"]
@@ -533,14 +568,23 @@ def main(argv=None) -> dict:
                     bytes_per_cell = warm_run["limit_bytes_read"] / max(replay_cells, 1)
                 needed = cold.get("cells_per_second", 0) * bytes_per_cell / 1e6
                 seq = results["sequential_read"][comp]["mb_per_second"]
+                # The disk's own speed for reads the size of this configuration's: a block's
+                # data or indices (uncompressed), or a whole chunk (compressed, or chunk blocks).
+                per_read = (warm_run.get("limit_bytes_read", 0) / max(warm_run.get("limit_chunks", 1), 1)
+                            if b == "chunk" or comp != "none" else bytes_per_cell * b / 2)
+                rnd = random_read_mb_s(paths, per_read)
                 results["cold"].append({"data": comp, "block_size": b, "fetch_factor": f,
                                         "cells_per_second": cold.get("cells_per_second"),
                                         "needed_mb_per_second": needed,
                                         "sequential_mb_per_second": seq,
                                         "fraction_of_sequential": needed / seq if seq else None,
+                                        "random_read": rnd,
+                                        "fraction_of_random_read": (needed / rnd["mb_per_second"]
+                                                                    if rnd.get("mb_per_second") else None),
                                         **ev, "error": cold.get("error")})
                 log(f"cold {comp} b={b} f={f}: {fmt(cold.get('cells_per_second'))} cells/s, "
-                    f"{needed:,.0f} MB/s of needed bytes vs {seq:,.0f} MB/s sequential")
+                    f"{needed:,.0f} MB/s of needed bytes vs {seq:,.0f} MB/s sequential, "
+                    f"{fmt(rnd.get('mb_per_second'))} MB/s random reads of {fmt(rnd.get('block_bytes'))} B")
 
     if not args.no_100m:
         results["open_100m"] = open_100m(make_100m(args.data_dir, args.cells_100m))

@@ -9,13 +9,13 @@ export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 need_apt=0
-for pkg in libhdf5-dev zlib1g-dev libdeflate-dev liblzf-dev libgtest-dev pkg-config; do
+for pkg in libhdf5-dev zlib1g-dev libdeflate-dev liblzf-dev libgtest-dev pkg-config fio; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt=1
 done
 if [ "$need_apt" = 1 ]; then
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends \
-    libhdf5-dev zlib1g-dev libdeflate-dev liblzf-dev libgtest-dev pkg-config g++ make
+    libhdf5-dev zlib1g-dev libdeflate-dev liblzf-dev libgtest-dev pkg-config g++ make fio
 fi
 
 python3 -m pip install -q --upgrade-strategy only-if-needed -r requirements-dev.txt

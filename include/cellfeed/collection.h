@@ -56,12 +56,18 @@ struct FileSummary {
   std::vector<ColumnInfo> obs_columns, var_columns;
 };
 
+// Where Collection::MeasureReadCost puts the bytes of uncompressed arrays: into
+// fetch-sized output buffers, as a loader must, or into a small scratch buffer that
+// stays in the CPU cache (a copy no loader that delivers the bytes can match).
+enum class ReplayDestination { kFetchBuffers, kScratch };
+
 // The I/O and decoding a set of reads needs (see Collection::MeasureReadCost).
 struct ReadCost {
   int64_t cells = 0;
   int64_t chunks = 0;         // chunks fetched, counted once per row set that touches them
   int64_t bytes_read = 0;     // from the files
   int64_t bytes_decoded = 0;  // produced by the decoders (whole chunks when compressed)
+  int64_t bytes_delivered = 0;  // uncompressed bytes copied into fetch buffers
   double seconds = 0;         // wall time of doing only that, on all threads
 };
 
@@ -99,10 +105,13 @@ class Collection {
   Result<std::vector<int64_t>> ChunkBlockStarts() const;
 
   // The hardware floor of reading `row_sets` (e.g. the fetches of a plan): every chunk
-  // of data/indices each set touches (once per set) is read and decoded in one parallel
-  // pass on all threads, and nothing else is timed: no planning, indptr lookups,
-  // assembly, conversion or copies.
-  Result<ReadCost> MeasureReadCost(std::span<const std::vector<int64_t>> row_sets) const;
+  // of data/indices each set touches (once per set) is read and decoded in parallel
+  // passes on all threads (as many sets per pass as 256 MiB of outputs hold), and
+  // nothing else is timed: no planning, indptr lookups, assembly, conversion, checks, or
+  // copies beyond the one that delivers uncompressed bytes to `destination`.
+  Result<ReadCost> MeasureReadCost(
+      std::span<const std::vector<int64_t>> row_sets,
+      ReplayDestination destination = ReplayDestination::kFetchBuffers) const;
 
   struct Impl;
 
