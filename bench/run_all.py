@@ -322,6 +322,10 @@ def fmt(x, digits=0):
     return f"{x:,.{digits}f}"
 
 
+def ratio_text(a, b) -> str:
+    return f"{a / b:.2f}" if a and b else "-"
+
+
 def limit_fractions(engine: dict) -> str:
     """The engine against the limit (uncompressed bytes delivered into fetch buffers) and,
     in parentheses, against the replay into a cache-resident scratch buffer."""
@@ -387,8 +391,9 @@ def markdown(results: dict) -> str:
         lines += ["**Cold page cache** (files evicted before each run; eviction checked with fincore; "
                   "random reads: fio, O_DIRECT, 32 in flight, of the configuration's read size)", "",
                   "| data | config | cells/s | MB/s read (needed bytes) | sequential MB/s (best of 1 and "
-                  f"{os.cpu_count()} streams) | fraction | random-read MB/s (read size) | fraction |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  f"{os.cpu_count()} streams) | fraction | random-read MB/s (read size) | fraction | "
+                  "cold / warm cells/s |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in results["cold"]:
             rnd = r.get("random_read") or {}
             frac_rnd = r.get("fraction_of_random_read")
@@ -396,7 +401,8 @@ def markdown(results: dict) -> str:
                          f"{fmt(r.get('cells_per_second'))} | {fmt(r.get('needed_mb_per_second'))} | "
                          f"{fmt(r.get('sequential_mb_per_second'))} | {r.get('fraction_of_sequential', 0):.2f} | "
                          f"{fmt(rnd.get('mb_per_second'))} ({fmt(rnd.get('block_bytes', 0) / 1024)} KiB) | "
-                         f"{'-' if frac_rnd is None else f'{frac_rnd:.2f}'} |")
+                         f"{'-' if frac_rnd is None else f'{frac_rnd:.2f}'} | "
+                         f"{ratio_text(r.get('cells_per_second'), r.get('warm_cells_per_second'))} |")
         lines.append("")
     if results.get("open_100m"):
         o = results["open_100m"]
@@ -578,6 +584,7 @@ def main(argv=None) -> dict:
                                         "needed_mb_per_second": needed,
                                         "sequential_mb_per_second": seq,
                                         "fraction_of_sequential": needed / seq if seq else None,
+                                        "warm_cells_per_second": warm_run.get("cells_per_second"),
                                         "random_read": rnd,
                                         "fraction_of_random_read": (needed / rnd["mb_per_second"]
                                                                     if rnd.get("mb_per_second") else None),
