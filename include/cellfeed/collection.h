@@ -90,7 +90,9 @@ class Collection {
   // The given rows (any order, duplicates allowed) as float32 CSR, in that order.
   Result<CsrMatrix> Read(std::span<const int64_t> rows) const;
   // The same into `out`, reusing its buffers' capacity (no allocation when they fit).
-  Status ReadInto(std::span<const int64_t> rows, CsrMatrix& out) const;
+  // With parallel=false the calling thread does all the work, for callers that already
+  // run one read per thread (the loader's producers, on few cores).
+  Status ReadInto(std::span<const int64_t> rows, CsrMatrix& out, bool parallel = true) const;
   // One obs column for the given rows (all rows when empty optional).
   Result<Column> Obs(const std::string& column,
                      std::optional<std::span<const int64_t>> rows = std::nullopt) const;

@@ -2,9 +2,9 @@
 //
 // Producer threads (up to two) claim the plan's fetches in order; each fetch is read
 // with a single Collection::ReadInto (rows in batch order, so each chunk is decoded once
-// and every batch is a contiguous slice of the result) on the collection's worker pool,
-// into recycled buffers. Two producers let one fetch's serial work overlap another's
-// decoding. An ordered window hands fetches to the consumer in plan order and lets
+// and every batch is a contiguous slice of the result) into recycled buffers: on the
+// collection's worker pool, or, when the producers alone occupy every thread, by its
+// producer alone. Two producers let one fetch's serial work overlap another's decoding. An ordered window hands fetches to the consumer in plan order and lets
 // producers run at most `prefetch` fetches ahead, so memory is bounded by the prefetch
 // depth, not by the dataset. Batches come out in plan order whatever the thread count;
 // the first error of any stage is returned by the consumer's next call to Next().

@@ -236,9 +236,9 @@ Result<CsrMatrix> Collection::Read(std::span<const int64_t> rows) const {
   return out;
 }
 
-Status Collection::ReadInto(std::span<const int64_t> rows, CsrMatrix& out) const {
+Status Collection::ReadInto(std::span<const int64_t> rows, CsrMatrix& out, bool parallel) const {
   CF_RETURN_IF_ERROR(impl_->CheckRows(rows));
-  return ReadCsrRows(*impl_, rows, out);
+  return ReadCsrRows(*impl_, rows, out, parallel ? *impl_->pool : *impl_->caller_only);
 }
 
 Result<std::vector<std::string>> Collection::ObsNames(

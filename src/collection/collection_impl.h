@@ -32,6 +32,8 @@ struct Collection::Impl {
   std::vector<ColumnInfo> obs_columns;  // present, with one kind, in every file
   std::map<std::string, MergedCategories> merged_categories;  // by column name
   std::unique_ptr<util::ThreadPool> pool;
+  // A pool with no workers: its jobs run on the calling thread (ReadInto, parallel=false).
+  std::unique_ptr<util::ThreadPool> caller_only = std::make_unique<util::ThreadPool>(1);
   bool decode_prefix = true;  // !OpenOptions::verify_whole_chunks
   io::ValueCheck value_check = io::ValueCheck::kFinite;  // OpenOptions::values
   // ChunkBlockStarts, computed once (it reads every file's whole indptr) and shared by
@@ -55,8 +57,9 @@ struct RowsByFile {
 };
 RowsByFile GroupRowsByFile(const Collection::Impl& impl, std::span<const int64_t> rows);
 
-// Reads `rows` into `out` (its buffers reused).
-Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, CsrMatrix& out);
+// Reads `rows` into `out` (its buffers reused), with `pool`'s threads.
+Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, CsrMatrix& out,
+                   util::ThreadPool& pool);
 // Appends decode-only reads of every data/indices chunk `rows` touch (indptr is read now).
 Status PlanDecodeOnly(const Collection::Impl& impl, std::span<const int64_t> rows,
                       std::vector<io::ArrayRead>& reads);

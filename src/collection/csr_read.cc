@@ -27,7 +27,7 @@ struct FileRows {
 
 // Reads indptr[r] and indptr[r+1] for each distinct row of each CSR file.
 Status ReadRowExtents(const Collection::Impl& impl, const RowsByFile& g,
-                      std::vector<FileRows>& out, io::ReadStats* stats) {
+                      std::vector<FileRows>& out, io::ReadStats* stats, util::ThreadPool& pool) {
   std::vector<io::ArrayRead> reads;
   std::vector<std::vector<int64_t>> bufs(impl.files.size());
   std::vector<std::vector<int64_t>> run_of(impl.files.size());  // buffer offset per unique row
@@ -56,7 +56,7 @@ Status ReadRowExtents(const Collection::Impl& impl, const RowsByFile& g,
     reads.push_back({&m.indptr, &impl.files[f]->file(), std::move(pieces), DType::kInt64,
                      bufs[f].data(), -1, false, impl.indptr_cache.get()});
   }
-  CF_RETURN_IF_ERROR(io::ReadArrays(reads, *impl.pool, stats));
+  CF_RETURN_IF_ERROR(io::ReadArrays(reads, pool, stats, impl.pool.get()));
   for (size_t f = 0; f < impl.files.size(); ++f) {
     const auto& m = impl.files[f]->matrix();
     if (m.encoding != h5ad::MatrixEncoding::kCsr) continue;
@@ -144,7 +144,7 @@ Status PlanDecodeOnly(const Collection::Impl& impl, std::span<const int64_t> row
                       std::vector<io::ArrayRead>& reads) {
   RowsByFile g = GroupRowsByFile(impl, rows);
   std::vector<FileRows> fr(impl.files.size());
-  CF_RETURN_IF_ERROR(ReadRowExtents(impl, g, fr, nullptr));
+  CF_RETURN_IF_ERROR(ReadRowExtents(impl, g, fr, nullptr, *impl.pool));
   for (size_t f = 0; f < impl.files.size(); ++f) {
     const auto& m = impl.files[f]->matrix();
     if (fr[f].unique.empty()) continue;
@@ -165,7 +165,8 @@ Status PlanDecodeOnly(const Collection::Impl& impl, std::span<const int64_t> row
   return Status::OK();
 }
 
-Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, CsrMatrix& out) {
+Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, CsrMatrix& out,
+                   util::ThreadPool& pool) {
   const size_t nfiles = impl.files.size();
   const int64_t n_cols = impl.n_vars();
   RowsByFile g = GroupRowsByFile(impl, rows);
@@ -173,7 +174,7 @@ Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, 
     if (!g.positions[f].empty()) CF_RETURN_IF_ERROR(impl.files[f]->file().CheckUnchanged());
   }
   std::vector<FileRows> fr(nfiles);
-  CF_RETURN_IF_ERROR(ReadRowExtents(impl, g, fr, nullptr));
+  CF_RETURN_IF_ERROR(ReadRowExtents(impl, g, fr, nullptr, pool));
 
   // Dense files: read their distinct rows now; their lengths are their nonzero counts.
   std::vector<std::vector<float>> dense(nfiles);
@@ -187,7 +188,7 @@ Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, 
     dense_reads.back().decode_prefix = impl.decode_prefix;
     dense_reads.back().value_check = impl.value_check;
   }
-  CF_RETURN_IF_ERROR(io::ReadArrays(dense_reads, *impl.pool));
+  CF_RETURN_IF_ERROR(io::ReadArrays(dense_reads, pool, nullptr, impl.pool.get()));
 
   // Output layout in request order.
   out.n_rows = static_cast<int64_t>(rows.size());
@@ -252,7 +253,7 @@ Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, 
     // data (float32 out); indices have their range check.
     if (r.out_type == DType::kFloat32) r.value_check = impl.value_check;
   }
-  CF_RETURN_IF_ERROR(io::ReadArrays(reads, *impl.pool));
+  CF_RETURN_IF_ERROR(io::ReadArrays(reads, pool, nullptr, impl.pool.get()));
   MapGenes(impl, g, out);
   return Status::OK();
 }

@@ -52,7 +52,7 @@ Result<ReadCost> Collection::MeasureReadCost(std::span<const std::vector<int64_t
   // where in its wave's arena each delivered read lands.
   std::vector<io::ArrayRead> reads;
   std::vector<size_t> slot;           // per read: its byte offset in the arena
-  std::vector<size_t> wave_end{};     // reads [wave_end[w-1], wave_end[w]) form wave w
+  std::vector<size_t> wave_end;       // reads [wave_end[w-1], wave_end[w]) form wave w
   size_t arena_bytes = 0, wave_bytes = 0;
   for (const auto& rows : row_sets) {
     CF_RETURN_IF_ERROR(impl_->CheckRows(rows));

@@ -37,6 +37,7 @@ struct Loader::Impl {
   std::shared_ptr<exec::MatrixPool> matrices;
   std::mutex lifecycle;  // Start/Stop may come from different threads
   std::vector<std::thread> producers;
+  int num_producers = 1;
 
   // Consumer side.
   DecodedFetch current;
@@ -48,6 +49,7 @@ struct Loader::Impl {
   explicit Impl(int depth) : window(depth), matrices(exec::MatrixPool::Make(depth + 2)) {}
 
   void Produce();
+  bool ReadInParallel() const;
   Result<DecodedFetch> DecodeFetch(const Fetch& fetch, int64_t skip_batches) const;
   void StopProducers() {
     std::lock_guard<std::mutex> lock(lifecycle);
@@ -57,6 +59,14 @@ struct Loader::Impl {
   }
 };
 
+// When the producers alone can occupy every thread of the collection, each reads its
+// fetch by itself: splitting a fetch across threads then only adds a wake-up and a
+// barrier per read, and chunk tasks that balance badly on small fetches. Measured on 2
+// cores (2 producers): uncompressed +8-17% from b=1 f=1 to b=16 f=64, gzip unchanged.
+bool Loader::Impl::ReadInParallel() const {
+  return num_producers < collection->threads();
+}
+
 Result<DecodedFetch> Loader::Impl::DecodeFetch(const Fetch& fetch, int64_t skip_batches) const {
   // Rows in batch order: the read decodes each chunk once, batches become slices.
   auto rows = std::make_shared<std::vector<int64_t>>();
@@ -64,7 +74,7 @@ Result<DecodedFetch> Loader::Impl::DecodeFetch(const Fetch& fetch, int64_t skip_
   for (const auto& b : fetch.batches)
     for (int32_t p : b) rows->push_back(fetch.rows[static_cast<size_t>(p)]);
   std::unique_ptr<CsrMatrix> X = matrices->Take();
-  CF_RETURN_IF_ERROR(collection->ReadInto(*rows, *X));
+  CF_RETURN_IF_ERROR(collection->ReadInto(*rows, *X, ReadInParallel()));
   auto matrix = matrices->Share(std::move(X));
   auto obs = std::make_shared<std::vector<Column>>();
   for (const std::string& name : options.obs_columns) {
@@ -182,9 +192,9 @@ Status Loader::Start(int64_t epoch, int64_t start_batch) {
   m.current = DecodedFetch{};
   m.next_in_current = 0;
   m.finished = false;
-  const int producers = std::max(1, std::min(m.options.prefetch, 2));
+  m.num_producers = std::max(1, std::min(m.options.prefetch, 2));
   std::lock_guard<std::mutex> lock(m.lifecycle);
-  for (int p = 0; p < producers; ++p) m.producers.emplace_back([&m] { m.Produce(); });
+  for (int p = 0; p < m.num_producers; ++p) m.producers.emplace_back([&m] { m.Produce(); });
   return Status::OK();
 }
 

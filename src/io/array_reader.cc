@@ -439,7 +439,8 @@ std::vector<ByteRange> RangesToRead(const std::vector<ChunkTask>& tasks,
 
 }  // namespace
 
-Status ReadArrays(std::span<ArrayRead> reads, util::ThreadPool& pool, ReadStats* stats) {
+Status ReadArrays(std::span<ArrayRead> reads, util::ThreadPool& pool, ReadStats* stats,
+                  util::ThreadPool* when_cold) {
   std::vector<SplitRead> splits(reads.size());
   std::vector<ChunkTask> tasks;
   for (size_t i = 0; i < reads.size(); ++i) {
@@ -479,11 +480,13 @@ Status ReadArrays(std::span<ArrayRead> reads, util::ThreadPool& pool, ReadStats*
       b = e;
     }
   }
+  util::ThreadPool* run_on = &pool;
   if (AnyUncached(RangesToRead(tasks, splits, reads, /*probes=*/true))) {
     Advise(RangesToRead(tasks, splits, reads, /*probes=*/false), kMergeHoleBytes);
+    if (when_cold) run_on = when_cold;
   }
   // Tasks refer to splits by their read; map back through the index.
-  return pool.ParallelFor(tasks.size(), [&](size_t k) {
+  return run_on->ParallelFor(tasks.size(), [&](size_t k) {
     const ChunkTask& t = tasks[k];
     const SplitRead& s = splits[static_cast<size_t>(t.read - reads.data())];
     return RunTask(t, s, stats);

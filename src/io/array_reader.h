@@ -63,8 +63,12 @@ struct ReadStats {
   std::atomic<int64_t> bytes_decoded{0};
 };
 
-// Reads all requests; returns the first error with its file, element and chunk.
-Status ReadArrays(std::span<ArrayRead> reads, util::ThreadPool& pool, ReadStats* stats = nullptr);
+// Reads all requests on `pool`; returns the first error with its file, element and chunk.
+// When the read finds pages missing from the page cache and `when_cold` is given, it runs
+// there instead: a caller that reads on its own thread alone (a pool with no workers)
+// names a pool whose threads overlap one another's waits for the disk.
+Status ReadArrays(std::span<ArrayRead> reads, util::ThreadPool& pool, ReadStats* stats = nullptr,
+                  util::ThreadPool* when_cold = nullptr);
 
 // Convenience: one array, whole rows [begin, end) into a vector.
 template <typename T>
