@@ -200,19 +200,18 @@ int BenchCommand(const std::vector<std::string>& args) {
   ReadCost cost, scratch;
   double limit_cps = 0, scratch_cps = 0;
   if (limit) {
-    for (auto [dest, out] : {std::pair{ReplayDestination::kFetchBuffers, &cost},
-                             std::pair{ReplayDestination::kScratch, &scratch}}) {
-      if (out == &scratch && cost.bytes_delivered == 0) {
-        scratch = cost;  // nothing uncompressed: the two replays are the same work
-        break;
-      }
+    auto replay = [&](ReplayDestination dest, ReadCost& out) {
       auto c = col.value()->MeasureReadCost(fetches, dest);
       if (!c.ok()) {
         std::fprintf(stderr, "cellfeed bench: error: %s\n", c.status().message().c_str());
-        return 1;
+        return false;
       }
-      *out = c.value();
-    }
+      out = c.value();
+      return true;
+    };
+    if (!replay(ReplayDestination::kFetchBuffers, cost)) return 1;
+    scratch = cost;  // nothing uncompressed: the two replays are the same work
+    if (cost.bytes_delivered > 0 && !replay(ReplayDestination::kScratch, scratch)) return 1;
     limit_cps = cost.seconds > 0 ? static_cast<double>(cost.cells) / cost.seconds : 0;
     scratch_cps = scratch.seconds > 0 ? static_cast<double>(scratch.cells) / scratch.seconds : 0;
   }

@@ -23,13 +23,11 @@ namespace {
 // one output arena): larger jobs would only cost memory.
 constexpr size_t kWaveBytes = size_t{256} << 20;
 
-// Makes an unfiltered read deliver its pieces to consecutive slots starting at byte
-// `offset` of its row set's output; returns the bytes it needs. Compressed reads stay
+// Makes an unfiltered read deliver its pieces to consecutive output slots (numbered from
+// 0; its base pointer is set later); returns the bytes it delivers. Compressed reads stay
 // decode-only (0 bytes).
-size_t Deliver(io::ArrayRead& r, size_t offset, size_t& slot) {
+size_t Deliver(io::ArrayRead& r) {
   if (!r.layout->filters.empty()) return 0;
-  const size_t row_bytes =
-      static_cast<size_t>(r.layout->row_elements()) * DTypeSize(r.layout->dtype);
   r.discard_output = false;
   r.out_type = r.layout->dtype;  // straight copies: no conversion, no checks
   r.valid_below = -1;
@@ -39,9 +37,10 @@ size_t Deliver(io::ArrayRead& r, size_t offset, size_t& slot) {
     p.dst = dst;
     dst += p.count;
   }
-  slot = (offset + 63) / 64 * 64;
-  return slot - offset + static_cast<size_t>(dst) * row_bytes;
+  return static_cast<size_t>(dst * r.layout->row_elements()) * DTypeSize(r.layout->dtype);
 }
+
+size_t Align64(size_t n) { return (n + 63) / 64 * 64; }
 
 }  // namespace
 
@@ -59,11 +58,15 @@ Result<ReadCost> Collection::MeasureReadCost(std::span<const std::vector<int64_t
     const size_t first = reads.size();
     CF_RETURN_IF_ERROR(PlanDecodeOnly(*impl_, rows, reads));
     cost.cells += static_cast<int64_t>(rows.size());
+    // Slots within the row set first, then the set placed in its wave.
     size_t set_bytes = 0;
     std::vector<size_t> set_slots(reads.size() - first, 0);
     if (destination == ReplayDestination::kFetchBuffers) {
       for (size_t i = first; i < reads.size(); ++i) {
-        set_bytes += Deliver(reads[i], set_bytes, set_slots[i - first]);
+        const size_t bytes = Deliver(reads[i]);
+        set_slots[i - first] = set_bytes;
+        set_bytes = Align64(set_bytes + bytes);
+        cost.bytes_delivered += static_cast<int64_t>(bytes);
       }
     }
     if (wave_bytes > 0 && wave_bytes + set_bytes > kWaveBytes) {
@@ -72,7 +75,7 @@ Result<ReadCost> Collection::MeasureReadCost(std::span<const std::vector<int64_t
     }
     for (size_t& s : set_slots) s += wave_bytes;
     slot.insert(slot.end(), set_slots.begin(), set_slots.end());
-    wave_bytes += (set_bytes + 63) / 64 * 64;
+    wave_bytes += set_bytes;
     arena_bytes = std::max(arena_bytes, wave_bytes);
   }
   wave_end.push_back(reads.size());
@@ -80,12 +83,7 @@ Result<ReadCost> Collection::MeasureReadCost(std::span<const std::vector<int64_t
   ResizeForOverwrite(arena, arena_bytes);
   std::memset(arena.data(), 0, arena.size());  // fault the pages in, as a warm loader has
   for (size_t i = 0; i < reads.size(); ++i) {
-    if (reads[i].discard_output) continue;
-    reads[i].out = arena.data() + slot[i];
-    for (const io::Piece& p : reads[i].pieces) {
-      cost.bytes_delivered += p.count * reads[i].layout->row_elements() *
-                              static_cast<int64_t>(DTypeSize(reads[i].layout->dtype));
-    }
+    if (!reads[i].discard_output) reads[i].out = arena.data() + slot[i];
   }
   // Timed: the waves, each one parallel pass reading and decoding its chunks, once per
   // row set that touches them.
