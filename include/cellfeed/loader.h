@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cellfeed/collection.h"
+#include "cellfeed/corpus.h"
 #include "cellfeed/plan.h"
 #include "cellfeed/status.h"
 
@@ -35,6 +36,10 @@ struct LoaderOptions {
   // fetches k with k % num_workers == worker_id.
   int worker_id = 0;
   int num_workers = 1;
+  // A declared corpus over this collection (include/cellfeed/corpus.h), and the split to
+  // stream: the epoch's cells are then the corpus's lanes for (split, epoch).
+  std::shared_ptr<const Corpus> corpus;
+  std::string split = "train";
 };
 
 // Rows [row_begin, row_end) of a decoded fetch: batches share their fetch's buffers.
@@ -44,6 +49,8 @@ struct Batch {
   int64_t row_begin = 0, row_end = 0;
   std::shared_ptr<const std::vector<int64_t>> fetch_rows;  // global row ids, fetch order
   std::shared_ptr<const std::vector<Column>> fetch_obs;    // one per obs column
+  // With a corpus: the declared source of each fetch row (same order as fetch_rows).
+  std::shared_ptr<const std::vector<int32_t>> fetch_sources;
   int64_t size() const { return row_end - row_begin; }
 };
 
@@ -66,6 +73,11 @@ class Loader {
   void Stop();
 
   const LoaderOptions& options() const;
+  // With a corpus: cells of each declared source this rank yields per epoch.
+  std::vector<int64_t> SourceCellsOfRank(int64_t epoch) const;
+  // With a corpus: cells of each source in each of this rank's first `max_batches`
+  // batches of an epoch, row-major [batch][source], from the plan alone (nothing is read).
+  std::vector<int64_t> BatchSourceCounts(int64_t epoch, int64_t max_batches) const;
 
   struct Impl;
 

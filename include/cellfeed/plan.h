@@ -23,11 +23,22 @@
 // costs one chunk decode and wastes none): blocks are the given row ranges instead of
 // runs of block_size rows, permuted the same way; the plan then keeps each block's end
 // in the permuted order (8 bytes per block) to find positions.
+//
+// Selections (a declared corpus, include/cellfeed/selection.h): the epoch's cells are
+// the lanes of an EpochSelection instead of every row. Each lane is planned as above over
+// its own rows (blocks are runs of consecutive selected rows within one file; the
+// virtual "files" are the lane's rows in each file), with its own block order. The lanes
+// are interleaved in windows of about batch_size cells: window w holds blocks
+// [floor(w*B/W), floor((w+1)*B/W)) of a lane with B blocks (W windows), so every stretch
+// of the epoch holds each lane in proportion to its size, to within one block per window.
+// Ranks, fetches, batches, padding and drop_last then apply to that sequence unchanged.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "cellfeed/selection.h"
 #include "cellfeed/status.h"
 
 namespace cellfeed {
@@ -59,6 +70,8 @@ struct Fetch {
   std::vector<int64_t> rows;       // global row ids, ascending: the read order
   // batches[j] lists positions into `rows`, in the order the batch yields its cells.
   std::vector<std::vector<int32_t>> batches;
+  // With a selection: the lane of each entry of `rows` (EpochSelection::lanes index).
+  std::vector<int32_t> lanes;
 };
 
 class EpochPlan {
@@ -66,9 +79,11 @@ class EpochPlan {
   // file_sizes: rows in each file of the collection, in collection order.
   // block_starts: empty for blocks of config.block_size rows; otherwise the first global
   // row of every block, ascending from 0, including every file's first row.
+  // selection: the lanes of this epoch (nullptr = every row once).
   static Result<EpochPlan> Make(std::vector<int64_t> file_sizes, const SamplingConfig& config,
                                 int64_t epoch, int rank, int world_size,
-                                std::vector<int64_t> block_starts = {});
+                                std::vector<int64_t> block_starts = {},
+                                std::shared_ptr<const EpochSelection> selection = nullptr);
 
   int64_t num_batches() const;  // batches this rank yields this epoch (equal on all ranks)
   int64_t num_fetches() const;
@@ -79,14 +94,30 @@ class EpochPlan {
   int64_t BatchInFetch(int64_t b) const;
 
   const SamplingConfig& config() const { return config_; }
+  // Cells of the epoch's sequence (all ranks, before padding).
+  int64_t sequence_cells() const { return total_cells_; }
+  // With a selection: cells of each lane that this rank yields this epoch.
+  std::vector<int64_t> LaneCellsOfRank() const;
 
  private:
   EpochPlan() = default;
   // Implementation state; its meaning is private to src/plan/epoch_plan.cc.
-  void AppendSequence(int64_t pos, int64_t len, std::vector<int64_t>* out) const;
+  void AppendSequence(int64_t pos, int64_t len, std::vector<int64_t>* out,
+                      std::vector<int32_t>* lanes = nullptr) const;
   void AppendRange(int64_t pos, int64_t len, std::vector<int64_t>* out) const;
   void AppendVariableBlocks(int64_t pos, int64_t len, std::vector<int64_t>* out) const;
   Status SetBlockStarts(std::vector<int64_t> starts);
+  // Selections: the lane sequences and their interleaving.
+  Status SetSelection(std::shared_ptr<const EpochSelection> selection,
+                      const std::vector<int64_t>& block_starts);
+  int64_t NumBlocks() const;                 // blocks of this (lane) plan's sequence
+  int64_t CellsBeforeBlock(int64_t j) const;  // sequence position where block j starts
+  int64_t LaneBlocksBefore(size_t lane, int64_t window) const;
+  int64_t WindowStart(int64_t window) const;  // sequence position of a window
+  void AppendLanes(int64_t pos, int64_t len, std::vector<int64_t>* out,
+                   std::vector<int32_t>* lanes) const;
+  // Cells of each lane at sequence positions [0, pos), 0 <= pos <= total_cells_.
+  std::vector<int64_t> LaneCellsBefore(int64_t pos) const;
 
   SamplingConfig config_;
   int64_t epoch_ = 0;
@@ -108,6 +139,11 @@ class EpochPlan {
   // Variable blocks: their first rows, and the sequence position past each slot.
   std::vector<int64_t> block_starts_;
   std::vector<int64_t> slot_ends_;
+  // Selections: each lane's own plan over its rows, its blocks, and the windows.
+  std::shared_ptr<const EpochSelection> selection_;
+  std::vector<std::shared_ptr<const EpochPlan>> lane_plans_;
+  std::vector<int64_t> lane_blocks_;
+  int64_t num_windows_ = 0;
 };
 
 }  // namespace cellfeed

@@ -86,7 +86,11 @@ nb::object BatchToPython(const Batch& b, bool dense) {
                                   b.fetch_rows));
   nb::dict obs;
   for (const Column& c : *b.fetch_obs) obs[c.info.name.c_str()] = ColumnSlice(c, b.row_begin, b.row_end, b.fetch_obs);
-  return nb::make_tuple(b.index, X, rows, obs);
+  nb::object sources = nb::none();
+  if (b.fetch_sources) {
+    sources = nb::cast(View(b.fetch_sources->data() + b.row_begin, static_cast<size_t>(n), b.fetch_sources));
+  }
+  return nb::make_tuple(b.index, X, rows, obs, sources);
 }
 
 }  // namespace
@@ -98,7 +102,8 @@ void BindLoader(nb::module_& m) {
           [](std::shared_ptr<Collection> collection, int64_t batch_size, int64_t block_size,
              int64_t fetch_factor, bool shuffle, uint64_t seed, bool drop_last, int rank,
              int world_size, const std::string& remainder, std::vector<std::string> obs_columns,
-             int prefetch, int worker_id, int num_workers, bool chunk_blocks) {
+             int prefetch, int worker_id, int num_workers, bool chunk_blocks,
+             std::shared_ptr<Corpus> corpus, const std::string& split) {
             LoaderOptions o;
             o.sampling.batch_size = batch_size;
             o.sampling.block_size = block_size;
@@ -120,14 +125,28 @@ void BindLoader(nb::module_& m) {
             o.prefetch = prefetch;
             o.worker_id = worker_id;
             o.num_workers = num_workers;
+            o.corpus = std::move(corpus);
+            o.split = split;
             return ValueOrThrow(Loader::Make(std::move(collection), o));
           },
           nb::arg("collection"), nb::arg("batch_size"), nb::arg("block_size"),
           nb::arg("fetch_factor"), nb::arg("shuffle"), nb::arg("seed"), nb::arg("drop_last"),
           nb::arg("rank"), nb::arg("world_size"), nb::arg("remainder"), nb::arg("obs_columns"),
           nb::arg("prefetch"), nb::arg("worker_id"), nb::arg("num_workers"),
-          nb::arg("chunk_blocks") = false)
+          nb::arg("chunk_blocks") = false, nb::arg("corpus").none() = nb::none(),
+          nb::arg("split") = "train")
       .def_prop_ro("num_batches", &Loader::num_batches)
+      .def("source_cells_of_rank", &Loader::SourceCellsOfRank, nb::arg("epoch"))
+      .def("batch_source_counts",
+           [](const Loader& l, int64_t epoch, int64_t max_batches) {
+             std::vector<int64_t> v;
+             {
+               nb::gil_scoped_release release;
+               v = l.BatchSourceCounts(epoch, max_batches);
+             }
+             return ToNumpy(std::move(v));
+           },
+           nb::arg("epoch"), nb::arg("max_batches"))
       .def("start",
            [](Loader& l, int64_t epoch, int64_t start_batch) {
              Status st;

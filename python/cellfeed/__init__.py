@@ -6,6 +6,9 @@ this package converts types and releases the GIL while the engine works.
 
 from ._version import __version__
 from .collection import Collection, open, read_gene_list
+from .corpus import Corpus, Source, Split
 from .loader import Batch, Loader
+from .qc import qc_metrics
 
-__all__ = ["Batch", "Collection", "Loader", "open", "read_gene_list", "__version__"]
+__all__ = ["Batch", "Collection", "Corpus", "Loader", "Source", "Split", "open", "qc_metrics",
+           "read_gene_list", "__version__"]

@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from . import _cellfeed
 from .collection import Collection, open as open_collection
+from .corpus import Corpus
 
 try:  # torch is optional: without it the Loader is a plain iterable
     import torch
@@ -47,6 +49,8 @@ class Batch:
     obs: dict
     rows: np.ndarray
     index: int  # position of this batch in the rank's epoch
+    # With a corpus: the index of each cell's declared source (loader.source_names).
+    source: Any = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -90,10 +94,19 @@ class Loader(_Base):
                  drop_last: bool = False, rank: int | None = None, world_size: int | None = None,
                  threads: int | None = None, layer: str | None = None, join="inner",
                  output: str = "scipy", remainder: str = "pad", prefetch: int = 2,
-                 transform=None, values: str = "finite"):
+                 transform=None, values: str = "finite", split: str = "train"):
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-        if isinstance(paths_or_collection, Collection):
+        self.corpus = None
+        self.split = split
+        if isinstance(paths_or_collection, Corpus):
+            # A declared corpus: its collection (every file of every source) and its lanes.
+            self.corpus = paths_or_collection.build()
+            self._collection = self.corpus.collection
+            self._open_args = None
+        elif split != "train":
+            raise ValueError("split= needs a cellfeed.Corpus (the splits are declared there)")
+        elif isinstance(paths_or_collection, Collection):
             self._collection = paths_or_collection
             self._open_args = paths_or_collection._open_args
         else:
@@ -122,6 +135,7 @@ class Loader(_Base):
         self._pid = os.getpid()
         self._engines: dict[tuple[int, int], Any] = {}
         self._active: list[Any] = []  # engines of the iterations now running
+        self._delivered = None
         self._num_batches = self._engine(0, 1).num_batches  # validates the configuration
 
     # -- configuration and state -------------------------------------------------------
@@ -159,7 +173,9 @@ class Loader(_Base):
                 "fetch_factor": self.fetch_factor, "shuffle": self.shuffle,
                 "drop_last": self.drop_last, "rank": self.rank, "world_size": self.world_size,
                 "remainder": self.remainder, "n_obs": self._collection.n_obs,
-                "file_offsets": self._collection.file_offsets.tolist()}
+                "file_offsets": self._collection.file_offsets.tolist(),
+                "corpus": None if self.corpus is None else self.corpus.fingerprint,
+                "split": self.split}
 
     def state_dict(self) -> dict:
         """Where this loader stands: a new loader given this state continues exactly."""
@@ -167,6 +183,11 @@ class Loader(_Base):
                 "config": self._config()}
 
     def load_state_dict(self, state: dict) -> None:
+        theirs = state["config"].get("corpus")
+        if theirs != (None if self.corpus is None else self.corpus.fingerprint):
+            raise ValueError("state_dict was taken with another corpus declaration (fingerprint "
+                             f"{theirs} != {None if self.corpus is None else self.corpus.fingerprint}); "
+                             "a changed corpus cannot resume the old one's epoch")
         if state["config"] != self._config():
             raise ValueError("state_dict was taken with another configuration: "
                              f"{state['config']} != {self._config()}")
@@ -179,10 +200,10 @@ class Loader(_Base):
     # -- engines: one per (process, DataLoader worker) ---------------------------------
     def _engine(self, worker_id: int, num_workers: int):
         if os.getpid() != self._pid:  # forked into a DataLoader worker
-            _INHERITED.append((self._collection, self._engines))
+            _INHERITED.append((self._collection, self._engines, self.corpus))
             self._engines = {}
             self._active = []
-            self._collection = open_collection(*self._open_args)
+            self._reopen()
             self._pid = os.getpid()
         key = (worker_id, num_workers)
         if key not in self._engines:
@@ -195,7 +216,16 @@ class Loader(_Base):
             1 if self.block_size == "chunk" else self.block_size, self.fetch_factor,
             self.shuffle, self.seed, self.drop_last, self.rank, self.world_size,
             self.remainder, self.obs_columns, self.prefetch, worker_id, num_workers,
-            chunk_blocks=self.block_size == "chunk")
+            chunk_blocks=self.block_size == "chunk",
+            corpus=None if self.corpus is None else self.corpus._engine, split=self.split)
+
+    def _reopen(self) -> None:
+        """Opens the files again in this process (a DataLoader worker, an unpickled copy)."""
+        if self.corpus is not None:
+            self.corpus._built = None
+            self._collection = self.corpus.build().collection
+        else:
+            self._collection = open_collection(*self._open_args)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -206,7 +236,7 @@ class Loader(_Base):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._collection = open_collection(*self._open_args)
+        self._reopen()
         self._pid = os.getpid()
 
     # -- iteration ---------------------------------------------------------------------
@@ -228,8 +258,10 @@ class Loader(_Base):
                 item = engine.next(self.output)
                 if item is None:
                     return
-                index, X, rows, obs = item
-                batch = Batch(self._convert(X), self._convert_obs(obs), rows, index)
+                index, X, rows, obs, sources = item
+                batch = Batch(self._convert(X), self._convert_obs(obs), rows, index, sources)
+                if sources is not None:
+                    self._count_delivered(index, sources)
                 if self.transform is not None:
                     # Raises out of this generator: `finally` stops and joins the engine.
                     batch = self.transform(batch)
@@ -238,6 +270,32 @@ class Loader(_Base):
         finally:
             engine.stop()
             self._active = [e for e in self._active if e is not engine]
+
+    # -- corpus: what was delivered ------------------------------------------------------
+    @property
+    def source_names(self) -> list[str]:
+        return [] if self.corpus is None else self.corpus.source_names
+
+    def _count_delivered(self, index: int, sources: np.ndarray) -> None:
+        if self._delivered is None or index == 0 or self._delivered[0] != self._epoch:
+            self._delivered = (self._epoch, np.zeros(len(self.source_names), np.int64))
+        self._delivered[1][:] += np.bincount(sources, minlength=len(self.source_names))
+
+    def delivered(self) -> pd.Series:
+        """Cells of each source this loader yielded in its current (or last) epoch, counted
+        from the batches themselves (iterated directly; DataLoader workers count their own)."""
+        counts = np.zeros(len(self.source_names), np.int64) if self._delivered is None else self._delivered[1]
+        return pd.Series(counts, index=self.source_names, name="delivered")
+
+    def report(self, columns=(), max_batches: int = 2000):
+        """The corpus report for this loader's split, batch and rank configuration."""
+        if self.corpus is None:
+            raise ValueError("report() needs a Loader built from a cellfeed.Corpus")
+        return self.corpus.report(columns=columns, split=self.split, epoch=self._epoch,
+                                  world_size=self.world_size, batch_size=self.batch_size,
+                                  block_size=self.block_size, fetch_factor=self.fetch_factor,
+                                  drop_last=self.drop_last, remainder=self.remainder,
+                                  max_batches=max_batches)
 
     def _convert(self, X):
         if self.output == "numpy":

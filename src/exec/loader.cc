@@ -27,6 +27,7 @@ struct Loader::Impl {
   std::vector<int64_t> file_sizes;
   std::vector<int64_t> block_starts;  // sampling.chunk_blocks: one block per storage chunk
   std::optional<EpochPlan> plan;
+  std::shared_ptr<const EpochSelection> selection;  // the plan's lanes (corpus only)
   int64_t batches_per_epoch = 0;
 
   // Fetches of this epoch (and DataLoader worker), in plan order; the window hands them
@@ -49,6 +50,7 @@ struct Loader::Impl {
   explicit Impl(int depth) : window(depth), matrices(exec::MatrixPool::Make(depth + 2)) {}
 
   void Produce();
+  Result<EpochPlan> MakePlan(int64_t epoch, std::shared_ptr<const EpochSelection>* lanes) const;
   bool ReadInParallel() const;
   Result<DecodedFetch> DecodeFetch(const Fetch& fetch, int64_t skip_batches) const;
   void StopProducers() {
@@ -81,6 +83,14 @@ Result<DecodedFetch> Loader::Impl::DecodeFetch(const Fetch& fetch, int64_t skip_
     CF_ASSIGN_OR_RETURN(Column c, collection->Obs(name, std::span<const int64_t>(*rows)));
     obs->push_back(std::move(c));
   }
+  std::shared_ptr<const std::vector<int32_t>> sources;
+  if (!fetch.lanes.empty()) {
+    auto src = std::make_shared<std::vector<int32_t>>();
+    src->reserve(rows->size());
+    for (const auto& b : fetch.batches)
+      for (int32_t p : b) src->push_back(selection->lanes[static_cast<size_t>(fetch.lanes[static_cast<size_t>(p)])].source);
+    sources = std::move(src);
+  }
   DecodedFetch out;
   const int64_t per_fetch = options.sampling.fetch_factor;
   int64_t begin = 0;
@@ -94,6 +104,7 @@ Result<DecodedFetch> Loader::Impl::DecodeFetch(const Fetch& fetch, int64_t skip_
       b.row_end = begin + n;
       b.fetch_rows = rows;
       b.fetch_obs = obs;
+      b.fetch_sources = sources;
       out.batches.push_back(std::move(b));
     }
     begin += n;
@@ -155,10 +166,13 @@ Result<std::unique_ptr<Loader>> Loader::Make(std::shared_ptr<const Collection> c
   if (options.sampling.chunk_blocks) {
     CF_ASSIGN_OR_RETURN(impl->block_starts, impl->collection->ChunkBlockStarts());
   }
-  // Validate the configuration once, and learn the epoch length (the same every epoch).
-  CF_ASSIGN_OR_RETURN(auto plan, EpochPlan::Make(impl->file_sizes, options.sampling, 0,
-                                                 options.rank, options.world_size,
-                                                 impl->block_starts));
+  if (options.corpus != nullptr && options.corpus->collection() != impl->collection.get()) {
+    return Status::Invalid("Loader: the corpus was declared over another collection");
+  }
+  // Validate the configuration once, and learn the epoch length (the same every epoch:
+  // corpus targets do not change between epochs).
+  std::shared_ptr<const EpochSelection> lanes;
+  CF_ASSIGN_OR_RETURN(auto plan, impl->MakePlan(0, &lanes));
   impl->batches_per_epoch = plan.num_batches();
   return std::unique_ptr<Loader>(new Loader(std::move(impl)));
 }
@@ -166,17 +180,61 @@ Result<std::unique_ptr<Loader>> Loader::Make(std::shared_ptr<const Collection> c
 int64_t Loader::num_batches() const { return impl_->batches_per_epoch; }
 const LoaderOptions& Loader::options() const { return impl_->options; }
 
+Result<EpochPlan> Loader::Impl::MakePlan(int64_t epoch,
+                                         std::shared_ptr<const EpochSelection>* lanes) const {
+  if (options.corpus != nullptr) {
+    CF_ASSIGN_OR_RETURN(*lanes, options.corpus->ForEpoch(options.split, epoch));
+  }
+  return EpochPlan::Make(file_sizes, options.sampling, epoch, options.rank, options.world_size,
+                         block_starts, *lanes);
+}
+
+std::vector<int64_t> Loader::SourceCellsOfRank(int64_t epoch) const {
+  std::vector<int64_t> out;
+  if (impl_->options.corpus == nullptr) return out;
+  std::shared_ptr<const EpochSelection> lanes;
+  auto plan = impl_->MakePlan(epoch, &lanes);
+  if (!plan.ok()) return out;
+  out.assign(static_cast<size_t>(impl_->options.corpus->num_sources()), 0);
+  const std::vector<int64_t> per_lane = plan->LaneCellsOfRank();
+  for (size_t l = 0; l < per_lane.size(); ++l) out[static_cast<size_t>(lanes->lanes[l].source)] += per_lane[l];
+  return out;
+}
+
+std::vector<int64_t> Loader::BatchSourceCounts(int64_t epoch, int64_t max_batches) const {
+  std::vector<int64_t> out;
+  if (impl_->options.corpus == nullptr) return out;
+  std::shared_ptr<const EpochSelection> lanes;
+  auto plan = impl_->MakePlan(epoch, &lanes);
+  if (!plan.ok()) return out;
+  const size_t ns = static_cast<size_t>(impl_->options.corpus->num_sources());
+  const int64_t nb = std::min(max_batches, plan->num_batches());
+  out.assign(static_cast<size_t>(nb) * ns, 0);
+  for (int64_t k = 0; k < plan->num_fetches() && k * plan->config().fetch_factor < nb; ++k) {
+    const Fetch f = plan->GetFetch(k);
+    for (size_t j = 0; j < f.batches.size(); ++j) {
+      const int64_t b = k * plan->config().fetch_factor + static_cast<int64_t>(j);
+      if (b >= nb) break;
+      for (int32_t p : f.batches[j]) {
+        const size_t src = static_cast<size_t>(lanes->lanes[static_cast<size_t>(f.lanes[static_cast<size_t>(p)])].source);
+        ++out[static_cast<size_t>(b) * ns + src];
+      }
+    }
+  }
+  return out;
+}
+
 Status Loader::Start(int64_t epoch, int64_t start_batch) {
   Stop();
   Impl& m = *impl_;
-  CF_ASSIGN_OR_RETURN(auto plan, EpochPlan::Make(m.file_sizes, m.options.sampling, epoch,
-                                                 m.options.rank, m.options.world_size,
-                                                 m.block_starts));
+  std::shared_ptr<const EpochSelection> lanes;
+  CF_ASSIGN_OR_RETURN(auto plan, m.MakePlan(epoch, &lanes));
   if (start_batch < 0 || start_batch > plan.num_batches()) {
     return Status::OutOfRange("start batch " + std::to_string(start_batch) + " outside [0, " +
                               std::to_string(plan.num_batches()) + "]");
   }
   m.plan = std::move(plan);
+  m.selection = std::move(lanes);
   int64_t first_fetch = m.plan->num_fetches(), skip = 0;
   if (start_batch < m.plan->num_batches()) {
     first_fetch = m.plan->FetchOfBatch(start_batch);

@@ -56,7 +56,8 @@ uint64_t FetchShuffleSeed(uint64_t seed, int64_t epoch, int64_t sequence_start) 
 
 Result<EpochPlan> EpochPlan::Make(std::vector<int64_t> file_sizes, const SamplingConfig& config,
                                   int64_t epoch, int rank, int world_size,
-                                  std::vector<int64_t> block_starts) {
+                                  std::vector<int64_t> block_starts,
+                                  std::shared_ptr<const EpochSelection> selection) {
   if (config.batch_size < 1) {
     return Status::Invalid("sampling: batch_size must be >= 1, got " +
                            std::to_string(config.batch_size));
@@ -129,16 +130,22 @@ Result<EpochPlan> EpochPlan::Make(std::vector<int64_t> file_sizes, const Samplin
     p.tail_ends_.push_back(end);
   }
 
+  p.file_sizes_ = std::move(file_sizes);
+  if (config.chunk_blocks && block_starts.empty() && total > 0) {
+    return Status::Invalid("sampling: chunk_blocks needs the collection's chunk block starts");
+  }
+  if (selection != nullptr) {
+    CF_RETURN_IF_ERROR(p.SetSelection(std::move(selection), block_starts));
+    total = p.total_cells_;
+    block_starts.clear();  // used by the lanes
+  }
+
   // This rank's contiguous slice of the shuffled sequence.
   const int64_t w = world_size;
   int64_t slice = 0;
   if (total > 0) slice = config.remainder == RemainderPolicy::kPad ? CeilDiv(total, w) : total / w;
   p.rank_begin_ = static_cast<int64_t>(rank) * slice;
   p.rank_cells_ = config.drop_last ? slice / config.batch_size * config.batch_size : slice;
-  p.file_sizes_ = std::move(file_sizes);
-  if (config.chunk_blocks && block_starts.empty() && total > 0) {
-    return Status::Invalid("sampling: chunk_blocks needs the collection's chunk block starts");
-  }
   if (!block_starts.empty() && total > 0) {
     CF_RETURN_IF_ERROR(p.SetBlockStarts(std::move(block_starts)));
   }
@@ -159,11 +166,16 @@ int64_t EpochPlan::BatchInFetch(int64_t b) const { return b % config_.fetch_fact
 
 // Appends the rows at sequence positions [pos, pos + len) of the shuffled sequence,
 // wrapping around at total_cells_ (padding).
-void EpochPlan::AppendSequence(int64_t pos, int64_t len, std::vector<int64_t>* out) const {
+void EpochPlan::AppendSequence(int64_t pos, int64_t len, std::vector<int64_t>* out,
+                               std::vector<int32_t>* lanes) const {
   while (len > 0) {
     const int64_t q = pos % total_cells_;
     const int64_t take = std::min(len, total_cells_ - q);
-    AppendRange(q, take, out);
+    if (selection_ != nullptr) {
+      AppendLanes(q, take, out, lanes);
+    } else {
+      AppendRange(q, take, out);
+    }
     pos += take;
     len -= take;
   }
@@ -279,8 +291,9 @@ Fetch EpochPlan::GetFetch(int64_t k) const {
   const int64_t sequence_start = rank_begin_ + start;
 
   std::vector<int64_t> seq;
+  std::vector<int32_t> seq_lanes;
   seq.reserve(static_cast<std::size_t>(len));
-  AppendSequence(sequence_start, len, &seq);
+  AppendSequence(sequence_start, len, &seq, selection_ != nullptr ? &seq_lanes : nullptr);
 
   // Read order: rows ascending (ties, from padding, by sequence position).
   std::vector<std::pair<int64_t, int32_t>> sorted(static_cast<std::size_t>(len));
@@ -292,9 +305,34 @@ Fetch EpochPlan::GetFetch(int64_t k) const {
     fetch.rows[j] = sorted[j].first;
     order[sorted[j].second] = j;
   }
+  if (selection_ != nullptr) {
+    fetch.lanes.resize(static_cast<std::size_t>(len));
+    for (int32_t j = 0; j < static_cast<int32_t>(len); ++j) fetch.lanes[j] = seq_lanes[sorted[j].second];
+  }
 
-  // Yield order: the sequence order (streaming) or an in-memory shuffle of it.
-  if (config_.shuffle) {
+  // Yield order: the sequence order (streaming) or an in-memory shuffle of it. With a
+  // selection the shuffle is stratified by lane: each lane's cells are shuffled, then
+  // dealt evenly through the fetch (the j-th of a lane's n cells at (j + u) / n, u a
+  // random offset per lane), so every batch holds each lane in proportion, to within a
+  // cell, as the window interleave does for every stretch of fetches.
+  if (config_.shuffle && selection_ != nullptr) {
+    Xoshiro256 rng(FetchShuffleSeed(config_.seed, epoch_, sequence_start));
+    std::vector<std::vector<int32_t>> by_lane(lane_plans_.size());
+    for (int32_t i = 0; i < static_cast<int32_t>(len); ++i) by_lane[seq_lanes[i]].push_back(order[i]);
+    std::vector<std::pair<double, int32_t>> keyed;
+    keyed.reserve(static_cast<std::size_t>(len));
+    for (auto& cells : by_lane) {
+      if (cells.empty()) continue;
+      FisherYates(cells, rng);
+      const double u = static_cast<double>(rng.Next() >> 11) * 0x1.0p-53;
+      const double n = static_cast<double>(cells.size());
+      for (std::size_t j = 0; j < cells.size(); ++j) {
+        keyed.emplace_back((static_cast<double>(j) + u) / n, cells[j]);
+      }
+    }
+    std::sort(keyed.begin(), keyed.end());  // ties: by position, a total order
+    for (std::size_t i = 0; i < keyed.size(); ++i) order[i] = keyed[i].second;
+  } else if (config_.shuffle) {
     Xoshiro256 rng(FetchShuffleSeed(config_.seed, epoch_, sequence_start));
     FisherYates(order, rng);
   }
@@ -305,6 +343,152 @@ Fetch EpochPlan::GetFetch(int64_t k) const {
     fetch.batches.emplace_back(order.begin() + s, order.begin() + e);
   }
   return fetch;
+}
+
+// --- Selections: lanes planned on their own, interleaved in windows ---------------------
+
+Status EpochPlan::SetSelection(std::shared_ptr<const EpochSelection> selection,
+                               const std::vector<int64_t>& block_starts) {
+  const int64_t n_rows = file_offsets_.back();
+  int64_t total = 0;
+  for (size_t l = 0; l < selection->lanes.size(); ++l) {
+    const SelectionLane& lane = selection->lanes[l];
+    if (lane.rows == nullptr || lane.rows->size() != n_rows) {
+      return Status::Invalid("sampling: lane " + std::to_string(l) + " does not span the " +
+                             std::to_string(n_rows) + " rows of the collection");
+    }
+    // The lane's rows in each file are its virtual files; virtual row v is the v-th
+    // selected row, so blocks are runs of consecutive selected rows within one file.
+    std::vector<int64_t> sizes(file_sizes_.size());
+    for (size_t f = 0; f < sizes.size(); ++f) {
+      sizes[f] = lane.rows->Rank(file_offsets_[f + 1]) - lane.rows->Rank(file_offsets_[f]);
+    }
+    std::vector<int64_t> starts;
+    if (config_.chunk_blocks) {
+      for (int64_t b : block_starts) {
+        const int64_t v = lane.rows->Rank(b);
+        if (v < lane.rows->count() && (starts.empty() || v > starts.back())) starts.push_back(v);
+      }
+    }
+    SamplingConfig c = config_;
+    c.seed = MixCombine(config_.seed, lane.key);
+    c.drop_last = false;
+    CF_ASSIGN_OR_RETURN(EpochPlan lp, Make(std::move(sizes), c, epoch_, 0, 1, std::move(starts)));
+    lane_blocks_.push_back(lp.NumBlocks());
+    lane_plans_.push_back(std::make_shared<const EpochPlan>(std::move(lp)));
+    if (lane.rows->count() > kInt64Max - total) {
+      return Status::Invalid("sampling: total number of selected cells overflows");
+    }
+    total += lane.rows->count();
+  }
+  selection_ = std::move(selection);
+  total_cells_ = total;
+  num_windows_ = std::max<int64_t>(1, CeilDiv(total, config_.batch_size));
+  return Status::OK();
+}
+
+int64_t EpochPlan::NumBlocks() const {
+  if (total_cells_ == 0) return 0;
+  if (!block_starts_.empty()) return static_cast<int64_t>(block_starts_.size());
+  if (!config_.shuffle) return CeilDiv(total_cells_, block_size_);
+  return num_full_blocks_ + static_cast<int64_t>(tail_files_.size());
+}
+
+int64_t EpochPlan::CellsBeforeBlock(int64_t j) const {
+  if (j >= NumBlocks()) return total_cells_;
+  if (!block_starts_.empty()) {
+    if (!config_.shuffle) return block_starts_[static_cast<size_t>(j)];
+    return j == 0 ? 0 : slot_ends_[static_cast<size_t>(j - 1)];
+  }
+  if (!config_.shuffle || j <= num_full_blocks_) return std::min(j * block_size_, total_cells_);
+  return tail_ends_[static_cast<size_t>(j - num_full_blocks_ - 1)];
+}
+
+int64_t EpochPlan::LaneBlocksBefore(size_t lane, int64_t window) const {
+  return static_cast<int64_t>(static_cast<__int128>(window) * lane_blocks_[lane] / num_windows_);
+}
+
+int64_t EpochPlan::WindowStart(int64_t window) const {
+  int64_t at = 0;
+  for (size_t l = 0; l < lane_plans_.size(); ++l) {
+    at += lane_plans_[l]->CellsBeforeBlock(LaneBlocksBefore(l, window));
+  }
+  return at;
+}
+
+// Rows at sequence positions [pos, pos + len), 0 <= pos, pos + len <= total_cells_: the
+// windows in order, within a window the lanes in order, each lane's share of the window
+// a stretch of its own sequence.
+void EpochPlan::AppendLanes(int64_t pos, int64_t len, std::vector<int64_t>* out,
+                            std::vector<int32_t>* lanes) const {
+  int64_t lo = 0, hi = num_windows_;  // the last window starting at or before pos
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    (WindowStart(mid) <= pos ? lo : hi) = mid;
+  }
+  std::vector<int64_t> virt;
+  int64_t at = WindowStart(lo);
+  for (int64_t w = lo; len > 0 && w < num_windows_; ++w) {
+    for (size_t l = 0; l < lane_plans_.size() && len > 0; ++l) {
+      const EpochPlan& lp = *lane_plans_[l];
+      const int64_t a = lp.CellsBeforeBlock(LaneBlocksBefore(l, w));
+      const int64_t b = lp.CellsBeforeBlock(LaneBlocksBefore(l, w + 1));
+      if (pos < at + (b - a)) {
+        const int64_t skip = pos - at;
+        const int64_t take = std::min(len, b - a - skip);
+        virt.clear();
+        lp.AppendRange(a + skip, take, &virt);
+        const RowSelection& rows = *selection_->lanes[l].rows;
+        for (size_t i = 0; i < virt.size();) {  // runs of consecutive virtual rows
+          size_t j = i + 1;
+          while (j < virt.size() && virt[j] == virt[j - 1] + 1) ++j;
+          rows.AppendFrom(virt[i], static_cast<int64_t>(j - i), out);
+          i = j;
+        }
+        if (lanes != nullptr) lanes->insert(lanes->end(), static_cast<size_t>(take), static_cast<int32_t>(l));
+        pos += take;
+        len -= take;
+      }
+      at += b - a;
+    }
+  }
+}
+
+std::vector<int64_t> EpochPlan::LaneCellsBefore(int64_t pos) const {
+  std::vector<int64_t> cells(lane_plans_.size(), 0);
+  if (pos >= total_cells_) {
+    for (size_t l = 0; l < cells.size(); ++l) cells[l] = lane_plans_[l]->total_cells_;
+    return cells;
+  }
+  int64_t lo = 0, hi = num_windows_;
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    (WindowStart(mid) <= pos ? lo : hi) = mid;
+  }
+  int64_t left = pos - WindowStart(lo);
+  for (size_t l = 0; l < cells.size(); ++l) {
+    const EpochPlan& lp = *lane_plans_[l];
+    const int64_t a = lp.CellsBeforeBlock(LaneBlocksBefore(l, lo));
+    const int64_t b = lp.CellsBeforeBlock(LaneBlocksBefore(l, lo + 1));
+    const int64_t take = std::min(left, b - a);
+    cells[l] = a + take;
+    left -= take;
+  }
+  return cells;
+}
+
+std::vector<int64_t> EpochPlan::LaneCellsOfRank() const {
+  std::vector<int64_t> cells(lane_plans_.size(), 0);
+  int64_t pos = rank_begin_, len = rank_cells_;
+  while (len > 0 && total_cells_ > 0) {
+    const int64_t q = pos % total_cells_;
+    const int64_t take = std::min(len, total_cells_ - q);
+    const std::vector<int64_t> a = LaneCellsBefore(q), b = LaneCellsBefore(q + take);
+    for (size_t l = 0; l < cells.size(); ++l) cells[l] += b[l] - a[l];
+    pos += take;
+    len -= take;
+  }
+  return cells;
 }
 
 }  // namespace cellfeed

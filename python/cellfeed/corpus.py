@@ -1,0 +1,297 @@
+"""cellfeed.Corpus: a training corpus declared over existing files.
+
+A corpus is a list of named sources. Each source is some files (paths or globs), an
+optional filter over obs columns (`where=`), and a quota: an exact number of cells
+(`cells=`), a weight (a share of `epoch_cells`), or every cell. Sources may be held out
+whole (`split="test"`), or cells are split into train/val/test by a group column
+(`Split`). The declaration is evaluated once, in C++ (filters, splits, targets), and every
+declaration that cannot be met is an error before any batch is read. `Loader(corpus,
+split="train")` then streams exactly the declared cells, interleaving the sources in
+proportion over the whole epoch. docs/CORPUS.md has the rules and the TOML format.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import hashlib
+import json
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import _cellfeed
+from .collection import Collection, open as open_collection
+from .qc import QC_COLUMNS, qc_columns_for
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Source:
+    """One source of a corpus.
+
+    files: a path, a glob, or a list of them (globs sorted; paths relative to the TOML file
+      when declared there). where: a filter over obs columns (docs/CORPUS.md), e.g.
+      "tissue == 'blood' and pct_counts_mt < 10". cells: an exact number of train cells
+      per epoch; weight: a share of the corpus's epoch_cells (not both; neither = every
+      cell). upsample: allow a quota above the cells available (every cell then comes
+      k or k+1 times). split: hold the whole source out ("val" or "test"). balance_by: an
+      obs column whose classes get equal shares of the quota (balance="equal"), or
+      shares proportional to n*s/(n+s) (balance="scaled", balance_scale=s).
+      weight_column: a numeric obs column of per-cell sampling weights (a weighted draw
+      without replacement of the quota).
+    """
+
+    name: str
+    files: Any
+    where: str | None = None
+    cells: int | None = None
+    weight: float | None = None
+    upsample: bool = False
+    split: str | None = None
+    balance_by: str | None = None
+    balance: str | None = None
+    balance_scale: float | None = None
+    weight_column: str | None = None
+
+
+@dataclass
+class Split:
+    """Held-out splits by the value of a group column (donor_id, dataset, cell_type, ...).
+
+    Either list the held-out groups (val=[...], test=[...]; every other group is train),
+    or give fractions={"train": 0.8, "val": 0.1, "test": 0.1}: each group goes to one split
+    by a seeded hash of its value, so a group never spans two splits. Cells whose group is
+    missing go to train. leakage_columns: columns whose values are checked for appearing
+    in more than one split (reported, not an error).
+    """
+
+    by: str
+    val: Sequence[str] = ()
+    test: Sequence[str] = ()
+    fractions: dict | None = None
+    seed: int | None = None
+    leakage_columns: Sequence[str] = ()
+
+
+def _expand(files, base_dir: str | None) -> list[str]:
+    items = [files] if isinstance(files, (str, os.PathLike)) else list(files)
+    out = []
+    for item in items:
+        p = os.fspath(item)
+        if base_dir is not None and not os.path.isabs(p):
+            p = os.path.join(base_dir, p)
+        if any(ch in p for ch in "*?["):
+            hits = sorted(_glob.glob(p))
+            if not hits:
+                raise FileNotFoundError(f"corpus: the pattern {p!r} matches no file")
+            out.extend(hits)
+        else:
+            if not os.path.exists(p):
+                raise FileNotFoundError(f"corpus: no such file: {p!r}")
+            out.append(p)
+    if not out:
+        raise ValueError("corpus: a source has no files")
+    return [os.path.abspath(p) for p in out]
+
+
+def file_identity(path: str) -> dict:
+    st = os.stat(path)
+    return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+class Corpus:
+    """A declared training corpus (see the module docstring and docs/CORPUS.md)."""
+
+    def __init__(self, sources: Sequence[Source], split: Split | None = None,
+                 epoch_cells: int | None = None, temperature: float | None = None,
+                 subsample: str = "fixed", seed: int = 0, layer: str | None = None,
+                 join="inner", values: str = "finite", threads: int | None = None,
+                 qc_flag_prefix: str = "MT-", base_dir: str | None = None):
+        if not sources:
+            raise ValueError("corpus: no sources declared")
+        self.sources = [s if isinstance(s, Source) else Source(**s) for s in sources]
+        for s in self.sources:
+            if s.cells is not None and s.weight is not None:
+                raise ValueError(f"corpus: source {s.name!r} gives both cells and weight; give one")
+            if s.split is not None and s.split not in SPLITS:
+                raise ValueError(f"corpus: source {s.name!r}: split must be one of {SPLITS}, got {s.split!r}")
+        self.split = split if (split is None or isinstance(split, Split)) else Split(**split)
+        self.epoch_cells = None if epoch_cells is None else int(epoch_cells)
+        self.temperature = None if temperature is None else float(temperature)
+        if subsample not in ("fixed", "epoch"):
+            raise ValueError(f"corpus: subsample must be 'fixed' or 'epoch', got {subsample!r}")
+        self.subsample = subsample
+        self.seed = int(seed)
+        self.layer = layer
+        self.join = join
+        self.values = values
+        self.threads = threads
+        self.qc_flag_prefix = qc_flag_prefix
+        self.base_dir = base_dir
+        self._files = [_expand(s.files, base_dir) for s in self.sources]
+        self._built = None  # (collection, engine corpus), made on first use
+
+    # -- declaration ---------------------------------------------------------------------
+    @classmethod
+    def from_toml(cls, path) -> "Corpus":
+        """Loads a declaration from a TOML file (format: docs/CORPUS.md)."""
+        import tomllib
+
+        path = os.fspath(path)
+        with open(path, "rb") as f:
+            try:
+                spec = tomllib.load(f)
+            except tomllib.TOMLDecodeError as e:
+                raise ValueError(f"{path}: not valid TOML: {e}") from None
+        return cls.from_dict(spec, base_dir=os.path.dirname(os.path.abspath(path)), where=path)
+
+    @classmethod
+    def from_dict(cls, spec: dict, base_dir: str | None = None, where: str = "corpus") -> "Corpus":
+        spec = dict(spec)
+        known = {"source", "split", "epoch_cells", "temperature", "subsample", "seed", "layer",
+                 "join", "values", "threads", "qc_flag_prefix"}
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {unknown}; expected some of {sorted(known)}")
+        raw_sources = spec.pop("source", None)
+        if not raw_sources:
+            raise ValueError(f"{where}: no [[source]] tables")
+        source_keys = set(Source.__dataclass_fields__)
+        sources = []
+        for i, s in enumerate(raw_sources):
+            bad = sorted(set(s) - source_keys)
+            if bad:
+                raise ValueError(f"{where}: source {s.get('name', i)!r}: unknown keys {bad}; "
+                                 f"expected some of {sorted(source_keys)}")
+            if "name" not in s or "files" not in s:
+                raise ValueError(f"{where}: source {i} needs a name and files")
+            sources.append(Source(**s))
+        split = spec.pop("split", None)
+        if split is not None:
+            bad = sorted(set(split) - set(Split.__dataclass_fields__))
+            if bad:
+                raise ValueError(f"{where}: [split]: unknown keys {bad}")
+            split = Split(**split)
+        return cls(sources, split=split, base_dir=base_dir, **spec)
+
+    def to_dict(self) -> dict:
+        """The declaration, with files resolved to absolute paths (what the fingerprint covers)."""
+        d = {"seed": self.seed, "subsample": self.subsample, "layer": self.layer,
+             "join": self.join if isinstance(self.join, str) else list(self.join),
+             "values": self.values, "qc_flag_prefix": self.qc_flag_prefix,
+             "epoch_cells": self.epoch_cells, "temperature": self.temperature,
+             "split": None if self.split is None else {k: (list(v) if isinstance(v, (list, tuple)) else v)
+                                                       for k, v in asdict(self.split).items()},
+             "source": []}
+        for s, files in zip(self.sources, self._files):
+            e = {k: v for k, v in asdict(s).items() if v is not None and v is not False}
+            e["files"] = files
+            d["source"].append(e)
+        return d
+
+    @property
+    def source_names(self) -> list[str]:
+        return [s.name for s in self.sources]
+
+    @property
+    def files(self) -> list[str]:
+        """Every file of the corpus once, in declaration order: the collection's files."""
+        seen, out = set(), []
+        for files in self._files:
+            for f in files:
+                if f not in seen:
+                    seen.add(f)
+                    out.append(f)
+        return out
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the declaration and of the files' identities (path, size, mtime)."""
+        payload = {"declaration": self.to_dict(), "files": [file_identity(f) for f in self.files]}
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    # -- evaluation ------------------------------------------------------------------------
+    def build(self) -> "Corpus":
+        """Evaluates the declaration (done on first use); raises on any unmet declaration."""
+        if self._built is not None:
+            return self
+        files = self.files
+        index = {f: i for i, f in enumerate(files)}
+        collection = open_collection(files, layer=self.layer, threads=self.threads, join=self.join,
+                                     values=self.values)
+        extra = qc_columns_for(self, collection, files)
+        sources = []
+        for s, sfiles in zip(self.sources, self._files):
+            sub = open_collection(sfiles, layer=self.layer, threads=self.threads, values=self.values)
+            d = {k: v for k, v in asdict(s).items() if k != "files"}
+            d["files"] = [index[f] for f in sfiles]
+            d["files_collection"] = sub._c
+            sources.append(d)
+        options = {"epoch_cells": self.epoch_cells, "temperature": self.temperature,
+                   "subsample": self.subsample, "seed": self.seed}
+        if self.split is not None:
+            options["split"] = {"by": self.split.by, "val": [str(v) for v in self.split.val],
+                                "test": [str(v) for v in self.split.test],
+                                "fractions": self.split.fractions,
+                                "seed": self.seed if self.split.seed is None else self.split.seed,
+                                "leakage_columns": list(self.split.leakage_columns)}
+        engine = _cellfeed.Corpus.make(collection._c, sources, options, extra)
+        self._built = (collection, engine)
+        return self
+
+    @property
+    def collection(self) -> Collection:
+        return self.build()._built[0]
+
+    @property
+    def _engine(self):
+        return self.build()._built[1]
+
+    def counts(self) -> pd.DataFrame:
+        """Cells per source: in the files, passing the filter, per split, requested."""
+        return pd.DataFrame(self._engine.counts()).set_index("source")
+
+    def leaks(self) -> pd.DataFrame:
+        """Values of the split's leakage columns that appear in more than one split."""
+        rows = [{"column": c, "value": v, "splits": ",".join(s)} for c, v, s in self._engine.leaks()]
+        return pd.DataFrame(rows, columns=["column", "value", "splits"])
+
+    def rows(self, split: str = "test", source: str | None = None) -> np.ndarray:
+        """Global row ids (into corpus.collection) of a split's cells, e.g. to evaluate on."""
+        names = self.source_names
+        picks = range(len(names)) if source is None else [names.index(source)]
+        parts = [self._engine.split_rows(i, split) for i in picks]
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+    def epoch_rows(self, split: str = "train", epoch: int = 0) -> list[tuple[str, int, np.ndarray]]:
+        """What one epoch of a split delivers: (source, copy, rows) per lane."""
+        names = self.source_names
+        return [(names[s], c, r) for s, c, r in self._engine.epoch_lanes(split, epoch)]
+
+    def report(self, columns: Sequence[str] = (), split: str = "train", epoch: int = 0,
+               world_size: int = 1, batch_size: int = 64, block_size: int | str = 4,
+               fetch_factor: int = 16, drop_last: bool = False, remainder: str = "pad",
+               max_batches: int = 2000):
+        """What the corpus holds and what an epoch delivers (see CorpusReport)."""
+        from .corpus_report import build_report
+
+        return build_report(self, columns=list(columns), split=split, epoch=epoch,
+                            world_size=world_size, batch_size=batch_size, block_size=block_size,
+                            fetch_factor=fetch_factor, drop_last=drop_last, remainder=remainder,
+                            max_batches=max_batches)
+
+    # -- pickling: DataLoader workers rebuild from the declaration ---------------------------
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_built"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return f"Corpus({len(self.sources)} sources: {', '.join(self.source_names)})"
