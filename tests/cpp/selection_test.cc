@@ -128,24 +128,35 @@ TEST(SelectionPlan, EveryLaneRowOncePerPassAcrossRanks) {
 }
 
 TEST(SelectionPlan, BlocksAreRunsOfSelectedRowsWithinAFile) {
-  Fixture fx;
+  // One lane, batches of one block each (fetch_factor 1): every batch must be a run of
+  // consecutive selected rows inside one file (a file's last run may be shorter).
+  std::vector<int64_t> rows;
+  auto sel = std::make_shared<EpochSelection>();
+  sel->lanes = {{RandomSelection(3000, 0.3, 4, &rows), 5, 0, 0}};
   SamplingConfig c;
-  c.batch_size = 1000000;  // one batch: the sequence order is visible before the shuffle
+  c.batch_size = 8;
   c.block_size = 8;
   c.fetch_factor = 1;
-  c.shuffle = true;
-  auto p = EpochPlan::Make(fx.sizes, c, 0, 0, 1, {}, fx.sel);
+  auto p = EpochPlan::Make({1000, 1000, 1000}, c, 0, 0, 1, {}, sel);
   ASSERT_TRUE(p.ok());
-  // Each lane's blocks: its selected rows cut into runs of 8 per file. Rebuild them and
-  // check that the fetch's rows of each lane are exactly the union of whole blocks.
-  const Fetch f = p->GetFetch(0);
-  for (int32_t lane : {0, 1}) {
-    std::multiset<int64_t> got;
-    for (size_t i = 0; i < f.rows.size(); ++i)
-      if (f.lanes[i] == lane) got.insert(f.rows[i]);
-    std::multiset<int64_t> want(fx.lane_rows[lane].begin(), fx.lane_rows[lane].end());
-    EXPECT_EQ(got, want);
+  const Epoch e = Collect(*p);
+  std::multiset<int64_t> all;
+  int short_runs = 0;
+  for (auto batch : e.batches) {
+    std::sort(batch.begin(), batch.end());
+    const int64_t file = batch.front() / 1000;
+    EXPECT_EQ(batch.back() / 1000, file);
+    const size_t first = std::lower_bound(rows.begin(), rows.end(), batch.front()) - rows.begin();
+    for (size_t i = 0; i < batch.size(); ++i) EXPECT_EQ(batch[i], rows[first + i]);
+    if (batch.size() < 8) {
+      ++short_runs;  // a file's tail: its run ends at the file's last selected row
+      const size_t next = first + batch.size();
+      EXPECT_TRUE(next == rows.size() || rows[next] / 1000 != file);
+    }
+    all.insert(batch.begin(), batch.end());
   }
+  EXPECT_LE(short_runs, 3);
+  EXPECT_EQ(all, std::multiset<int64_t>(rows.begin(), rows.end()));
 }
 
 TEST(SelectionPlan, LaneProportionsHoldInEveryBatch) {
