@@ -132,7 +132,7 @@ TEST(SelectionPlan, BlocksAreRunsOfSelectedRowsWithinAFile) {
   // consecutive selected rows inside one file (a file's last run may be shorter).
   std::vector<int64_t> rows;
   auto sel = std::make_shared<EpochSelection>();
-  sel->lanes = {{RandomSelection(3000, 0.3, 4, &rows), 5, 0, 0}};
+  sel->lanes = {{RandomSelection(3000, 0.3, 9, &rows), 5, 0, 0}};
   SamplingConfig c;
   c.batch_size = 8;
   c.block_size = 8;
@@ -144,14 +144,19 @@ TEST(SelectionPlan, BlocksAreRunsOfSelectedRowsWithinAFile) {
   int short_runs = 0;
   for (auto batch : e.batches) {
     std::sort(batch.begin(), batch.end());
-    const int64_t file = batch.front() / 1000;
-    EXPECT_EQ(batch.back() / 1000, file);
-    const size_t first = std::lower_bound(rows.begin(), rows.end(), batch.front()) - rows.begin();
-    for (size_t i = 0; i < batch.size(); ++i) EXPECT_EQ(batch[i], rows[first + i]);
-    if (batch.size() < 8) {
-      ++short_runs;  // a file's tail: its run ends at the file's last selected row
-      const size_t next = first + batch.size();
-      EXPECT_TRUE(next == rows.size() || rows[next] / 1000 != file);
+    // Split by file: each part is a run of consecutive selected rows; a part shorter than
+    // a block is a file's tail (its run ends at the file's last selected row).
+    for (size_t lo = 0; lo < batch.size();) {
+      size_t hi = lo;
+      while (hi < batch.size() && batch[hi] / 1000 == batch[lo] / 1000) ++hi;
+      const size_t first = std::lower_bound(rows.begin(), rows.end(), batch[lo]) - rows.begin();
+      for (size_t i = lo; i < hi; ++i) EXPECT_EQ(batch[i], rows[first + (i - lo)]);
+      if (hi - lo < 8) {
+        ++short_runs;
+        const size_t next = first + (hi - lo);
+        EXPECT_TRUE(next == rows.size() || rows[next] / 1000 != batch[lo] / 1000);
+      }
+      lo = hi;
     }
     all.insert(batch.begin(), batch.end());
   }
