@@ -9,5 +9,6 @@ namespace cellfeed::tools {
 int InspectCommand(const std::vector<std::string>& args);
 int BenchCommand(const std::vector<std::string>& args);
 int CheckCommand(const std::vector<std::string>& args);
+int CorpusCommand(const std::vector<std::string>& args);
 
 }  // namespace cellfeed::tools

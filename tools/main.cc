@@ -18,7 +18,10 @@ void Usage() {
                "                                           checksum, index, value and column\n"
                "  bench FILE... [--batch-size N] [--block-size N|chunk] [--fetch-factor N]\n"
                "        [--label COLUMN] [--seconds S] [--warmup S] [--threads N] [--json]\n"
-               "                                           loader throughput and batch entropy\n");
+               "                                           loader throughput and batch entropy\n"
+               "  corpus SPEC.toml [--json] [--plot FILE.png] [--columns C,...]\n"
+               "                                           validate a corpus declaration and\n"
+               "                                           print its report (cellfeed corpus -h)\n");
 }
 
 }  // namespace
@@ -33,6 +36,7 @@ int main(int argc, char** argv) {
   if (cmd == "inspect") return cellfeed::tools::InspectCommand(args);
   if (cmd == "bench") return cellfeed::tools::BenchCommand(args);
   if (cmd == "check") return cellfeed::tools::CheckCommand(args);
+  if (cmd == "corpus") return cellfeed::tools::CorpusCommand(args);
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
     Usage();
     return 0;

@@ -3,7 +3,8 @@
     python -m torch.distributed.run --nproc_per_node=2 --standalone \
         tests/python/dist_worker.py OUT_DIR SPEC.json
 
-SPEC: {"paths": [...], "configs": {name: Loader kwargs}}. rank and world_size are left
+SPEC: {"paths": [...], "configs": {name: Loader kwargs}}, or "corpus_toml" instead of
+"paths" (then each batch also records its cells' sources). rank and world_size are left
 to the Loader, which takes them from torch.distributed. For each config the rank writes
 OUT_DIR/<name>.rank<r>.json: its rank, world size, len(loader) and the rows of each
 batch. Every batch is followed by an all_reduce, as a DDP step would be: unequal batch
@@ -28,17 +29,21 @@ def main(out_dir: str, spec_path: str) -> int:
     rank, world = dist.get_rank(), dist.get_world_size()
     spec = json.loads(Path(spec_path).read_text())
     for name, kwargs in spec["configs"].items():
-        loader = cellfeed.Loader(spec["paths"], **kwargs)
-        batches = []
+        source = (cellfeed.Corpus.from_toml(spec["corpus_toml"]) if "corpus_toml" in spec
+                  else spec["paths"])
+        loader = cellfeed.Loader(source, **kwargs)
+        batches, sources = [], []
         for batch in loader:
             batches.append([int(r) for r in batch.rows])
+            if batch.source is not None:
+                sources.append([int(s) for s in batch.source])
             step = torch.ones(1)
             dist.all_reduce(step)  # a collective per step, as in DDP
             assert step.item() == world
         dist.barrier()
         record = {"rank": rank, "world_size": world, "loader_rank": loader.rank,
                   "loader_world_size": loader.world_size, "len": len(loader),
-                  "batches": batches}
+                  "batches": batches, "sources": sources}
         Path(out_dir, f"{name}.rank{rank}.json").write_text(json.dumps(record))
     dist.barrier()
     dist.destroy_process_group()
