@@ -15,7 +15,9 @@
 #include <map>
 #include <numeric>
 #include <set>
+#include <cstring>
 #include <sstream>
+#include <unordered_map>
 
 #include "corpus/filter.h"
 #include "corpus/quota.h"
@@ -46,24 +48,23 @@ std::string Join(const std::vector<std::string>& v, const std::string& sep = ", 
   return out;
 }
 
-// A source's cells as the filter sees them: its files opened alone, plus extra columns.
-class SourceColumns : public corpus::ColumnSource {
+// The cells of one file of a source, as filters see them: the source's files opened
+// alone (their common obs columns), then computed columns (QC metrics). One file at a time
+// keeps memory to a file's columns, not the corpus's.
+class FileColumns : public corpus::ColumnSource {
  public:
-  SourceColumns(const Collection& corpus_collection, const SourceSpec& spec,
-                const std::map<std::string, std::shared_ptr<const std::vector<float>>>& extra)
-      : corpus_(corpus_collection), spec_(spec), extra_(extra) {
-    for (int f : spec.files) {
-      const int64_t a = corpus_.file_offsets()[f], b = corpus_.file_offsets()[f + 1];
-      for (int64_t r = a; r < b; ++r) global_.push_back(r);
-    }
+  FileColumns(const Collection& corpus_collection, const SourceSpec& spec, size_t file_pos,
+              const std::map<std::string, std::shared_ptr<const std::vector<float>>>& extra)
+      : spec_(spec), extra_(extra) {
+    const auto& local = spec.files_collection->file_offsets();
+    lo_ = local[file_pos];
+    hi_ = local[file_pos + 1];
+    global0_ = corpus_collection.file_offsets()[static_cast<size_t>(spec.files[file_pos])];
+    path_ = spec.files_collection->files()[file_pos];
   }
-  int64_t length() const override { return static_cast<int64_t>(global_.size()); }
-  std::string where() const override {
-    std::vector<std::string> files;
-    for (int f : spec_.files) files.push_back(corpus_.files()[f]);
-    return "source '" + spec_.name + "' (" + Join(files) + ")";
-  }
-  const std::vector<int64_t>& global_rows() const { return global_; }
+  int64_t length() const override { return hi_ - lo_; }
+  int64_t global_begin() const { return global0_; }
+  std::string where() const override { return "source '" + spec_.name + "' (" + path_ + ")"; }
 
   Result<const Column*> Get(const std::string& name) override {
     auto it = cache_.find(name);
@@ -74,15 +75,16 @@ class SourceColumns : public corpus::ColumnSource {
     for (const ColumnInfo& ci : sc.obs_columns()) common = common || ci.name == name;
     auto extra = extra_.find(name);
     if (common) {  // obs first: a file's own column wins over a computed one
-      CF_ASSIGN_OR_RETURN(c, sc.Obs(name));
+      std::vector<int64_t> rows(static_cast<size_t>(length()));
+      std::iota(rows.begin(), rows.end(), lo_);
+      CF_ASSIGN_OR_RETURN(c, sc.Obs(name, std::span<const int64_t>(rows)));
     } else if (extra != extra_.end()) {
       c.info.name = name;
       c.info.kind = ColumnKind::kNumeric;
       c.info.dtype = DType::kFloat32;
       c.length = length();
-      c.values.resize(global_.size() * sizeof(float));
-      float* out = reinterpret_cast<float*>(c.values.data());
-      for (size_t i = 0; i < global_.size(); ++i) out[i] = (*extra->second)[static_cast<size_t>(global_[i])];
+      c.values.resize(static_cast<size_t>(length()) * sizeof(float));
+      std::memcpy(c.values.data(), extra->second->data() + global0_, c.values.size());
     } else {
       for (const FileSummary& fs : sc.summaries()) {
         bool has = false;
@@ -99,22 +101,31 @@ class SourceColumns : public corpus::ColumnSource {
                                  "; QC metrics total_counts, n_genes_by_counts, pct_counts_mt are computed when named)");
         }
       }
-      return Status::Invalid("obs column '" + name + "' has different kinds in the files of " + where());
+      return Status::Invalid("obs column '" + name + "' has different kinds in the files of source '" +
+                             spec_.name + "'");
     }
     return &cache_.emplace(name, std::move(c)).first->second;
   }
 
  private:
-  const Collection& corpus_;
   const SourceSpec& spec_;
   const std::map<std::string, std::shared_ptr<const std::vector<float>>>& extra_;
-  std::vector<int64_t> global_;  // source cell i -> global row
+  int64_t lo_ = 0, hi_ = 0, global0_ = 0;
+  std::string path_;
   std::map<std::string, Column> cache_;
 };
 
-// Each cell's value of a column as a string (group and class labels); "" = missing.
-Result<std::vector<std::string>> ValuesAsStrings(const Column& c) {
-  std::vector<std::string> out(static_cast<size_t>(c.length));
+// A column's values as ids into a list of names (group, class and leakage labels):
+// categoricals use their codes and categories; other kinds are factorized. -1 = missing.
+struct Factorized {
+  std::vector<int32_t> ids;
+  std::vector<std::string> names;
+};
+
+Result<Factorized> Factorize(const Column& c) {
+  Factorized f;
+  const size_t n = static_cast<size_t>(c.length);
+  f.ids.assign(n, -1);
   auto number = [](double x) {
     std::ostringstream s;
     s << x;
@@ -122,31 +133,37 @@ Result<std::vector<std::string>> ValuesAsStrings(const Column& c) {
   };
   if (c.info.kind == ColumnKind::kCategorical) {
     const Column& cats = *c.categories;
-    std::vector<std::string> names(static_cast<size_t>(cats.length));
-    std::vector<double> v(names.size());
-    if (cats.strings.empty() && !names.empty()) {
+    f.names.resize(static_cast<size_t>(cats.length));
+    std::vector<double> v(f.names.size());
+    if (cats.strings.empty() && !v.empty()) {
       ConvertElements(cats.info.dtype, cats.values.data(), DType::kFloat64, v.data(), v.size());
     }
-    for (size_t k = 0; k < names.size(); ++k) names[k] = cats.strings.empty() ? number(v[k]) : cats.strings[k];
-    std::vector<int64_t> codes(out.size());
-    if (!codes.empty()) ConvertElements(c.info.dtype, c.values.data(), DType::kInt64, codes.data(), codes.size());
-    for (size_t i = 0; i < out.size(); ++i) {
-      if (codes[i] >= 0 && codes[i] < cats.length) out[i] = names[static_cast<size_t>(codes[i])];
+    for (size_t k = 0; k < f.names.size(); ++k) f.names[k] = cats.strings.empty() ? number(v[k]) : cats.strings[k];
+    std::vector<int64_t> codes(n);
+    if (n > 0) ConvertElements(c.info.dtype, c.values.data(), DType::kInt64, codes.data(), n);
+    for (size_t i = 0; i < n; ++i) {
+      if (codes[i] >= 0 && codes[i] < cats.length) f.ids[i] = static_cast<int32_t>(codes[i]);
     }
-    return out;
+    return f;
   }
+  std::unordered_map<std::string, int32_t> index;
+  auto id_of = [&](const std::string& s) {
+    auto [it, fresh] = index.emplace(s, static_cast<int32_t>(f.names.size()));
+    if (fresh) f.names.push_back(s);
+    return it->second;
+  };
   if (!c.strings.empty() || c.info.kind == ColumnKind::kString || c.info.kind == ColumnKind::kNullableString) {
-    for (size_t i = 0; i < out.size(); ++i) {
-      if (c.mask.empty() || !c.mask[i]) out[i] = c.strings[i];
+    for (size_t i = 0; i < n; ++i) {
+      if (c.mask.empty() || !c.mask[i]) f.ids[i] = id_of(c.strings[i]);
     }
-    return out;
+    return f;
   }
-  std::vector<double> v(out.size());
-  if (!v.empty()) ConvertElements(c.info.dtype, c.values.data(), DType::kFloat64, v.data(), v.size());
-  for (size_t i = 0; i < out.size(); ++i) {
-    if ((c.mask.empty() || !c.mask[i]) && !std::isnan(v[i])) out[i] = number(v[i]);
+  std::vector<double> v(n);
+  if (n > 0) ConvertElements(c.info.dtype, c.values.data(), DType::kFloat64, v.data(), n);
+  for (size_t i = 0; i < n; ++i) {
+    if ((c.mask.empty() || !c.mask[i]) && !std::isnan(v[i])) f.ids[i] = id_of(number(v[i]));
   }
-  return out;
+  return f;
 }
 
 uint64_t HashString(const std::string& s, uint64_t h) {
@@ -231,85 +248,90 @@ Result<std::shared_ptr<const Corpus>> Corpus::Make(std::shared_ptr<const Collect
   c->counts_.resize(ns);
   c->split_rows_.resize(ns);
   c->class_targets_.resize(ns);
-  std::vector<std::unique_ptr<SourceColumns>> columns;
   std::set<std::string> group_values;  // every group value seen, for listed-value checks
   std::map<std::string, std::map<std::string, std::set<int>>> leak_sets;  // column -> value -> splits
-  std::vector<std::vector<int8_t>> cell_split(ns);  // per source cell: split, -1 = filtered out
+  const std::set<std::string> val_groups(spec.split.val.begin(), spec.split.val.end());
+  const std::set<std::string> test_groups(spec.split.test.begin(), spec.split.test.end());
+  auto group_split = [&](const std::string& g) -> int8_t {
+    if (spec.split.by_fraction) {
+      const uint64_t h = HashString(g, MixCombine(spec.split.seed, kTagSplit));
+      const double u = static_cast<double>(h >> 11) * 0x1.0p-53;
+      return u < spec.split.train ? 0 : u < spec.split.train + spec.split.val_fraction ? 1 : 2;
+    }
+    return test_groups.count(g) ? 2 : val_groups.count(g) ? 1 : 0;
+  };
 
   for (size_t s = 0; s < ns; ++s) {
     const SourceSpec& src = spec.sources[s];
-    columns.push_back(std::make_unique<SourceColumns>(*collection, src, spec.extra_columns));
-    SourceColumns& cols = *columns.back();
-    const size_t n = static_cast<size_t>(cols.length());
-    std::vector<uint8_t> pass(n, corpus::kTrue);
+    std::unique_ptr<corpus::FilterNode> expr;
     if (!src.where.empty()) {
-      CF_ASSIGN_OR_RETURN(auto expr, corpus::ParseFilter(src.where));
-      CF_ASSIGN_OR_RETURN(pass, corpus::EvaluateFilter(*expr, cols));
+      CF_ASSIGN_OR_RETURN(expr, corpus::ParseFilter(src.where));
     }
+    corpus::StringPresence presence;
+    std::array<std::shared_ptr<RowSelection>, 3> rows;
+    for (auto& r : rows) r = std::make_shared<RowSelection>(n_rows);
     SourceCounts& k = c->counts_[s];
     k.name = src.name;
-    k.in_files = static_cast<int64_t>(n);
-    std::vector<int8_t>& split = cell_split[s];
-    split.assign(n, -1);
-    for (size_t i = 0; i < n; ++i) {
-      if (pass[i] == corpus::kTrue) split[i] = 0;
-    }
-    k.passing = static_cast<int64_t>(std::count(split.begin(), split.end(), 0));
-    if (k.passing == 0) {
-      return Status::Invalid("corpus: " + cols.where() + ": the filter \"" + src.where +
-                             "\" matches no cell of its " + std::to_string(n) + " cells");
-    }
-    if (!src.split.empty()) {
-      const int8_t sp = static_cast<int8_t>(SplitIndex(src.split));
-      for (int8_t& x : split) x = x < 0 ? x : sp;
-    } else if (!spec.split.by.empty()) {
-      CF_ASSIGN_OR_RETURN(const Column* gcol, cols.Get(spec.split.by));
-      CF_ASSIGN_OR_RETURN(std::vector<std::string> groups, ValuesAsStrings(*gcol));
-      const std::set<std::string> val(spec.split.val.begin(), spec.split.val.end());
-      const std::set<std::string> test(spec.split.test.begin(), spec.split.test.end());
-      std::map<std::string, int8_t> memo;
+    std::vector<std::string> file_names;
+    for (size_t fp = 0; fp < src.files.size(); ++fp) {
+      FileColumns cols(*collection, src, fp, spec.extra_columns);
+      file_names.push_back(src.files_collection->files()[fp]);
+      const size_t n = static_cast<size_t>(cols.length());
+      std::vector<int8_t> split(n, 0);  // -1 = filtered out
+      if (expr) {
+        CF_ASSIGN_OR_RETURN(std::vector<uint8_t> pass, corpus::EvaluateFilter(*expr, cols, &presence));
+        for (size_t i = 0; i < n; ++i) split[i] = pass[i] == corpus::kTrue ? 0 : -1;
+      }
+      if (!src.split.empty()) {
+        const int8_t sp = static_cast<int8_t>(SplitIndex(src.split));
+        for (int8_t& x : split) x = x < 0 ? x : sp;
+      } else if (!spec.split.by.empty()) {
+        CF_ASSIGN_OR_RETURN(const Column* gcol, cols.Get(spec.split.by));
+        CF_ASSIGN_OR_RETURN(Factorized g, Factorize(*gcol));
+        std::vector<int8_t> per_id(g.names.size());
+        for (size_t id = 0; id < per_id.size(); ++id) per_id[id] = group_split(g.names[id]);
+        std::vector<uint8_t> used(g.names.size(), 0);
+        for (size_t i = 0; i < n; ++i) {
+          if (split[i] < 0) continue;
+          const int32_t id = g.ids[i];
+          if (id < 0) continue;  // no group: train (documented)
+          split[i] = per_id[static_cast<size_t>(id)];
+          used[static_cast<size_t>(id)] = 1;
+        }
+        for (size_t id = 0; id < used.size(); ++id)
+          if (used[id]) group_values.insert(g.names[id]);
+      }
+      const int64_t g0 = cols.global_begin();
       for (size_t i = 0; i < n; ++i) {
         if (split[i] < 0) continue;
-        const std::string& g = groups[i];
-        if (!g.empty()) group_values.insert(g);
-        auto it = memo.find(g);
-        if (it == memo.end()) {
-          int8_t sp = 0;
-          if (g.empty()) {
-            sp = 0;  // no group: train (documented)
-          } else if (spec.split.by_fraction) {
-            const uint64_t h = HashString(g, MixCombine(spec.split.seed, kTagSplit));
-            const double u = static_cast<double>(h >> 11) * 0x1.0p-53;
-            sp = u < spec.split.train ? 0 : u < spec.split.train + spec.split.val_fraction ? 1 : 2;
-          } else {
-            sp = test.count(g) ? 2 : val.count(g) ? 1 : 0;
-          }
-          it = memo.emplace(g, sp).first;
+        ++k.passing;
+        rows[static_cast<size_t>(split[i])]->Set(g0 + static_cast<int64_t>(i));
+      }
+      k.in_files += static_cast<int64_t>(n);
+      for (const std::string& lc : spec.split.leakage_columns) {
+        CF_ASSIGN_OR_RETURN(const Column* lcol, cols.Get(lc));
+        CF_ASSIGN_OR_RETURN(Factorized v, Factorize(*lcol));
+        std::vector<uint8_t> splits_of(v.names.size(), 0);  // bit per split
+        for (size_t i = 0; i < n; ++i) {
+          if (split[i] >= 0 && v.ids[i] >= 0) splits_of[static_cast<size_t>(v.ids[i])] |= uint8_t(1) << split[i];
         }
-        split[i] = it->second;
+        auto& per_value = leak_sets[lc];
+        for (size_t id = 0; id < splits_of.size(); ++id) {
+          for (int sp = 0; sp < 3; ++sp)
+            if (splits_of[id] & (1 << sp)) per_value[v.names[id]].insert(sp);
+        }
       }
     }
-    for (size_t i = 0; i < n; ++i) {
-      if (split[i] == 0) ++k.train;
-      if (split[i] == 1) ++k.val;
-      if (split[i] == 2) ++k.test;
+    CF_RETURN_IF_ERROR(presence.Check("source '" + src.name + "' (" + Join(file_names) + ")"));
+    for (auto& r : rows) r->Finish();
+    k.train = rows[0]->count();
+    k.val = rows[1]->count();
+    k.test = rows[2]->count();
+    if (k.passing == 0) {
+      return Status::Invalid("corpus: source '" + src.name + "' (" + Join(file_names) + "): the filter \"" +
+                             src.where + "\" matches no cell of its " + std::to_string(k.in_files) + " cells");
     }
-    for (int sp = 0; sp < 3; ++sp) {
-      auto rows = std::make_shared<RowSelection>(n_rows);
-      for (size_t i = 0; i < n; ++i) {
-        if (split[i] == sp) rows->Set(cols.global_rows()[i]);
-      }
-      rows->Finish();
-      c->split_rows_[s][static_cast<size_t>(sp)] = rows;
-    }
-    for (const std::string& lc : spec.split.leakage_columns) {
-      CF_ASSIGN_OR_RETURN(const Column* lcol, cols.Get(lc));
-      CF_ASSIGN_OR_RETURN(std::vector<std::string> vals, ValuesAsStrings(*lcol));
-      auto& per_value = leak_sets[lc];
-      for (size_t i = 0; i < n; ++i) {
-        if (split[i] >= 0 && !vals[i].empty()) per_value[vals[i]].insert(split[i]);
-      }
-    }
+    for (int sp = 0; sp < 3; ++sp) c->split_rows_[s][static_cast<size_t>(sp)] = rows[static_cast<size_t>(sp)];
   }
   // Listed held-out groups that no cell has would hold out nothing.
   if (!spec.split.by.empty() && !spec.split.by_fraction) {
@@ -378,59 +400,70 @@ Result<std::shared_ptr<const Corpus>> Corpus::Make(std::shared_ptr<const Collect
       k.full_copies = target[s] / available[s];
       k.extra_cells = target[s] % available[s];
     }
-    // Strata: one per class when balanced, else one.
+    // Strata: one per class when balanced, else one. Labels and weights are read again,
+    // one file at a time, for the train cells.
     const RowSelection& train_rows = *c->split_rows_[s][0];
-    SourceColumns& cols = *columns[s];
     if (src.balance != BalanceKind::kNone && target[s] > 0) {
-      CF_ASSIGN_OR_RETURN(const Column* lcol, cols.Get(src.balance_by));
-      CF_ASSIGN_OR_RETURN(std::vector<std::string> labels, ValuesAsStrings(*lcol));
       std::map<std::string, std::vector<int64_t>> by_class;  // sorted by value: deterministic
-      const auto& g = cols.global_rows();
-      for (size_t i = 0; i < labels.size(); ++i) {
-        if (cell_split[s][i] == 0 && !labels[i].empty()) by_class[labels[i]].push_back(g[i]);
+      for (size_t fp = 0; fp < src.files.size(); ++fp) {
+        FileColumns cols(*collection, src, fp, spec.extra_columns);
+        CF_ASSIGN_OR_RETURN(const Column* lcol, cols.Get(src.balance_by));
+        CF_ASSIGN_OR_RETURN(Factorized labels, Factorize(*lcol));
+        const int64_t g0 = cols.global_begin();
+        for (size_t i = 0; i < labels.ids.size(); ++i) {
+          const int64_t r = g0 + static_cast<int64_t>(i);
+          if (labels.ids[i] >= 0 && train_rows.Contains(r)) by_class[labels.names[static_cast<size_t>(labels.ids[i])]].push_back(r);
+        }
       }
       if (by_class.empty()) {
         return Status::Invalid("corpus: source '" + src.name + "': no train cell has a value in '" + src.balance_by + "'");
       }
       std::vector<double> mass;
-      for (const auto& [v, rows] : by_class) {
-        const double m = static_cast<double>(rows.size());
+      for (const auto& [v, cells] : by_class) {
+        const double m = static_cast<double>(cells.size());
         mass.push_back(src.balance == BalanceKind::kEqual ? 1.0 : m * src.balance_scale / (m + src.balance_scale));
       }
       const std::vector<int64_t> shares = corpus::LargestRemainder(target[s], mass);
       int32_t cls = 0;
-      for (const auto& [v, rows] : by_class) {
+      for (auto& [v, cells] : by_class) {
         const int64_t want = shares[static_cast<size_t>(cls)];
-        const int64_t have = static_cast<int64_t>(rows.size());
+        const int64_t have = static_cast<int64_t>(cells.size());
         if (want > have && !src.upsample) {
           return Status::Invalid("corpus: source '" + src.name + "': class '" + v + "' of '" + src.balance_by +
                                  "' is asked for " + std::to_string(want) + " cells but has " + std::to_string(have) +
                                  "; set upsample = true, use a balance scale, or lower the quota");
         }
         auto sel = std::make_shared<RowSelection>(n_rows);
-        for (int64_t r : rows) sel->Set(r);
+        for (int64_t r : cells) sel->Set(r);
         sel->Finish();
+        std::vector<int64_t>().swap(cells);
         c->class_targets_[s].push_back({v, have, want});
         c->strata_.push_back({sel, {}, want, static_cast<int32_t>(s), cls++});
       }
     } else {
       Stratum st{c->split_rows_[s][0], {}, target[s], static_cast<int32_t>(s), 0};
       if (!src.weight_column.empty() && target[s] > 0) {
-        CF_ASSIGN_OR_RETURN(const Column* wcol, cols.Get(src.weight_column));
-        if (wcol->info.kind != ColumnKind::kNumeric || wcol->info.dtype == DType::kBool) {
-          return Status::Invalid("corpus: source '" + src.name + "': weight column '" + src.weight_column + "' must be numeric");
-        }
-        std::vector<double> w(static_cast<size_t>(wcol->length));
-        if (!w.empty()) ConvertElements(wcol->info.dtype, wcol->values.data(), DType::kFloat64, w.data(), w.size());
         int64_t positive = 0;
-        for (size_t i = 0; i < w.size(); ++i) {
-          if (cell_split[s][i] != 0) continue;
-          if (!(w[i] >= 0) || !std::isfinite(w[i])) {
-            return Status::Invalid("corpus: " + cols.where() + ": weight column '" + src.weight_column + "' has the value " +
-                                   std::to_string(w[i]) + " at cell " + std::to_string(i) + "; expected finite weights >= 0");
+        for (size_t fp = 0; fp < src.files.size(); ++fp) {
+          FileColumns cols(*collection, src, fp, spec.extra_columns);
+          CF_ASSIGN_OR_RETURN(const Column* wcol, cols.Get(src.weight_column));
+          if (wcol->info.kind != ColumnKind::kNumeric || wcol->info.dtype == DType::kBool) {
+            return Status::Invalid("corpus: " + cols.where() + ": weight column '" + src.weight_column +
+                                   "' must be numeric, it is " + ColumnKindName(wcol->info.kind));
           }
-          positive += w[i] > 0;
-          st.weights.push_back(w[i]);
+          std::vector<double> w(static_cast<size_t>(wcol->length));
+          if (!w.empty()) ConvertElements(wcol->info.dtype, wcol->values.data(), DType::kFloat64, w.data(), w.size());
+          const int64_t g0 = cols.global_begin();
+          for (size_t i = 0; i < w.size(); ++i) {
+            if (!train_rows.Contains(g0 + static_cast<int64_t>(i))) continue;
+            if (!(w[i] >= 0) || !std::isfinite(w[i])) {
+              return Status::Invalid("corpus: " + cols.where() + ": weight column '" + src.weight_column +
+                                     "' has the value " + std::to_string(w[i]) + " at row " + std::to_string(i) +
+                                     "; expected finite weights >= 0");
+            }
+            positive += w[i] > 0;
+            st.weights.push_back(w[i]);
+          }
         }
         if (target[s] > positive) {
           return Status::Invalid("corpus: source '" + src.name + "' is asked for " + std::to_string(target[s]) +
@@ -438,7 +471,6 @@ Result<std::shared_ptr<const Corpus>> Corpus::Make(std::shared_ptr<const Collect
                                  src.weight_column + "' (weighted draws are without replacement)");
         }
       }
-      (void)train_rows;
       c->strata_.push_back(std::move(st));
     }
   }

@@ -15,7 +15,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -57,8 +59,22 @@ struct ColumnSource {
   virtual std::string where() const = 0;  // for messages: the files the cells come from
 };
 
-// Evaluates `node` for every cell; errors name the column, the files and what was expected.
-Result<std::vector<uint8_t>> EvaluateFilter(const FilterNode& node, ColumnSource& columns);
+// String values of tests on plain string columns, tracked across the files of a source
+// evaluated one at a time: a value may be absent from one file and present in another,
+// and only a value that no file has is an error (categories are checked at once: their
+// list is already merged across files).
+struct StringPresence {
+  std::map<std::string, std::set<std::string>> seen;  // column -> values seen in some file
+  // column -> value -> nearest values of a file that lacked it
+  std::map<std::string, std::map<std::string, std::vector<std::string>>> unseen;
+  // The first value no file had, as an error naming `where`.
+  Status Check(const std::string& where) const;
+};
+
+// Evaluates `node` for every cell; errors name the column, the files and what was
+// expected. Without `presence`, a string value absent from these cells is an error at once.
+Result<std::vector<uint8_t>> EvaluateFilter(const FilterNode& node, ColumnSource& columns,
+                                            StringPresence* presence = nullptr);
 
 // The `limit` values of `candidates` closest to `value` (edit distance), for messages.
 std::vector<std::string> NearestValues(const std::string& value,

@@ -78,9 +78,15 @@ struct Test {
   }
 };
 
+std::string Quoted(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& x : v) out += (out.empty() ? "'" : ", '") + x + "'";
+  return out;
+}
+
 class Evaluator {
  public:
-  explicit Evaluator(ColumnSource& columns) : columns_(columns) {}
+  Evaluator(ColumnSource& columns, StringPresence* presence) : columns_(columns), presence_(presence) {}
 
   Result<std::vector<uint8_t>> Eval(const FilterNode& node) {
     switch (node.kind) {
@@ -139,8 +145,7 @@ class Evaluator {
     std::unordered_set<std::string> have(values.begin(), values.end());
     for (const Literal& l : node.values) {
       if (have.count(l.text) != 0) continue;
-      std::string near;
-      for (const std::string& v : NearestValues(l.text, values)) near += (near.empty() ? "'" : ", '") + v + "'";
+      const std::string near = Quoted(NearestValues(l.text, values));
       return Status::Invalid("filter on obs column '" + node.column + "' in " + columns_.where() +
                              ": no cell has the " + what + " '" + l.text + "'" +
                              (near.empty() ? "" : " (nearest existing values: " + near + ")"));
@@ -182,7 +187,19 @@ class Evaluator {
       for (size_t i = 0; i < n; ++i) {
         if (c.mask.empty() || !c.mask[i]) distinct.insert(c.strings[i]);
       }
-      CF_RETURN_IF_ERROR(CheckPresent(node, std::vector<std::string>(distinct.begin(), distinct.end()), "value"));
+      if (presence_ != nullptr) {
+        auto& seen = presence_->seen[node.column];
+        for (const Literal& l : node.values) {
+          if (distinct.count(l.text)) {
+            seen.insert(l.text);
+          } else if (!seen.count(l.text) && !presence_->unseen[node.column].count(l.text)) {
+            presence_->unseen[node.column][l.text] =
+                NearestValues(l.text, std::vector<std::string>(distinct.begin(), distinct.end()));
+          }
+        }
+      } else {
+        CF_RETURN_IF_ERROR(CheckPresent(node, std::vector<std::string>(distinct.begin(), distinct.end()), "value"));
+      }
       for (size_t i = 0; i < n; ++i) {
         out[i] = (!c.mask.empty() && c.mask[i]) ? kUnknown : test.OnString(c.strings[i]);
       }
@@ -210,6 +227,7 @@ class Evaluator {
   }
 
   ColumnSource& columns_;
+  StringPresence* presence_;
 };
 
 size_t EditDistance(const std::string& a, const std::string& b) {
@@ -229,9 +247,22 @@ size_t EditDistance(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-Result<std::vector<uint8_t>> EvaluateFilter(const FilterNode& node, ColumnSource& columns) {
-  Evaluator e(columns);
+Result<std::vector<uint8_t>> EvaluateFilter(const FilterNode& node, ColumnSource& columns,
+                                            StringPresence* presence) {
+  Evaluator e(columns, presence);
   return e.Eval(node);
+}
+
+Status StringPresence::Check(const std::string& where) const {
+  for (const auto& [column, values] : unseen) {
+    const auto it = seen.find(column);
+    for (const auto& [value, near] : values) {
+      if (it != seen.end() && it->second.count(value)) continue;
+      return Status::Invalid("filter on obs column '" + column + "' in " + where + ": no cell has the value '" +
+                             value + "'" + (near.empty() ? "" : " (nearest existing values: " + Quoted(near) + ")"));
+    }
+  }
+  return Status::OK();
 }
 
 std::vector<std::string> NearestValues(const std::string& value,
