@@ -256,7 +256,7 @@ Result<std::vector<std::string>> Collection::ObsNames(
     if (g.local[f].empty()) continue;
     const auto& file = *impl_->files[f];
     CF_ASSIGN_OR_RETURN(auto part,
-                        h5ad::ReadStringsAt(file.h5(), file.obs().index_dataset, g.local[f]));
+                        h5ad::ReadIndexAt(file, file.obs(), g.local[f]));
     for (size_t k = 0; k < part.size(); ++k) out[g.positions[f][k]] = std::move(part[k]);
   }
   return out;
@@ -306,9 +306,9 @@ Result<Column> Collection::Obs(const std::string& name,
   out.categories = categories;
   out.ordered = layouts[0]->ordered;
   const size_t osize = DTypeSize(out.info.dtype);
-  if (layouts[0]->values) out.values.resize(rows->size() * osize);
-  if (layouts[0]->mask) out.mask.resize(rows->size());
-  if (!layouts[0]->strings.empty()) out.strings.resize(rows->size());
+  if (h5ad::KindHasValues(kind)) out.values.resize(rows->size() * osize);
+  if (h5ad::KindHasMask(kind)) out.mask.resize(rows->size());
+  if (h5ad::KindHasStrings(kind)) out.strings.resize(rows->size());
 
   for (size_t f = 0; f < nfiles; ++f) {
     if (g.local[f].empty()) continue;

@@ -1,5 +1,7 @@
-// One .h5ad file opened for reading: its matrix layout, obs/var dataframes and var names.
-// Opening uses libhdf5 (metadata only); afterwards everything is read with pread.
+// One AnnData HDF5 file opened for reading: its matrix layout, obs/var dataframes and var
+// names. The layout is told from the content: anndata >= 0.7 (and its older layouts: 0.7
+// categoricals, < 0.7 compound obs/var with raw.X / raw.var), or a Cell Ranger matrix.
+// Opening uses libhdf5 (metadata only); afterwards bulk data is read with pread.
 #pragma once
 
 #include <memory>
@@ -38,6 +40,7 @@ class AnnDataFile {
   FileSummary Summarize() const;
 
  private:
+  Status OpenAnnData(const std::string& layer);
   std::string path_;
   std::shared_ptr<io::H5File> h5_;
   std::shared_ptr<io::RandomAccessFile> file_;
