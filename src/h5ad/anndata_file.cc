@@ -1,6 +1,7 @@
 #include "h5ad/anndata_file.h"
 
 #include "h5ad/cellranger_layout.h"
+#include "h5ad/column_reader.h"
 
 namespace cellfeed::h5ad {
 
@@ -138,6 +139,21 @@ FileSummary AnnDataFile::Summarize() const {
   for (const auto& c : obs_.columns) s.obs_columns.push_back(c.info);
   for (const auto& c : var_.columns) s.var_columns.push_back(c.info);
   return s;
+}
+
+Result<std::vector<std::string>> AnnDataFile::ReadIndex(const DataFrameLayout& df,
+                                                        std::span<const int64_t> rows) const {
+  return ReadIndexAt(*this, df, rows);
+}
+
+Result<Column> AnnDataFile::ReadColumn(const ColumnLayout& column, std::span<const int64_t> rows,
+                                       util::ThreadPool& pool) const {
+  return h5ad::ReadColumn(*this, column, rows, pool);
+}
+
+Status AnnDataFile::CheckUnchanged() const {
+  CF_RETURN_IF_ERROR(file_->CheckUnchanged());
+  return h5_->CheckUnchanged();
 }
 
 }  // namespace cellfeed::h5ad
