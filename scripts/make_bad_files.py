@@ -831,23 +831,141 @@ def _(p):
     modify(p, lambda f: f["X"].attrs.__setitem__("encoding-type", "coo_matrix"))
 
 
-@case("h5sparse_legacy", "anndata < 0.7 sparse layout", "open", "ValueError",
-      ["{path}", "X", "h5sparse_format"])
+@case("h5sparse_legacy_no_shape", "anndata < 0.7 sparse layout without its shape", "open",
+      "ValueError", ["{path}", "X attribute 'h5sparse_shape' is missing"])
 def _(p):
     write_h5ad(p)
     modify(p, lambda f: f["X"].attrs.__setitem__("h5sparse_format", "csr"))
 
 
-@case("obs_compound_legacy", "anndata < 0.7 obs (one compound dataset)", "open", "ValueError",
-      ["{path}", "obs", "compound"])
+@case("h5sparse_legacy_csc", "anndata < 0.7 sparse layout in CSC", "open", "ValueError",
+      ["{path}", "X: csc_matrix is not supported", "tocsr()"])
 def _(p):
     write_h5ad(p)
     def fn(f):
-        del f["obs"]
-        rec = np.zeros(N_OBS, dtype=[("index", "S8"), ("score", "f8")])
-        rec["index"] = [f"cell{i}".encode() for i in range(N_OBS)]
-        f["obs"] = rec
+        f["X"].attrs["h5sparse_format"] = "csc"
+        f["X"].attrs["h5sparse_shape"] = np.array([N_OBS, N_VARS])
     modify(p, fn)
+
+
+# anndata < 0.7 obs: one compound dataset, categories in uns/<col>_categories.
+def _compound_obs(p: Path, rec: np.ndarray, cats: dict | None = None) -> None:
+    write_h5ad(p)
+    def fn(f):
+        del f["obs"]
+        f["obs"] = rec
+        for k, v in (cats or {}).items():
+            f[f"uns/{k}_categories"] = np.array(v, dtype="S")
+    modify(p, fn)
+
+
+def _records(fields, n: int = N_OBS) -> np.ndarray:
+    rec = np.zeros(n, dtype=[("index", "S8")] + fields)
+    rec["index"] = [f"cell{i}".encode() for i in range(n)]
+    return rec
+
+
+@case("obs_compound_array_field", "anndata < 0.7 obs with a field holding an array per row",
+      "open", "ValueError", ["{path}", "obs field 'pca'", "holds an array per row"])
+def _(p):
+    _compound_obs(p, _records([("score", "f8"), ("pca", "f4", (3,))]))
+
+
+@case("obs_compound_numeric_index", "anndata < 0.7 obs whose first field is not strings",
+      "open", "ValueError", ["{path}", "obs: compound dataframe", "string index field"])
+def _(p):
+    rec = np.zeros(N_OBS, dtype=[("n", "i8"), ("score", "f8")])
+    _compound_obs(p, rec)
+
+
+@case("obs_compound_bad_codes", "anndata < 0.7 categorical codes below -1", "open",
+      "ValueError", ["{path}", "obs field 'label'", "code -3 at row 5", "uns/label_categories"])
+def _(p):
+    rec = _records([("label", "i1")])
+    rec["label"] = np.arange(N_OBS) % 2
+    rec["label"][5] = -3
+    _compound_obs(p, rec, {"label": ["a", "b"]})
+
+
+@case("obs_compound_wrong_length", "anndata < 0.7 obs with fewer records than X's rows",
+      "open", "ValueError", ["{path}", f"obs has {N_OBS - 1} rows but X has {N_OBS}"])
+def _(p):
+    _compound_obs(p, _records([("score", "f8")], n=N_OBS - 1))
+
+
+@case("obs_compound_complex_field", "anndata < 0.7 obs with a complex field", "open",
+      "ValueError", ["{path}", "obs field 'z'", "complex numbers are not supported"])
+def _(p):
+    _compound_obs(p, _records([("z", "c8")]))
+
+
+@case("obs_categories_not_a_reference", "anndata 0.7 categorical whose categories attribute "
+      "is not an object reference", "open", "ValueError",
+      ["{path}", "obs/label attribute 'categories'", "expected one HDF5 object reference"])
+def _(p):
+    write_h5ad(p)
+    def fn(f):
+        order = list(f["obs"].attrs["column-order"]) + ["label"]
+        f["obs/label"] = (np.arange(N_OBS) % 2).astype("i1")
+        f["obs/label"].attrs["categories"] = "obs/__categories/label"
+        f["obs"].attrs["column-order"] = order
+    modify(p, fn)
+
+
+# Cell Ranger v3 matrices (genes x barcodes CSC), written with h5py as Cell Ranger lays
+# them out; one thing broken in each.
+def write_cellranger3(p: Path, *, n: int = N_OBS, g: int = N_VARS, shape=None,
+                      n_barcodes=None, n_features=None, features: bool = True) -> None:
+    rng = np.random.default_rng(3)
+    m = _csr(rng, n, g)  # cells x genes CSR == genes x cells CSC
+    with h5py.File(p, "w") as f:
+        grp = f.create_group("matrix")
+        grp["data"] = m.data.astype(np.int32)
+        grp["indices"] = m.indices.astype(np.int64)
+        grp["indptr"] = m.indptr.astype(np.int64)
+        grp["shape"] = np.array(shape if shape is not None else [g, n], dtype=np.int32)
+        grp["barcodes"] = np.array([f"AAAC{i:04d}-1" for i in range(n_barcodes or n)], dtype="S")
+        if features:
+            fe = grp.create_group("features")
+            k = n_features or g
+            fe["id"] = np.array([f"ENSG{i:05d}" for i in range(k)], dtype="S")
+            fe["name"] = np.array([f"G{i}" for i in range(k)], dtype="S")
+            fe["feature_type"] = np.array(["Gene Expression"] * k, dtype="S")
+            fe["genome"] = np.array(["GRCh38"] * k, dtype="S")
+            fe["_all_tag_keys"] = np.array([b"genome"])
+
+
+@case("cellranger_shape_more_barcodes", "Cell Ranger matrix whose shape claims more barcodes "
+      "than indptr has", "open", "ValueError",
+      ["{path}", "matrix/indptr", f"expected n_obs + 1 = {N_OBS + 6}"])
+def _(p):
+    write_cellranger3(p, shape=[N_VARS, N_OBS + 5])
+
+
+@case("cellranger_barcodes_short", "Cell Ranger matrix with fewer barcodes than columns",
+      "open", "ValueError", ["{path}", "matrix/barcodes: has 39 entries",
+                             f"the matrix shape says {N_OBS} barcodes"])
+def _(p):
+    write_cellranger3(p, n_barcodes=N_OBS - 1)
+
+
+@case("cellranger_features_short", "Cell Ranger matrix with fewer features than rows",
+      "open", "ValueError", ["{path}", "matrix/features/name: has 29 entries",
+                             f"the matrix shape says {N_VARS} features"])
+def _(p):
+    write_cellranger3(p, n_features=N_VARS - 1)
+
+
+@case("cellranger_no_features", "Cell Ranger v3 matrix without its features group", "open",
+      "ValueError", ["{path}", "matrix/features: missing"])
+def _(p):
+    write_cellranger3(p, features=False)
+
+
+@case("cellranger_index_past_genes", "Cell Ranger matrix with a gene index past the genes",
+      "read", "ValueError", ["{path}", "matrix/indices", f"is outside [0, {N_VARS - 4})"])
+def _(p):
+    write_cellranger3(p, shape=[N_VARS - 4, N_OBS], n_features=N_VARS - 4)
 
 
 def _filter(element: str, kw: dict | None = None, low_level: int | None = None):

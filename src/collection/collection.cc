@@ -8,6 +8,7 @@
 #include "collection/collection_impl.h"
 #include "collection/gene_join.h"
 #include "h5ad/column_reader.h"
+#include "source/anndata_source.h"
 #include "io/array_reader.h"
 
 namespace cellfeed {
@@ -173,7 +174,7 @@ Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::stri
   impl->paths = paths;
   impl->offsets.push_back(0);
   for (const std::string& p : paths) {
-    CF_ASSIGN_OR_RETURN(auto f, h5ad::AnnDataFile::Open(p, options.layer));
+    CF_ASSIGN_OR_RETURN(auto f, OpenAnnDataSource(p, options.layer));
     impl->offsets.push_back(impl->offsets.back() + f->n_obs());
     impl->summaries.push_back(f->Summarize());
     impl->files.push_back(std::move(f));
@@ -256,7 +257,7 @@ Result<std::vector<std::string>> Collection::ObsNames(
     if (g.local[f].empty()) continue;
     const auto& file = *impl_->files[f];
     CF_ASSIGN_OR_RETURN(auto part,
-                        h5ad::ReadStringsAt(file.h5(), file.obs().index_dataset, g.local[f]));
+                        file.ReadIndex(file.obs(), g.local[f]));
     for (size_t k = 0; k < part.size(); ++k) out[g.positions[f][k]] = std::move(part[k]);
   }
   return out;
@@ -306,14 +307,14 @@ Result<Column> Collection::Obs(const std::string& name,
   out.categories = categories;
   out.ordered = layouts[0]->ordered;
   const size_t osize = DTypeSize(out.info.dtype);
-  if (layouts[0]->values) out.values.resize(rows->size() * osize);
-  if (layouts[0]->mask) out.mask.resize(rows->size());
-  if (!layouts[0]->strings.empty()) out.strings.resize(rows->size());
+  if (h5ad::KindHasValues(kind)) out.values.resize(rows->size() * osize);
+  if (h5ad::KindHasMask(kind)) out.mask.resize(rows->size());
+  if (h5ad::KindHasStrings(kind)) out.strings.resize(rows->size());
 
   for (size_t f = 0; f < nfiles; ++f) {
     if (g.local[f].empty()) continue;
     CF_ASSIGN_OR_RETURN(Column part,
-                        h5ad::ReadColumn(*impl_->files[f], *layouts[f], g.local[f], *impl_->pool));
+                        impl_->files[f]->ReadColumn(*layouts[f], g.local[f], *impl_->pool));
     const auto& pos = g.positions[f];
     if (!part.values.empty()) {
       std::vector<uint8_t> conv(pos.size() * osize);
@@ -341,7 +342,7 @@ Result<Column> Collection::Var(const std::string& name) const {
   if (!c) return Status::Invalid(file.path() + ": var column '" + name + "' not found");
   std::vector<int64_t> rows(static_cast<size_t>(file.var().n_rows));
   std::iota(rows.begin(), rows.end(), 0);
-  return h5ad::ReadColumn(file, *c, rows, *impl_->pool);
+  return file.ReadColumn(*c, rows, *impl_->pool);
 }
 
 }  // namespace cellfeed

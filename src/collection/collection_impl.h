@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "cellfeed/collection.h"
-#include "h5ad/anndata_file.h"
+#include "source/anndata_source.h"
 #include "io/array_reader.h"
 #include "util/thread_pool.h"
 
@@ -21,7 +21,7 @@ struct MergedCategories {
 };
 
 struct Collection::Impl {
-  std::vector<std::unique_ptr<h5ad::AnnDataFile>> files;
+  std::vector<std::unique_ptr<AnnDataSource>> files;  // h5ad, Cell Ranger, zarr: one interface
   std::vector<std::string> paths;
   std::vector<int64_t> offsets;  // first global row per file, then n_obs
   std::vector<std::string> var_names;

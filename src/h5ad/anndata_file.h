@@ -1,5 +1,7 @@
-// One .h5ad file opened for reading: its matrix layout, obs/var dataframes and var names.
-// Opening uses libhdf5 (metadata only); afterwards everything is read with pread.
+// One AnnData HDF5 file opened for reading: its matrix layout, obs/var dataframes and var
+// names. The layout is told from the content: anndata >= 0.7 (and its older layouts: 0.7
+// categoricals, < 0.7 compound obs/var with raw.X / raw.var), or a Cell Ranger matrix.
+// Opening uses libhdf5 (metadata only); afterwards bulk data is read with pread.
 #pragma once
 
 #include <memory>
@@ -11,6 +13,7 @@
 #include "h5ad/matrix_layout.h"
 #include "io/file.h"
 #include "io/hdf5/h5_file.h"
+#include "source/anndata_source.h"
 
 namespace cellfeed::h5ad {
 
@@ -21,23 +24,27 @@ struct ElementNames {
 };
 ElementNames ElementsForLayer(const std::string& layer);
 
-class AnnDataFile {
+class AnnDataFile final : public AnnDataSource {
  public:
   static Result<std::unique_ptr<AnnDataFile>> Open(const std::string& path,
                                                    const std::string& layer);
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const override { return path_; }
   const io::H5File& h5() const { return *h5_; }
-  const io::RandomAccessFile& file() const { return *file_; }
-  const MatrixLayout& matrix() const { return matrix_; }
-  const DataFrameLayout& obs() const { return obs_; }
-  const DataFrameLayout& var() const { return var_; }
-  const std::vector<std::string>& var_names() const { return var_names_; }
-  int64_t n_obs() const { return matrix_.n_rows; }
-  int64_t n_vars() const { return matrix_.n_cols; }
-  FileSummary Summarize() const;
+  const io::RandomAccessFile& file() const override { return *file_; }
+  const MatrixLayout& matrix() const override { return matrix_; }
+  const DataFrameLayout& obs() const override { return obs_; }
+  const DataFrameLayout& var() const override { return var_; }
+  const std::vector<std::string>& var_names() const override { return var_names_; }
+  FileSummary Summarize() const override;
+  Result<std::vector<std::string>> ReadIndex(const DataFrameLayout& df,
+                                             std::span<const int64_t> rows) const override;
+  Result<Column> ReadColumn(const ColumnLayout& column, std::span<const int64_t> rows,
+                            util::ThreadPool& pool) const override;
+  Status CheckUnchanged() const override;
 
  private:
+  Status OpenAnnData(const std::string& layer);
   std::string path_;
   std::shared_ptr<io::H5File> h5_;
   std::shared_ptr<io::RandomAccessFile> file_;

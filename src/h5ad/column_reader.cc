@@ -29,8 +29,48 @@ Result<std::vector<std::string>> ReadStringsAt(const io::H5File& h5, const std::
   return out;
 }
 
+Result<std::vector<std::string>> ReadIndexAt(const AnnDataFile& f, const DataFrameLayout& df,
+                                             std::span<const int64_t> rows) {
+  if (!df.index_values) return ReadStringsAt(f.h5(), df.index_dataset, rows);
+  std::vector<std::string> out;
+  out.reserve(rows.size());
+  for (int64_t r : rows) out.push_back((*df.index_values)[static_cast<size_t>(r)]);
+  return out;
+}
+
+namespace {
+
+// A column loaded whole at open: its rows, gathered.
+Column GatherRows(const Column& whole, std::span<const int64_t> rows) {
+  Column out;
+  out.info = whole.info;
+  out.length = static_cast<int64_t>(rows.size());
+  out.categories = whole.categories;
+  out.ordered = whole.ordered;
+  const size_t esize = whole.values.empty() ? 0 : DTypeSize(whole.info.dtype);
+  if (esize) out.values.resize(rows.size() * esize);
+  if (!whole.mask.empty()) out.mask.resize(rows.size());
+  if (!whole.strings.empty()) out.strings.reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const size_t r = static_cast<size_t>(rows[i]);
+    if (esize) std::copy_n(whole.values.data() + r * esize, esize, out.values.data() + i * esize);
+    if (!whole.mask.empty()) out.mask[i] = whole.mask[r];
+    if (!whole.strings.empty()) out.strings.push_back(whole.strings[r]);
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<Column> ReadColumn(const AnnDataFile& f, const ColumnLayout& c,
                           std::span<const int64_t> rows, util::ThreadPool& pool) {
+  if (c.whole) {
+    Column out = GatherRows(*c.whole, rows);
+    out.info = c.info;
+    out.categories = c.categories;
+    out.ordered = c.ordered;
+    return out;
+  }
   // The chunk table and strings read below describe the file as it was at open.
   CF_RETURN_IF_ERROR(f.file().CheckUnchanged());
   CF_RETURN_IF_ERROR(f.h5().CheckUnchanged());

@@ -15,6 +15,9 @@ Result<Column> ReadColumn(const AnnDataFile& file, const ColumnLayout& layout,
                           std::span<const int64_t> rows, util::ThreadPool& pool);
 Result<std::vector<std::string>> ReadStringsAt(const io::H5File& h5, const std::string& dataset,
                                                std::span<const int64_t> rows);
+// Index strings of a dataframe at `rows` (from the file, or from the index loaded at open).
+Result<std::vector<std::string>> ReadIndexAt(const AnnDataFile& file, const DataFrameLayout& df,
+                                             std::span<const int64_t> rows);
 // Pieces that read `rows` into consecutive output rows, merging runs of consecutive rows.
 std::vector<io::Piece> RowPieces(std::span<const int64_t> rows);
 

@@ -1,7 +1,20 @@
 #include "h5ad/dataframe_layout.h"
 
+#include <algorithm>
+
 namespace cellfeed::h5ad {
 
+bool KindHasValues(ColumnKind k) {
+  return k == ColumnKind::kNumeric || k == ColumnKind::kBool || k == ColumnKind::kCategorical ||
+         k == ColumnKind::kNullableInt || k == ColumnKind::kNullableBool;
+}
+bool KindHasMask(ColumnKind k) {
+  return k == ColumnKind::kNullableInt || k == ColumnKind::kNullableBool ||
+         k == ColumnKind::kNullableString;
+}
+bool KindHasStrings(ColumnKind k) {
+  return k == ColumnKind::kString || k == ColumnKind::kNullableString;
+}
 
 namespace {
 
@@ -55,8 +68,22 @@ Result<ColumnLayout> ReadColumn(const io::H5File& f, const std::string& node,
   const std::string enc = EncodingOf(f, node);
   if (kind == io::NodeKind::kDataset) {
     if (f.HasAttribute(node, "categories")) {
-      return Status::Unsupported(where + ": anndata 0.7 categorical layout (categories "
-                                 "attribute) is not supported yet");
+      // anndata 0.7: the codes, with a reference to their categories.
+      c.info.kind = ColumnKind::kCategorical;
+      CF_ASSIGN_OR_RETURN(c.values, f.Describe(node));
+      if (c.values->shape.size() != 1 || !DTypeIsInteger(c.values->dtype) ||
+          !DTypeIsSigned(c.values->dtype)) {
+        return Status::Invalid(where + ": a categorical (categories attribute) needs 1-D "
+                               "signed integer codes, found " + DTypeName(c.values->dtype));
+      }
+      c.info.dtype = c.values->dtype;
+      auto target = f.ReferenceAttribute(node, "categories");
+      if (!target.ok()) return target.status();
+      CF_ASSIGN_OR_RETURN(c.categories, LoadCategories(f, target.value()));
+      if (f.HasAttribute(target.value(), "ordered")) {
+        CF_ASSIGN_OR_RETURN(c.ordered, f.BoolAttribute(target.value(), "ordered"));
+      }
+      return c;
     }
     if (f.IsStringDataset(node)) {
       c.info.kind = ColumnKind::kString;
@@ -103,6 +130,69 @@ Result<ColumnLayout> ReadColumn(const io::H5File& f, const std::string& node,
                              "' is not supported");
 }
 
+// anndata < 0.7: one compound dataset, the first field the index. Loaded whole (obs and
+// var are small next to X, and a field is strided across records).
+Result<DataFrameLayout> ReadCompoundDataFrame(const io::H5File& f, const std::string& element,
+                                              const std::string& uns) {
+  const std::string where = f.path() + ": " + element;
+  CF_ASSIGN_OR_RETURN(auto fields, f.ReadCompound(element));
+  if (fields.empty() || !fields[0].is_string) {
+    return Status::Invalid(where + ": compound dataframe (anndata < 0.7) must start with a "
+                           "string index field");
+  }
+  DataFrameLayout df;
+  df.element = element;
+  df.n_rows = static_cast<int64_t>(fields[0].strings.size());
+  df.index_values = std::make_shared<const std::vector<std::string>>(std::move(fields[0].strings));
+  for (size_t i = 1; i < fields.size(); ++i) {
+    auto& fld = fields[i];
+    ColumnLayout c;
+    c.info.name = fld.name;
+    c.node = element + " field '" + fld.name + "'";
+    auto col = std::make_shared<Column>();
+    col->length = df.n_rows;
+    if (fld.is_string) {
+      c.info.kind = ColumnKind::kString;
+      col->strings = std::move(fld.strings);
+    } else {
+      c.info.dtype = fld.dtype;
+      c.info.kind = fld.dtype == DType::kBool ? ColumnKind::kBool : ColumnKind::kNumeric;
+      col->values = std::move(fld.values);
+      const std::string cats = uns.empty() ? "" : uns + "/" + fld.name + "_categories";
+      if (!cats.empty() && DTypeIsInteger(fld.dtype) &&
+          f.Kind(cats) == io::NodeKind::kDataset) {
+        // As anndata (_clean_uns): categorical when every code is below the number of
+        // categories; else the categories belong to the other axis and this stays numeric.
+        CF_ASSIGN_OR_RETURN(auto categories, LoadCategories(f, cats));
+        std::vector<int64_t> codes(static_cast<size_t>(df.n_rows));
+        ConvertElements(fld.dtype, col->values.data(), DType::kInt64, codes.data(), codes.size());
+        const bool below = std::all_of(codes.begin(), codes.end(),
+                                       [&](int64_t v) { return v < categories->length; });
+        if (below) {
+          if (!DTypeIsSigned(fld.dtype)) {
+            return Status::Invalid(where + " field '" + fld.name + "': categorical codes "
+                                   "must be signed integers, found " + DTypeName(fld.dtype));
+          }
+          for (size_t r = 0; r < codes.size(); ++r) {
+            if (codes[r] < -1) {
+              return Status::Invalid(where + " field '" + fld.name + "': code " +
+                                     std::to_string(codes[r]) + " at row " + std::to_string(r) +
+                                     " is outside [-1, " + std::to_string(categories->length) +
+                                     ") (categories in " + cats + ")");
+            }
+          }
+          c.info.kind = ColumnKind::kCategorical;
+          c.categories = std::move(categories);
+        }
+      }
+    }
+    col->info = c.info;
+    c.whole = std::move(col);
+    df.columns.push_back(std::move(c));
+  }
+  return df;
+}
+
 }  // namespace
 
 const ColumnLayout* DataFrameLayout::Find(const std::string& name) const {
@@ -112,13 +202,17 @@ const ColumnLayout* DataFrameLayout::Find(const std::string& name) const {
   return nullptr;
 }
 
-Result<DataFrameLayout> ReadDataFrameLayout(const io::H5File& f, const std::string& element) {
+Result<DataFrameLayout> ReadDataFrameLayout(const io::H5File& f, const std::string& element,
+                                            const std::string& uns) {
   const std::string where = f.path() + ": " + element;
   io::NodeKind kind = f.Kind(element);
   if (kind == io::NodeKind::kMissing) return Status::Invalid(where + ": missing dataframe");
   if (kind == io::NodeKind::kDataset) {
-    return Status::Unsupported(where + ": anndata < 0.7 dataframe layout (one compound "
-                               "dataset) is not supported yet");
+    if (!f.IsCompoundDataset(element)) {
+      return Status::Invalid(where + ": a dataframe must be a group (anndata >= 0.7) or a "
+                             "compound dataset (anndata < 0.7)");
+    }
+    return ReadCompoundDataFrame(f, element, uns);
   }
   const std::string enc = EncodingOf(f, element);
   if (enc != "dataframe") {

@@ -1,4 +1,8 @@
 // The layout of an AnnData dataframe element (obs, var, raw/var): its index and columns.
+// Layouts read: anndata >= 0.7 `dataframe` groups (columns read by row on demand), the
+// anndata 0.7 categorical (integer codes whose `categories` attribute references
+// obs/__categories/<col>), and the anndata < 0.7 layout (one compound dataset, loaded
+// whole at open: a field X with uns/X_categories is categorical, as anndata decides).
 #pragma once
 
 #include <memory>
@@ -20,17 +24,27 @@ struct ColumnLayout {
   std::string strings;                    // dataset holding the strings (string kinds)
   std::shared_ptr<const Column> categories;  // categorical, loaded at open
   bool ordered = false;
+  // The whole column, loaded at open (compound dataframes): rows are gathered from it.
+  std::shared_ptr<const Column> whole;
 };
+
+// Which parts a column of this kind has.
+bool KindHasValues(ColumnKind k);
+bool KindHasMask(ColumnKind k);
+bool KindHasStrings(ColumnKind k);
 
 struct DataFrameLayout {
   std::string element;  // "obs", "var", "raw/var"
   int64_t n_rows = 0;
-  std::string index_dataset;  // dataset of the index strings
+  std::string index_dataset;  // dataset of the index strings (empty when index_values is set)
+  std::shared_ptr<const std::vector<std::string>> index_values;  // the index, loaded at open
   std::vector<ColumnLayout> columns;  // in column-order
 
   const ColumnLayout* Find(const std::string& name) const;
 };
 
-Result<DataFrameLayout> ReadDataFrameLayout(const io::H5File& file, const std::string& element);
+// `uns` names the group holding `<col>_categories` of a compound dataframe ("" = none).
+Result<DataFrameLayout> ReadDataFrameLayout(const io::H5File& file, const std::string& element,
+                                            const std::string& uns = "");
 
 }  // namespace cellfeed::h5ad

@@ -36,13 +36,15 @@ Status CheckAllChunksWritten(const io::DatasetLayout& d) {
   return Status::OK();
 }
 
-Result<MatrixLayout> ReadCsr(const io::H5File& f, const std::string& e) {
+Result<MatrixLayout> ReadCsr(const io::H5File& f, const std::string& e,
+                             const std::string& shape_attr) {
   MatrixLayout m;
   m.element = e;
   m.encoding = MatrixEncoding::kCsr;
-  CF_ASSIGN_OR_RETURN(auto shape, f.IntListAttribute(e, "shape"));
+  CF_ASSIGN_OR_RETURN(auto shape, f.IntListAttribute(e, shape_attr));
   if (shape.size() != 2 || shape[0] < 0 || shape[1] < 0) {
-    return Status::Invalid(f.path() + ": " + e + ": attribute 'shape' must hold 2 sizes");
+    return Status::Invalid(f.path() + ": " + e + ": attribute '" + shape_attr +
+                           "' must hold 2 sizes");
   }
   m.n_rows = shape[0];
   m.n_cols = shape[1];
@@ -58,6 +60,12 @@ Result<MatrixLayout> ReadCsr(const io::H5File& f, const std::string& e) {
   CF_ASSIGN_OR_RETURN(m.data, f.Describe(e + "/data"));
   CF_ASSIGN_OR_RETURN(m.indices, f.Describe(e + "/indices"));
   CF_ASSIGN_OR_RETURN(m.indptr, f.Describe(e + "/indptr"));
+  return m;
+}
+
+}  // namespace
+
+Status CheckCsrParts(MatrixLayout& m) {
   CF_RETURN_IF_ERROR(CheckNumeric(m.data, false));
   CF_RETURN_IF_ERROR(CheckNumeric(m.indices, true));
   CF_RETURN_IF_ERROR(CheckNumeric(m.indptr, true));
@@ -68,7 +76,7 @@ Result<MatrixLayout> ReadCsr(const io::H5File& f, const std::string& e) {
                            std::to_string(m.n_cols) + ")");
   }
   if (m.data.length() != m.indices.length()) {
-    return Status::Invalid(f.path() + ": " + e + ": data has " + std::to_string(m.data.length()) +
+    return Status::Invalid(m.data.file_path + ": " + m.element + ": data has " + std::to_string(m.data.length()) +
                            " values but indices has " + std::to_string(m.indices.length()) +
                            " (expected one column index per value)");
   }
@@ -78,7 +86,22 @@ Result<MatrixLayout> ReadCsr(const io::H5File& f, const std::string& e) {
   for (const io::DatasetLayout* d : {&m.data, &m.indices, &m.indptr}) {
     CF_RETURN_IF_ERROR(CheckAllChunksWritten(*d));
   }
+  return Status::OK();
+}
+
+namespace {
+
+Result<MatrixLayout> ReadCheckedCsr(const io::H5File& f, const std::string& e,
+                                    const std::string& shape_attr) {
+  CF_ASSIGN_OR_RETURN(auto m, ReadCsr(f, e, shape_attr));
+  CF_RETURN_IF_ERROR(CheckCsrParts(m));
   return m;
+}
+
+std::string CscAdvice(const std::string& where) {
+  return where + ": csc_matrix is not supported (reading a cell from CSC scans every gene's "
+         "column); convert once to csr_matrix: adata = anndata.read_h5ad(path); "
+         "adata.X = adata.X.tocsr(); adata.write_h5ad(path) (see docs/ERRORS.md)";
 }
 
 }  // namespace
@@ -88,19 +111,20 @@ Result<MatrixLayout> ReadMatrixLayout(const io::H5File& f, const std::string& e)
   io::NodeKind kind = f.Kind(e);
   if (kind == io::NodeKind::kMissing) return Status::Invalid(where + ": missing matrix element");
   if (f.HasAttribute(e, "h5sparse_format")) {
-    return Status::Unsupported(where + ": anndata < 0.7 sparse layout (h5sparse_format) is "
-                               "not supported yet");
+    // anndata < 0.7: a group with data/indices/indptr; the format and shape as attributes.
+    CF_ASSIGN_OR_RETURN(auto format, f.StringAttribute(e, "h5sparse_format"));
+    if (format == "csr") return ReadCheckedCsr(f, e, "h5sparse_shape");
+    if (format == "csc") return Status::Unsupported(CscAdvice(where));
+    return Status::Unsupported(where + ": h5sparse_format '" + format +
+                               "' is not supported (csr expected)");
   }
   std::string encoding;
   if (f.HasAttribute(e, "encoding-type")) {
     CF_ASSIGN_OR_RETURN(encoding, f.StringAttribute(e, "encoding-type"));
   }
   if (kind == io::NodeKind::kGroup) {
-    if (encoding == "csr_matrix") return ReadCsr(f, e);
-    if (encoding == "csc_matrix") {
-      return Status::Unsupported(where + ": csc_matrix is not supported yet (cell-wise reads "
-                                 "need csr_matrix; convert with adata.X = adata.X.tocsr())");
-    }
+    if (encoding == "csr_matrix") return ReadCheckedCsr(f, e, "shape");
+    if (encoding == "csc_matrix") return Status::Unsupported(CscAdvice(where));
     return Status::Unsupported(where + ": matrix encoding '" +
                                (encoding.empty() ? std::string("(none)") : encoding) +
                                "' is not supported (csr_matrix or array expected)");

@@ -19,7 +19,12 @@ struct MatrixLayout {
   int64_t nnz() const { return encoding == MatrixEncoding::kCsr ? data.length() : -1; }
 };
 
-// Validates encoding, shape and dtypes; rejects csc_matrix and pre-0.7 layouts clearly.
+// Validates encoding, shape and dtypes. Reads csr_matrix, dense arrays and the anndata
+// < 0.7 h5sparse csr group; rejects csc_matrix with the one-line conversion to use.
 Result<MatrixLayout> ReadMatrixLayout(const io::H5File& file, const std::string& element);
+
+// Checks a CSR layout's parts whatever their storage: 1-D integer indices/indptr,
+// len(indptr) == n_rows + 1, len(data) == len(indices), every chunk written.
+Status CheckCsrParts(MatrixLayout& m);
 
 }  // namespace cellfeed::h5ad

@@ -505,6 +505,134 @@ Result<bool> H5File::BoolAttribute(const std::string& node, const std::string& a
   return v[0] != 0;
 }
 
+Result<std::string> H5File::ReferenceAttribute(const std::string& node,
+                                               const std::string& attr) const {
+  Lock lock(Hdf5Mutex());
+  const std::string where = path_ + ": " + node + " attribute '" + attr + "'";
+  if (!LinkExists(id_, node) ||
+      H5Aexists_by_name(id_, node.c_str(), attr.c_str(), H5P_DEFAULT) <= 0) {
+    return Status::Invalid(where + " is missing");
+  }
+  Hid a(H5Aopen_by_name(id_, node.c_str(), attr.c_str(), H5P_DEFAULT, H5P_DEFAULT));
+  if (!a.valid()) return Status::Invalid(WithReason(where + ": unreadable"));
+  Hid type(H5Aget_type(a.get()));
+  Hid space(H5Aget_space(a.get()));
+  if (H5Tget_class(type.get()) != H5T_REFERENCE || H5Tequal(type.get(), H5T_STD_REF_OBJ) <= 0 ||
+      H5Sget_simple_extent_npoints(space.get()) != 1) {
+    return Status::Invalid(where + ": expected one HDF5 object reference");
+  }
+  hobj_ref_t ref = 0;
+  if (H5Aread(a.get(), H5T_STD_REF_OBJ, &ref) < 0) {
+    return Status::Invalid(WithReason(where + ": unreadable reference"));
+  }
+  Hid target(H5Rdereference2(id_, H5P_DEFAULT, H5R_OBJECT, &ref));
+  if (!target.valid()) {
+    return Status::Invalid(WithReason(where + ": reference to an object that does not exist"));
+  }
+  ssize_t len = H5Iget_name(target.get(), nullptr, 0);
+  if (len <= 0) return Status::Invalid(where + ": the referenced object has no name");
+  std::string name(static_cast<size_t>(len), '\0');
+  H5Iget_name(target.get(), name.data(), static_cast<size_t>(len) + 1);
+  if (!name.empty() && name[0] == '/') name.erase(0, 1);
+  return name;
+}
+
+bool H5File::IsCompoundDataset(const std::string& dataset) const {
+  Lock lock(Hdf5Mutex());
+  if (!LinkExists(id_, dataset)) return false;
+  Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
+  if (!d.valid()) return false;
+  Hid type(H5Dget_type(d.get()));
+  return H5Tget_class(type.get()) == H5T_COMPOUND;
+}
+
+Result<std::vector<H5File::CompoundField>> H5File::ReadCompound(const std::string& dataset) const {
+  Lock lock(Hdf5Mutex());
+  const std::string where = path_ + ": " + dataset;
+  CF_RETURN_IF_ERROR(CheckUnchanged());
+  Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
+  if (!d.valid()) return Status::Invalid(WithReason(where + ": missing"));
+  Hid type(H5Dget_type(d.get()));
+  if (H5Tget_class(type.get()) != H5T_COMPOUND) {
+    return Status::Invalid(where + ": expected a compound dataset");
+  }
+  Hid space(H5Dget_space(d.get()));
+  if (H5Sget_simple_extent_ndims(space.get()) != 1) {
+    return Status::Invalid(where + ": expected a 1-D compound dataset (one record per row)");
+  }
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n < 0) return Status::Invalid(WithReason(where + ": unreadable dataspace"));
+  CF_RETURN_IF_ERROR(CheckPlausibleSize(static_cast<uint64_t>(n),
+                                        std::max<size_t>(H5Tget_size(type.get()), 1),
+                                        identity_.size, where));
+  const int nmembers = H5Tget_nmembers(type.get());
+  if (nmembers < 0) return Status::Invalid(WithReason(where + ": unreadable compound type"));
+  std::vector<CompoundField> fields;
+  for (int i = 0; i < nmembers; ++i) {
+    char* raw_name = H5Tget_member_name(type.get(), static_cast<unsigned>(i));
+    CompoundField field;
+    field.name = raw_name ? raw_name : "";
+    H5free_memory(raw_name);
+    const std::string fwhere = where + " field '" + field.name + "'";
+    Hid mtype(H5Tget_member_type(type.get(), static_cast<unsigned>(i)));
+    if (!mtype.valid()) return Status::Invalid(WithReason(fwhere + ": unreadable type"));
+    const H5T_class_t cls = H5Tget_class(mtype.get());
+    // Memory type: a compound with only this field, so libhdf5 picks it out by name.
+    auto read_field = [&](hid_t mem_member, size_t size, void* buf) -> Status {
+      Hid mem(H5Tcreate(H5T_COMPOUND, size));
+      if (!mem.valid() || H5Tinsert(mem.get(), field.name.c_str(), 0, mem_member) < 0 ||
+          (n > 0 && H5Dread(d.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)) {
+        return Status::Invalid(WithReason(fwhere + ": unreadable"));
+      }
+      return Status::OK();
+    };
+    if (cls == H5T_STRING) {
+      field.is_string = true;
+      const bool vlen = H5Tis_variable_str(mtype.get()) > 0;
+      const size_t width = vlen ? sizeof(char*) : H5Tget_size(mtype.get());
+      Hid smem(H5Tcopy(H5T_C_S1));
+      H5Tset_size(smem.get(), vlen ? H5T_VARIABLE : width);
+      H5Tset_cset(smem.get(), H5Tget_cset(mtype.get()));
+      if (!vlen) H5Tset_strpad(smem.get(), H5T_STR_NULLPAD);
+      std::vector<char> buf(static_cast<size_t>(n) * width + 1, 0);
+      CF_RETURN_IF_ERROR(read_field(smem.get(), width, buf.data()));
+      field.strings.reserve(static_cast<size_t>(n));
+      for (hssize_t r = 0; r < n; ++r) {
+        const char* p = buf.data() + static_cast<size_t>(r) * width;
+        if (vlen) {
+          char* s;
+          std::memcpy(&s, p, sizeof(s));
+          field.strings.emplace_back(s ? s : "");
+          free(s);
+        } else {
+          field.strings.emplace_back(p, strnlen(p, width));
+        }
+      }
+      fields.push_back(std::move(field));
+      continue;
+    }
+    if (cls == H5T_ARRAY) {
+      return Status::Unsupported(fwhere + ": holds an array per row; dataframe columns must "
+                                 "hold one number or string per row");
+    }
+    auto dtype = MapType(mtype.get(), fwhere);
+    if (!dtype.ok()) return dtype.status();
+    field.dtype = dtype.value();
+    const size_t esize = DTypeSize(field.dtype);
+    field.values.resize(static_cast<size_t>(n) * esize);
+    if (field.dtype == DType::kBool) {
+      // numpy bool: a 1-byte enum; read the enum itself and keep its byte.
+      Hid native(H5Tget_native_type(mtype.get(), H5T_DIR_ASCEND));
+      CF_RETURN_IF_ERROR(read_field(native.get(), 1, field.values.data()));
+      for (uint8_t& b : field.values) b = b != 0;
+    } else {
+      CF_RETURN_IF_ERROR(read_field(NativeTypeFor(field.dtype), esize, field.values.data()));
+    }
+    fields.push_back(std::move(field));
+  }
+  return fields;
+}
+
 bool H5File::IsStringDataset(const std::string& dataset) const {
   Lock lock(Hdf5Mutex());
   Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));

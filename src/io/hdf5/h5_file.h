@@ -51,6 +51,21 @@ class H5File {
   Result<std::vector<int64_t>> IntListAttribute(const std::string& node,
                                                 const std::string& attr) const;
   Result<bool> BoolAttribute(const std::string& node, const std::string& attr) const;
+  // The path of the object an object-reference attribute points to (anndata 0.7 stores a
+  // categorical column's categories as a reference to obs/__categories/<col>).
+  Result<std::string> ReferenceAttribute(const std::string& node, const std::string& attr) const;
+  // The fields of a 1-D compound dataset (anndata < 0.7 obs/var), read whole: numeric and
+  // bool fields as their own dtype, string fields as strings. Fields that are neither
+  // (arrays, nested compounds) are refused, naming the field.
+  struct CompoundField {
+    std::string name;
+    bool is_string = false;
+    DType dtype = DType::kFloat64;
+    std::vector<uint8_t> values;  // numeric / bool fields
+    std::vector<std::string> strings;  // string fields
+  };
+  Result<std::vector<CompoundField>> ReadCompound(const std::string& dataset) const;
+  bool IsCompoundDataset(const std::string& dataset) const;
 
   Result<DatasetLayout> Describe(const std::string& dataset) const;
   bool IsStringDataset(const std::string& dataset) const;
