@@ -20,6 +20,7 @@
 #include "cellfeed/collection.h"
 #include "cellfeed/plan.h"
 #include "cellfeed/status.h"
+#include "cellfeed/transform.h"
 
 namespace cellfeed {
 
@@ -35,6 +36,9 @@ struct LoaderOptions {
   // fetches k with k % num_workers == worker_id.
   int worker_id = 0;
   int num_workers = 1;
+  // Model inputs computed on the producer threads over each whole fetch (null = none);
+  // each cell's randomness is keyed by (sampling.seed, epoch, cell key, purpose).
+  std::shared_ptr<const transform::Pipeline> transform;
 };
 
 // Rows [row_begin, row_end) of a decoded fetch: batches share their fetch's buffers.
@@ -44,6 +48,8 @@ struct Batch {
   int64_t row_begin = 0, row_end = 0;
   std::shared_ptr<const std::vector<int64_t>> fetch_rows;  // global row ids, fetch order
   std::shared_ptr<const std::vector<Column>> fetch_obs;    // one per obs column
+  // LoaderOptions::transform's outputs for the whole fetch (rows as in `fetch`), or null.
+  std::shared_ptr<const transform::Outputs> fetch_inputs;
   int64_t size() const { return row_end - row_begin; }
 };
 

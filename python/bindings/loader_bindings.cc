@@ -14,6 +14,8 @@
 
 namespace cellfeed::python {
 
+nb::object InputsToPython(const Batch& b);  // transform_bindings.cc
+
 namespace {
 
 // A writable view of `n` elements at `ptr`, keeping `keep` alive while numpy uses it.
@@ -86,7 +88,7 @@ nb::object BatchToPython(const Batch& b, bool dense) {
                                   b.fetch_rows));
   nb::dict obs;
   for (const Column& c : *b.fetch_obs) obs[c.info.name.c_str()] = ColumnSlice(c, b.row_begin, b.row_end, b.fetch_obs);
-  return nb::make_tuple(b.index, X, rows, obs);
+  return nb::make_tuple(b.index, X, rows, obs, InputsToPython(b));
 }
 
 }  // namespace
@@ -98,7 +100,8 @@ void BindLoader(nb::module_& m) {
           [](std::shared_ptr<Collection> collection, int64_t batch_size, int64_t block_size,
              int64_t fetch_factor, bool shuffle, uint64_t seed, bool drop_last, int rank,
              int world_size, const std::string& remainder, std::vector<std::string> obs_columns,
-             int prefetch, int worker_id, int num_workers, bool chunk_blocks) {
+             int prefetch, int worker_id, int num_workers, bool chunk_blocks,
+             std::shared_ptr<transform::Pipeline> inputs) {
             LoaderOptions o;
             o.sampling.batch_size = batch_size;
             o.sampling.block_size = block_size;
@@ -120,13 +123,14 @@ void BindLoader(nb::module_& m) {
             o.prefetch = prefetch;
             o.worker_id = worker_id;
             o.num_workers = num_workers;
+            o.transform = std::move(inputs);
             return ValueOrThrow(Loader::Make(std::move(collection), o));
           },
           nb::arg("collection"), nb::arg("batch_size"), nb::arg("block_size"),
           nb::arg("fetch_factor"), nb::arg("shuffle"), nb::arg("seed"), nb::arg("drop_last"),
           nb::arg("rank"), nb::arg("world_size"), nb::arg("remainder"), nb::arg("obs_columns"),
           nb::arg("prefetch"), nb::arg("worker_id"), nb::arg("num_workers"),
-          nb::arg("chunk_blocks") = false)
+          nb::arg("chunk_blocks") = false, nb::arg("inputs") = nb::none())
       .def_prop_ro("num_batches", &Loader::num_batches)
       .def("start",
            [](Loader& l, int64_t epoch, int64_t start_batch) {

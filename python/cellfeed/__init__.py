@@ -7,5 +7,8 @@ this package converts types and releases the GIL while the engine works.
 from ._version import __version__
 from .collection import Collection, open, read_gene_list
 from .loader import Batch, Loader
+from . import inputs, vocab
+from .vocab import map_genes
 
-__all__ = ["Batch", "Collection", "Loader", "open", "read_gene_list", "__version__"]
+__all__ = ["Batch", "Collection", "Loader", "inputs", "map_genes", "open", "read_gene_list", "vocab",
+           "__version__"]

@@ -47,6 +47,7 @@ class Batch:
     obs: dict
     rows: np.ndarray
     index: int  # position of this batch in the rank's epoch
+    inputs: dict | None = None  # Loader(inputs=...): the model tensors (cellfeed.inputs)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -84,13 +85,20 @@ def _distributed_defaults(rank, world_size):
     return (0 if rank is None else int(rank)), (1 if world_size is None else int(world_size))
 
 
+def _check_inputs(inputs):
+    from .inputs import Pipeline
+    if inputs is not None and not isinstance(inputs, Pipeline):
+        raise TypeError("inputs must be a cellfeed.inputs.Pipeline (e.g. cellfeed.inputs.aido_cell_rda())")
+    return inputs
+
+
 class Loader(_Base):
     def __init__(self, paths_or_collection, batch_size: int = 64, block_size: int | str = 4,
                  fetch_factor: int = 16, shuffle: bool = True, seed: int = 0, obs=(),
                  drop_last: bool = False, rank: int | None = None, world_size: int | None = None,
                  threads: int | None = None, layer: str | None = None, join="inner",
                  output: str = "scipy", remainder: str = "pad", prefetch: int = 2,
-                 transform=None, values: str = "finite"):
+                 transform=None, values: str = "finite", inputs=None):
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         if isinstance(paths_or_collection, Collection):
@@ -116,6 +124,7 @@ class Loader(_Base):
         if transform is not None and not callable(transform):
             raise TypeError("transform must be callable (Batch -> anything)")
         self.transform = transform
+        self.inputs = _check_inputs(inputs)
         self._epoch_cell = _EpochCell(0)
         self._resume_batch = 0
         self._yielded = 0
@@ -195,7 +204,10 @@ class Loader(_Base):
             1 if self.block_size == "chunk" else self.block_size, self.fetch_factor,
             self.shuffle, self.seed, self.drop_last, self.rank, self.world_size,
             self.remainder, self.obs_columns, self.prefetch, worker_id, num_workers,
-            chunk_blocks=self.block_size == "chunk")
+            chunk_blocks=self.block_size == "chunk", inputs=self._inputs_engine())
+
+    def _inputs_engine(self):
+        return None if self.inputs is None else self.inputs.build(self._collection)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -228,8 +240,9 @@ class Loader(_Base):
                 item = engine.next(self.output)
                 if item is None:
                     return
-                index, X, rows, obs = item
-                batch = Batch(self._convert(X), self._convert_obs(obs), rows, index)
+                index, X, rows, obs, inputs = item
+                batch = Batch(self._convert(X), self._convert_obs(obs), rows, index,
+                              None if inputs is None else self.inputs.convert(inputs))
                 if self.transform is not None:
                     # Raises out of this generator: `finally` stops and joins the engine.
                     batch = self.transform(batch)
