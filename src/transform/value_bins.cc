@@ -26,10 +26,11 @@ namespace {
 
 enum { kIds, kValues, kMasked, kAttention, kLength };
 
-// numpy.quantile(v, q, method="linear") of sorted v (numpy >= 1.22 arithmetic).
+// numpy.quantile(v, q, method="linear") of sorted v, with numpy's arithmetic: virtual
+// index (n - 1) q, its floor and fraction, and numpy's two-sided lerp.
 double Quantile(const std::vector<double>& v, double q) {
   const double n = static_cast<double>(v.size());
-  double virt = n * q + (1.0 + q * (1.0 - 1.0 - 1.0)) - 1.0;
+  const double virt = (n - 1) * q;  // numpy's virtual index of the "linear" method
   double prev = std::floor(virt);
   const double gamma = virt - prev;
   const double last = n - 1;
