@@ -99,6 +99,11 @@ class Collection {
   Result<std::vector<std::string>> ObsNames(
       std::optional<std::span<const int64_t>> rows = std::nullopt) const;
   Result<Column> Var(const std::string& column) const;
+  // File `file`'s own genes, in its order: identifiers (its var names when `column` is
+  // "", else that string or categorical var column) and the collection column holding
+  // each gene (-1 = dropped by the join). For mapping files onto a vocabulary.
+  Result<std::vector<std::string>> FileGeneIds(size_t file, const std::string& column) const;
+  std::vector<int32_t> FileGeneColumns(size_t file) const;
 
   // The first global row of every run of rows whose values start in the same storage
   // chunk of X (one block per chunk, for SamplingConfig::chunk_blocks). Reads each

@@ -21,6 +21,7 @@
 #include "cellfeed/corpus.h"
 #include "cellfeed/plan.h"
 #include "cellfeed/status.h"
+#include "cellfeed/transform.h"
 
 namespace cellfeed {
 
@@ -40,6 +41,9 @@ struct LoaderOptions {
   // stream: the epoch's cells are then the corpus's lanes for (split, epoch).
   std::shared_ptr<const Corpus> corpus;
   std::string split = "train";
+  // Model inputs computed on the producer threads over each whole fetch (null = none);
+  // each cell's randomness is keyed by (sampling.seed, epoch, cell key, purpose).
+  std::shared_ptr<const transform::Pipeline> transform;
 };
 
 // Rows [row_begin, row_end) of a decoded fetch: batches share their fetch's buffers.
@@ -51,6 +55,8 @@ struct Batch {
   std::shared_ptr<const std::vector<Column>> fetch_obs;    // one per obs column
   // With a corpus: the declared source of each fetch row (same order as fetch_rows).
   std::shared_ptr<const std::vector<int32_t>> fetch_sources;
+  // LoaderOptions::transform's outputs for the whole fetch (rows as in `fetch`), or null.
+  std::shared_ptr<const transform::Outputs> fetch_inputs;
   int64_t size() const { return row_end - row_begin; }
 };
 

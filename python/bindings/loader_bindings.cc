@@ -14,6 +14,8 @@
 
 namespace cellfeed::python {
 
+nb::object InputsToPython(const Batch& b);  // transform_bindings.cc
+
 namespace {
 
 // A writable view of `n` elements at `ptr`, keeping `keep` alive while numpy uses it.
@@ -90,7 +92,7 @@ nb::object BatchToPython(const Batch& b, bool dense) {
   if (b.fetch_sources) {
     sources = nb::cast(View(b.fetch_sources->data() + b.row_begin, static_cast<size_t>(n), b.fetch_sources));
   }
-  return nb::make_tuple(b.index, X, rows, obs, sources);
+  return nb::make_tuple(b.index, X, rows, obs, sources, InputsToPython(b));
 }
 
 }  // namespace
@@ -103,7 +105,8 @@ void BindLoader(nb::module_& m) {
              int64_t fetch_factor, bool shuffle, uint64_t seed, bool drop_last, int rank,
              int world_size, const std::string& remainder, std::vector<std::string> obs_columns,
              int prefetch, int worker_id, int num_workers, bool chunk_blocks,
-             std::shared_ptr<Corpus> corpus, const std::string& split) {
+             std::shared_ptr<Corpus> corpus, const std::string& split,
+             std::shared_ptr<transform::Pipeline> inputs) {
             LoaderOptions o;
             o.sampling.batch_size = batch_size;
             o.sampling.block_size = block_size;
@@ -127,6 +130,7 @@ void BindLoader(nb::module_& m) {
             o.num_workers = num_workers;
             o.corpus = std::move(corpus);
             o.split = split;
+            o.transform = std::move(inputs);
             return ValueOrThrow(Loader::Make(std::move(collection), o));
           },
           nb::arg("collection"), nb::arg("batch_size"), nb::arg("block_size"),
@@ -134,7 +138,7 @@ void BindLoader(nb::module_& m) {
           nb::arg("rank"), nb::arg("world_size"), nb::arg("remainder"), nb::arg("obs_columns"),
           nb::arg("prefetch"), nb::arg("worker_id"), nb::arg("num_workers"),
           nb::arg("chunk_blocks") = false, nb::arg("corpus").none() = nb::none(),
-          nb::arg("split") = "train")
+          nb::arg("split") = "train", nb::arg("inputs") = nb::none())
       .def_prop_ro("num_batches", &Loader::num_batches)
       .def("source_cells_of_rank", &Loader::SourceCellsOfRank, nb::arg("epoch"))
       .def("batch_source_counts",

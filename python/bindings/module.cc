@@ -7,6 +7,7 @@ namespace cellfeed::python {
 void BindCollection(nb::module_& m);
 void BindLoader(nb::module_& m);
 void BindCorpus(nb::module_& m);
+void BindTransform(nb::module_& m);
 }
 
 NB_MODULE(_cellfeed, m) {
@@ -26,4 +27,5 @@ NB_MODULE(_cellfeed, m) {
   cellfeed::python::BindCollection(m);
   cellfeed::python::BindLoader(m);
   cellfeed::python::BindCorpus(m);
+  cellfeed::python::BindTransform(m);
 }

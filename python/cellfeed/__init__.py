@@ -9,6 +9,8 @@ from .collection import Collection, open, read_gene_list
 from .corpus import Corpus, Source, Split
 from .loader import Batch, Loader
 from .qc import qc_metrics
+from . import inputs, vocab
+from .vocab import map_genes
 
-__all__ = ["Batch", "Collection", "Corpus", "Loader", "Source", "Split", "open", "qc_metrics",
-           "read_gene_list", "__version__"]
+__all__ = ["Batch", "Collection", "Corpus", "Loader", "Source", "Split", "inputs", "map_genes", "open",
+           "qc_metrics", "read_gene_list", "vocab", "__version__"]

@@ -51,6 +51,7 @@ class Batch:
     index: int  # position of this batch in the rank's epoch
     # With a corpus: the index of each cell's declared source (loader.source_names).
     source: Any = None
+    inputs: dict | None = None  # Loader(inputs=...): the model tensors (cellfeed.inputs)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -88,13 +89,20 @@ def _distributed_defaults(rank, world_size):
     return (0 if rank is None else int(rank)), (1 if world_size is None else int(world_size))
 
 
+def _check_inputs(inputs):
+    from .inputs import Pipeline
+    if inputs is not None and not isinstance(inputs, Pipeline):
+        raise TypeError("inputs must be a cellfeed.inputs.Pipeline (e.g. cellfeed.inputs.aido_cell_rda())")
+    return inputs
+
+
 class Loader(_Base):
     def __init__(self, paths_or_collection, batch_size: int = 64, block_size: int | str = 4,
                  fetch_factor: int = 16, shuffle: bool = True, seed: int = 0, obs=(),
                  drop_last: bool = False, rank: int | None = None, world_size: int | None = None,
                  threads: int | None = None, layer: str | None = None, join="inner",
                  output: str = "scipy", remainder: str = "pad", prefetch: int = 2,
-                 transform=None, values: str = "finite", split: str = "train"):
+                 transform=None, values: str = "finite", split: str = "train", inputs=None):
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         self.corpus = None
@@ -129,6 +137,7 @@ class Loader(_Base):
         if transform is not None and not callable(transform):
             raise TypeError("transform must be callable (Batch -> anything)")
         self.transform = transform
+        self.inputs = _check_inputs(inputs)
         self._epoch_cell = _EpochCell(0)
         self._resume_batch = 0
         self._yielded = 0
@@ -217,7 +226,11 @@ class Loader(_Base):
             self.shuffle, self.seed, self.drop_last, self.rank, self.world_size,
             self.remainder, self.obs_columns, self.prefetch, worker_id, num_workers,
             chunk_blocks=self.block_size == "chunk",
-            corpus=None if self.corpus is None else self.corpus._engine, split=self.split)
+            corpus=None if self.corpus is None else self.corpus._engine, split=self.split,
+            inputs=self._inputs_engine())
+
+    def _inputs_engine(self):
+        return None if self.inputs is None else self.inputs.build(self._collection)
 
     def _reopen(self) -> None:
         """Opens the files again in this process (a DataLoader worker, an unpickled copy)."""
@@ -258,8 +271,9 @@ class Loader(_Base):
                 item = engine.next(self.output)
                 if item is None:
                     return
-                index, X, rows, obs, sources = item
-                batch = Batch(self._convert(X), self._convert_obs(obs), rows, index, sources)
+                index, X, rows, obs, sources, inputs = item
+                batch = Batch(self._convert(X), self._convert_obs(obs), rows, index, sources,
+                              None if inputs is None else self.inputs.convert(inputs))
                 if sources is not None:
                     self._count_delivered(index, sources)
                 if self.transform is not None:

@@ -7,6 +7,7 @@
 
 #include "exec/ordered_window.h"
 #include "exec/matrix_pool.h"
+#include "exec/recycle_pool.h"
 
 namespace cellfeed {
 
@@ -18,6 +19,12 @@ struct DecodedFetch {
   Status status;
   std::vector<Batch> batches;
 };
+
+// The 64-bit key each fetch row's transform randomness derives from: the global row id
+// for now (a copy index of upsampled cells can be mixed in here later).
+std::vector<uint64_t> CellKeys(const std::vector<int64_t>& rows) {
+  return std::vector<uint64_t>(rows.begin(), rows.end());
+}
 
 }  // namespace
 
@@ -36,6 +43,8 @@ struct Loader::Impl {
   int64_t first_fetch = 0, skip_batches = 0;
   exec::OrderedWindow<DecodedFetch> window;
   std::shared_ptr<exec::MatrixPool> matrices;
+  std::shared_ptr<exec::RecyclePool<transform::Outputs>> inputs;  // LoaderOptions::transform
+  int64_t epoch = 0;
   std::mutex lifecycle;  // Start/Stop may come from different threads
   std::vector<std::thread> producers;
   int num_producers = 1;
@@ -47,12 +56,17 @@ struct Loader::Impl {
 
   // Fetch buffers in use at once: `depth` claimed or waiting, one being consumed, one
   // whose last batch the consumer may still hold.
-  explicit Impl(int depth) : window(depth), matrices(exec::MatrixPool::Make(depth + 2)) {}
+  explicit Impl(int depth)
+      : window(depth),
+        matrices(exec::MatrixPool::Make(depth + 2)),
+        inputs(exec::RecyclePool<transform::Outputs>::Make(depth + 2)) {}
 
   void Produce();
   Result<EpochPlan> MakePlan(int64_t epoch, std::shared_ptr<const EpochSelection>* lanes) const;
   bool ReadInParallel() const;
   Result<DecodedFetch> DecodeFetch(const Fetch& fetch, int64_t skip_batches) const;
+  Result<std::shared_ptr<const transform::Outputs>> TransformFetch(
+      const CsrMatrix& X, const std::vector<int64_t>& rows) const;
   void StopProducers() {
     std::lock_guard<std::mutex> lock(lifecycle);
     window.Close();
@@ -77,6 +91,10 @@ Result<DecodedFetch> Loader::Impl::DecodeFetch(const Fetch& fetch, int64_t skip_
     for (int32_t p : b) rows->push_back(fetch.rows[static_cast<size_t>(p)]);
   std::unique_ptr<CsrMatrix> X = matrices->Take();
   CF_RETURN_IF_ERROR(collection->ReadInto(*rows, *X, ReadInParallel()));
+  std::shared_ptr<const transform::Outputs> inputs_out;
+  if (options.transform) {
+    CF_ASSIGN_OR_RETURN(inputs_out, TransformFetch(*X, *rows));
+  }
   auto matrix = matrices->Share(std::move(X));
   auto obs = std::make_shared<std::vector<Column>>();
   for (const std::string& name : options.obs_columns) {
@@ -105,11 +123,23 @@ Result<DecodedFetch> Loader::Impl::DecodeFetch(const Fetch& fetch, int64_t skip_
       b.fetch_rows = rows;
       b.fetch_obs = obs;
       b.fetch_sources = sources;
+      b.fetch_inputs = inputs_out;
       out.batches.push_back(std::move(b));
     }
     begin += n;
   }
   return out;
+}
+
+// The fetch's model inputs, over all its rows (already in batch order), into recycled
+// buffers.
+Result<std::shared_ptr<const transform::Outputs>> Loader::Impl::TransformFetch(
+    const CsrMatrix& X, const std::vector<int64_t>& rows) const {
+  std::unique_ptr<transform::Outputs> out = inputs->Take();
+  const std::vector<uint64_t> keys = CellKeys(rows);
+  transform::FetchCells cells{rows, keys, options.sampling.seed, epoch};
+  CF_RETURN_IF_ERROR(options.transform->Run(X, cells, *out));
+  return inputs->Share(std::move(out));
 }
 
 // Each producer decodes whole fetches; with several, one fetch's serial work (planning,
@@ -235,6 +265,7 @@ Status Loader::Start(int64_t epoch, int64_t start_batch) {
   }
   m.plan = std::move(plan);
   m.selection = std::move(lanes);
+  m.epoch = epoch;
   int64_t first_fetch = m.plan->num_fetches(), skip = 0;
   if (start_batch < m.plan->num_batches()) {
     first_fetch = m.plan->FetchOfBatch(start_batch);

@@ -1,0 +1,67 @@
+// One cell on its way through a Pipeline: its values on the vocabulary (sorted ids,
+// duplicates summed), the raw copy kept as the training target, and its totals. Steps
+// change the values in place; output stages read them.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "cellfeed/status.h"
+#include "cellfeed/transform.h"
+
+namespace cellfeed::transform {
+
+struct CellState {
+  int64_t row = 0;        // global row id
+  size_t file = 0;
+  uint64_t key = 0;       // the cell's randomness key
+  std::vector<int32_t> idx;     // vocabulary ids, ascending, unique
+  std::vector<double> x;        // values (zeros may appear after thinning)
+  std::vector<double> target;   // raw values, same ids, when has_target
+  bool has_target = false;
+  bool downsampled = false;
+  double raw_total = 0;   // counts over the vocabulary genes, as read
+  double total = 0;       // counts over the vocabulary genes, after thinning
+  double all_total = 0;   // counts over every collection column of the row, as read
+};
+
+// What a step needs besides the cell.
+struct StepContext {
+  uint64_t seed = 0;
+  int64_t epoch = 0;
+  uint64_t step_index = 0;
+};
+
+void ApplyThin(const Thin& s, const StepContext& ctx, CellState& c);
+void ApplyRda(const RdaDownsample& s, const StepContext& ctx, CellState& c);
+void ApplyNormalizeTotal(const NormalizeTotal& s, CellState& c);
+void ApplyLog1p(CellState& c);
+void ApplyClip(const Clip& s, CellState& c);
+
+// Output stages: Layout sizes the tensors for n rows (reusing their buffers), Write fills
+// row i. `present` is the cell's file's presence mask over the vocabulary.
+struct StageContext {
+  const GeneMap* map = nullptr;
+  uint64_t seed = 0;
+  int64_t epoch = 0;
+  bool has_target = false;
+};
+
+void LayoutDense(const DenseOutput& o, const StageContext& ctx, int64_t n, Outputs& out);
+void WriteDense(const DenseOutput& o, const StageContext& ctx, const CellState& c, int64_t i,
+                Outputs& out);
+void LayoutRank(const RankOutput& o, const StageContext& ctx, int64_t n, Outputs& out);
+void WriteRank(const RankOutput& o, const StageContext& ctx, const CellState& c, int64_t i,
+               Outputs& out);
+void LayoutBinned(const BinnedOutput& o, const StageContext& ctx, int64_t n, Outputs& out);
+void WriteBinned(const BinnedOutput& o, const StageContext& ctx, const CellState& c, int64_t i,
+                 Outputs& out);
+
+// Geneformer-style masked-token labels over tokens [begin, end) of one row (tokens.h).
+void MaskTokens(const RankOutput& o, int64_t vocab_size, uint64_t stream_key, int64_t* ids,
+                int64_t* labels, int64_t begin, int64_t end);
+
+// Sets a tensor's name, type and shape, reusing its buffer.
+void ShapeTensor(Tensor& t, const char* name, TensorType type, std::vector<int64_t> shape);
+
+}  // namespace cellfeed::transform

@@ -1,0 +1,226 @@
+// A Pipeline: gather each cell of a fetch onto the vocabulary, run the steps, write the
+// output stage's row. Rows are independent, so the result of a cell depends only on its
+// values, its file, its key and (seed, epoch): never on the fetch it came in.
+//
+// Gathering maps each stored value through its file's column -> vocabulary map, sorts by
+// vocabulary id when the map does not preserve order and sums the values that land on
+// one id. Pipelines that draw counts (Thin, RdaDownsample) first check that every value
+// of the cell is a non-negative integer, naming file, row and gene when one is not.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "transform/cell_state.h"
+
+namespace cellfeed::transform {
+
+size_t TensorTypeSize(TensorType t) {
+  switch (t) {
+    case TensorType::kFloat32: return 4;
+    case TensorType::kBFloat16: return 2;
+    case TensorType::kInt64: return 8;
+    case TensorType::kBool: return 1;
+  }
+  return 1;
+}
+
+std::string TensorTypeName(TensorType t) {
+  switch (t) {
+    case TensorType::kFloat32: return "float32";
+    case TensorType::kBFloat16: return "bfloat16";
+    case TensorType::kInt64: return "int64";
+    case TensorType::kBool: return "bool";
+  }
+  return "?";
+}
+
+int64_t Tensor::row_bytes() const {
+  int64_t n = static_cast<int64_t>(TensorTypeSize(type));
+  for (size_t d = 1; d < shape.size(); ++d) n *= shape[d];
+  return n;
+}
+
+const Tensor* Outputs::Find(const std::string& name) const {
+  for (const Tensor& t : tensors)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+void ShapeTensor(Tensor& t, const char* name, TensorType type, std::vector<int64_t> shape) {
+  if (t.name != name) t.name = name;
+  t.type = type;
+  t.shape = std::move(shape);
+  int64_t bytes = static_cast<int64_t>(TensorTypeSize(type));
+  for (int64_t d : t.shape) bytes *= d;
+  ResizeForOverwrite(t.data, static_cast<size_t>(bytes));
+}
+
+struct Pipeline::Impl {
+  GeneMap map;
+  PipelineSpec spec;
+  bool needs_counts = false;
+  bool has_target = false;
+};
+
+Pipeline::Pipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Pipeline::~Pipeline() = default;
+const GeneMap& Pipeline::gene_map() const { return impl_->map; }
+const PipelineSpec& Pipeline::spec() const { return impl_->spec; }
+
+Result<std::shared_ptr<const Pipeline>> Pipeline::Make(GeneMap map, PipelineSpec spec) {
+  auto impl = std::make_unique<Impl>();
+  int rda = 0;
+  bool thins = false;
+  for (const Step& s : spec.steps) {
+    if (auto* t = std::get_if<Thin>(&s)) {
+      thins = true;
+      if (!(t->fraction >= 0 && t->fraction <= 1))
+        return Status::Invalid("Thin: fraction must be in [0, 1], got " + std::to_string(t->fraction));
+      if (t->target_total < 0) return Status::Invalid("Thin: target_total must be >= 0");
+    } else if (auto* r = std::get_if<RdaDownsample>(&s)) {
+      ++rda;
+      thins = true;
+      if (!(r->probability >= 0 && r->probability <= 1))
+        return Status::Invalid("RdaDownsample: probability must be in [0, 1]");
+      if (r->beta_a < 1 || r->beta_b < 1 || r->beta_a + r->beta_b > 65)
+        return Status::Invalid("RdaDownsample: beta_a, beta_b must be integers >= 1 (a + b <= 65)");
+    } else if (auto* n = std::get_if<NormalizeTotal>(&s)) {
+      if (!(n->target > 0)) return Status::Invalid("NormalizeTotal: target must be > 0");
+    } else if (auto* c = std::get_if<Clip>(&s)) {
+      if (!(c->min <= c->max)) return Status::Invalid("Clip: min must be <= max");
+    }
+  }
+  if (rda > 1) return Status::Invalid("a pipeline holds at most one RdaDownsample step");
+  impl->needs_counts = thins;
+  impl->has_target = rda == 1;
+  if (auto* d = std::get_if<DenseOutput>(&spec.output)) {
+    if (d->mask && !(d->value_mask.nonzero >= 0 && d->value_mask.nonzero <= 1 &&
+                     d->value_mask.zero >= 0 && d->value_mask.zero <= 1))
+      return Status::Invalid("ValueMask: fractions must be in [0, 1]");
+  } else if (auto* r = std::get_if<RankOutput>(&spec.output)) {
+    if (r->version != 1 && r->version != 2) return Status::Invalid("RankOutput: version must be 1 or 2");
+    if (static_cast<int64_t>(r->medians.size()) != map.vocab_size)
+      return Status::Invalid("RankOutput: one median per vocabulary entry (" +
+                             std::to_string(map.vocab_size) + "), got " +
+                             std::to_string(r->medians.size()));
+    if (r->max_tokens < 0 || (r->max_tokens > 0 && r->max_tokens < (r->version == 1 ? 1 : 3)))
+      return Status::Invalid("RankOutput: max_tokens too small");
+    if (r->n_counts_all_genes && thins)
+      return Status::Invalid("RankOutput: n_counts over all genes cannot follow thinning "
+                             "(only the vocabulary genes are thinned); use n_counts='mapped'");
+    if (r->first_gene_id < 0 || r->first_gene_id >= map.vocab_size)
+      return Status::Invalid("RankOutput: first_gene_id outside the vocabulary");
+    if (!(r->mlm_probability >= 0 && r->mlm_probability <= 1 && r->mask_fraction >= 0 &&
+          r->random_fraction >= 0 && r->mask_fraction + r->random_fraction <= 1))
+      return Status::Invalid("RankOutput: MLM fractions must be probabilities summing to <= 1");
+  } else if (auto* b = std::get_if<BinnedOutput>(&spec.output)) {
+    if (b->n_bins < 3) return Status::Invalid("BinnedOutput: n_bins must be >= 3");
+    if (b->max_length < 2) return Status::Invalid("BinnedOutput: max_length must be >= 2");
+    if (!(b->mask_ratio >= 0 && b->mask_ratio <= 1))
+      return Status::Invalid("BinnedOutput: mask_ratio must be in [0, 1]");
+  }
+  impl->map = std::move(map);
+  impl->spec = std::move(spec);
+  return std::shared_ptr<const Pipeline>(new Pipeline(std::move(impl)));
+}
+
+namespace {
+
+std::string FormatValue(float v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(v));
+  return buf;
+}
+
+}  // namespace
+
+Status Pipeline::Run(const CsrMatrix& X, const FetchCells& cells, Outputs& out) const {
+  const Impl& m = *impl_;
+  const int64_t n = X.n_rows;
+  if (static_cast<int64_t>(cells.rows.size()) != n || static_cast<int64_t>(cells.keys.size()) != n)
+    return Status::Invalid("Pipeline::Run: one row id and one key per row of the fetch");
+  if (X.n_cols != m.map.n_cols)
+    return Status::Invalid("Pipeline::Run: the fetch has " + std::to_string(X.n_cols) +
+                           " columns, the gene map " + std::to_string(m.map.n_cols));
+  StageContext sctx{&m.map, cells.seed, cells.epoch, m.has_target};
+  std::visit(
+      [&](const auto& o) {
+        using T = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<T, DenseOutput>) LayoutDense(o, sctx, n, out);
+        if constexpr (std::is_same_v<T, RankOutput>) LayoutRank(o, sctx, n, out);
+        if constexpr (std::is_same_v<T, BinnedOutput>) LayoutBinned(o, sctx, n, out);
+      },
+      m.spec.output);
+
+  thread_local CellState c;
+  thread_local std::vector<std::pair<int32_t, double>> pairs;
+  for (int64_t i = 0; i < n; ++i) {
+    c.row = cells.rows[static_cast<size_t>(i)];
+    c.key = cells.keys[static_cast<size_t>(i)];
+    c.file = m.map.FileOf(c.row);
+    const int32_t* to_vocab = m.map.column_to_vocab[c.file].data();
+    pairs.clear();
+    c.all_total = 0;
+    bool sorted = true;
+    int32_t last = -1;
+    for (int64_t o = X.indptr[i]; o < X.indptr[i + 1]; ++o) {
+      const float v = X.data[static_cast<size_t>(o)];
+      const int32_t col = X.indices[static_cast<size_t>(o)];
+      if (m.needs_counts && !(v >= 0 && v == std::floor(v))) {
+        return Status::Invalid(
+            m.map.files[c.file] + ": X row " + std::to_string(c.row - m.map.file_offsets[c.file]) +
+            ", gene '" + m.map.col_names[static_cast<size_t>(col)] + "' holds " + FormatValue(v) +
+            ", expected a non-negative integer count: binomial thinning and read-depth "
+            "downsampling need raw counts (open the counts layer, e.g. layer='counts')");
+      }
+      c.all_total += v;
+      const int32_t g = to_vocab[col];
+      if (g < 0) continue;
+      sorted = sorted && g > last;
+      last = std::max(last, g);
+      pairs.emplace_back(g, v);
+    }
+    if (!sorted) std::sort(pairs.begin(), pairs.end(), [](auto& a, auto& b) { return a.first < b.first; });
+    c.idx.clear();
+    c.x.clear();
+    c.raw_total = 0;
+    for (const auto& [g, v] : pairs) {
+      if (!c.idx.empty() && c.idx.back() == g) {
+        c.x.back() += v;  // several file genes on one vocabulary gene: summed
+      } else {
+        c.idx.push_back(g);
+        c.x.push_back(v);
+      }
+      c.raw_total += v;
+    }
+    c.total = c.raw_total;
+    c.has_target = false;
+    c.downsampled = false;
+    c.target.clear();
+    uint64_t step_index = 0;
+    for (const Step& s : m.spec.steps) {
+      StepContext ctx{cells.seed, cells.epoch, step_index++};
+      std::visit(
+          [&](const auto& st) {
+            using T = std::decay_t<decltype(st)>;
+            if constexpr (std::is_same_v<T, Thin>) ApplyThin(st, ctx, c);
+            if constexpr (std::is_same_v<T, RdaDownsample>) ApplyRda(st, ctx, c);
+            if constexpr (std::is_same_v<T, NormalizeTotal>) ApplyNormalizeTotal(st, c);
+            if constexpr (std::is_same_v<T, Log1p>) ApplyLog1p(c);
+            if constexpr (std::is_same_v<T, Clip>) ApplyClip(st, c);
+          },
+          s);
+    }
+    std::visit(
+        [&](const auto& o) {
+          using T = std::decay_t<decltype(o)>;
+          if constexpr (std::is_same_v<T, DenseOutput>) WriteDense(o, sctx, c, i, out);
+          if constexpr (std::is_same_v<T, RankOutput>) WriteRank(o, sctx, c, i, out);
+          if constexpr (std::is_same_v<T, BinnedOutput>) WriteBinned(o, sctx, c, i, out);
+        },
+        m.spec.output);
+  }
+  return Status::OK();
+}
+
+}  // namespace cellfeed::transform

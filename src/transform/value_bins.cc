@@ -1,0 +1,153 @@
+// scGPT value binning and collation.
+//
+// Binning (scgpt.preprocess.binning): over a cell's nonzero values, edges = the numpy
+// "linear" quantiles at linspace(0, 1, n_bins - 1) (computed with numpy's own virtual
+// index and lerp, so edges equal numpy's); l = #edges <= x, r = #edges < x (numpy's
+// digitize, right=False / True); bin = ceil(U * (r - l) + l), U uniform from the cell's
+// stream: ties are spread at random over [r + 1, l]. Zeros stay 0; bins are 1..n_bins-1.
+//
+// Collation (scgpt.data_collator): <cls> (value cls_value) first, then the cell's genes
+// in vocabulary order; longer cells keep <cls> and max_length - 1 genes drawn at random
+// without replacement (kept in vocabulary order) or the first ones; padded with pad_id
+// and pad_value; each non-pad, non-cls position is masked with probability mask_ratio.
+//
+// Tensors: "gene_ids" [n, L] int64, "values" [n, L] float32 (bins), "masked_values"
+// [n, L] float32, "attention_mask" [n, L] bool (0 at padding), "length" [n] int64.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "transform/cell_rng.h"
+#include "transform/cell_state.h"
+
+namespace cellfeed::transform {
+
+namespace {
+
+enum { kIds, kValues, kMasked, kAttention, kLength };
+
+// numpy.quantile(v, q, method="linear") of sorted v, with numpy's arithmetic: virtual
+// index (n - 1) q, its floor and fraction, and numpy's two-sided lerp.
+double Quantile(const std::vector<double>& v, double q) {
+  const double n = static_cast<double>(v.size());
+  const double virt = (n - 1) * q;  // numpy's virtual index of the "linear" method
+  double prev = std::floor(virt);
+  const double gamma = virt - prev;
+  const double last = n - 1;
+  prev = std::clamp(prev, 0.0, last);
+  const double next = std::clamp(std::floor(virt) + 1, 0.0, last);
+  const double a = v[static_cast<size_t>(prev)], b = v[static_cast<size_t>(next)];
+  const double diff = b - a;
+  return gamma >= 0.5 ? b - diff * (1 - gamma) : a + diff * gamma;
+}
+
+}  // namespace
+
+void LayoutBinned(const BinnedOutput& o, const StageContext& ctx, int64_t n, Outputs& out) {
+  const int64_t L = o.max_length;
+  out.tensors.resize(5);
+  ShapeTensor(out.tensors[kIds], "gene_ids", TensorType::kInt64, {n, L});
+  ShapeTensor(out.tensors[kValues], "values", TensorType::kFloat32, {n, L});
+  ShapeTensor(out.tensors[kMasked], "masked_values", TensorType::kFloat32, {n, L});
+  ShapeTensor(out.tensors[kAttention], "attention_mask", TensorType::kBool, {n, L});
+  ShapeTensor(out.tensors[kLength], "length", TensorType::kInt64, {n});
+}
+
+void WriteBinned(const BinnedOutput& o, const StageContext& ctx, const CellState& c, int64_t i,
+                 Outputs& out) {
+  const int64_t L = o.max_length;
+  const int64_t V = ctx.map->vocab_size;
+  const int32_t cls_id = o.cls_id >= 0 ? o.cls_id : static_cast<int32_t>(V);
+  const int32_t pad_id = o.pad_id >= 0 ? o.pad_id : static_cast<int32_t>(V + 1);
+  const uint8_t* present = ctx.map->present[c.file].data();
+
+  // Bins of the nonzero values.
+  thread_local std::vector<double> sorted, edges;
+  thread_local std::vector<int32_t> genes;
+  thread_local std::vector<float> bins;
+  sorted.clear();
+  for (double x : c.x)
+    if (x != 0) sorted.push_back(x);
+  std::sort(sorted.begin(), sorted.end());
+  const int n_edges = o.n_bins - 1;
+  edges.resize(static_cast<size_t>(n_edges));
+  if (!sorted.empty()) {
+    for (int e = 0; e < n_edges; ++e) {
+      const double q = e == n_edges - 1 ? 1.0 : e * (1.0 / (n_edges - 1));
+      edges[static_cast<size_t>(e)] = Quantile(sorted, q);
+    }
+  }
+  CellRng ties(CellStreamKey(ctx.seed, ctx.epoch, c.key, kPurposeBins));
+  // Genes of the cell: nonzero ones (or every present gene), with their bins.
+  genes.clear();
+  bins.clear();
+  size_t k = 0;
+  auto bin_of = [&](double x) -> float {
+    if (x == 0) return 0.0f;
+    const auto lo = std::upper_bound(edges.begin(), edges.end(), x) - edges.begin();  // #<= x
+    const auto hi = std::lower_bound(edges.begin(), edges.end(), x) - edges.begin();  // #< x
+    const double u = ties.Uniform();
+    return static_cast<float>(std::ceil(u * static_cast<double>(hi - lo) + static_cast<double>(lo)));
+  };
+  if (o.include_zeros) {
+    for (int64_t g = 0; g < V; ++g) {
+      if (!present[g]) continue;
+      while (k < c.idx.size() && c.idx[k] < g) ++k;
+      const double x = (k < c.idx.size() && c.idx[k] == g) ? c.x[k] : 0.0;
+      genes.push_back(static_cast<int32_t>(g));
+      bins.push_back(bin_of(x));
+    }
+  } else {
+    for (size_t j = 0; j < c.idx.size(); ++j) {
+      if (c.x[j] == 0) continue;
+      genes.push_back(c.idx[j]);
+      bins.push_back(bin_of(c.x[j]));
+    }
+  }
+  // Keep at most L - 1 genes.
+  const size_t room = static_cast<size_t>(L - 1);
+  size_t n_keep = genes.size();
+  if (genes.size() > room) {
+    n_keep = room;
+    if (o.sample) {
+      // Partial Fisher-Yates over positions, then back to vocabulary order.
+      CellRng pick(CellStreamKey(ctx.seed, ctx.epoch, c.key, kPurposeSample));
+      thread_local std::vector<int32_t> pos;
+      pos.resize(genes.size());
+      for (size_t j = 0; j < pos.size(); ++j) pos[j] = static_cast<int32_t>(j);
+      for (size_t j = 0; j < room; ++j) {
+        const size_t r = j + static_cast<size_t>(pick.Below(pos.size() - j));
+        std::swap(pos[j], pos[r]);
+      }
+      std::sort(pos.begin(), pos.begin() + static_cast<std::ptrdiff_t>(room));
+      for (size_t j = 0; j < room; ++j) {
+        genes[j] = genes[static_cast<size_t>(pos[j])];
+        bins[j] = bins[static_cast<size_t>(pos[j])];
+      }
+    }
+  }
+  int64_t* ids = reinterpret_cast<int64_t*>(out.tensors[kIds].data.data()) + i * L;
+  float* val = reinterpret_cast<float*>(out.tensors[kValues].data.data()) + i * L;
+  float* masked = reinterpret_cast<float*>(out.tensors[kMasked].data.data()) + i * L;
+  uint8_t* att = out.tensors[kAttention].data.data() + i * L;
+  ids[0] = cls_id;
+  val[0] = o.cls_value;
+  for (size_t j = 0; j < n_keep; ++j) {
+    ids[j + 1] = genes[j];
+    val[j + 1] = bins[j];
+  }
+  const int64_t len = static_cast<int64_t>(n_keep) + 1;
+  for (int64_t j = len; j < L; ++j) {
+    ids[j] = pad_id;
+    val[j] = o.pad_value;
+  }
+  std::memcpy(masked, val, static_cast<size_t>(L) * sizeof(float));
+  CellRng mask(CellStreamKey(ctx.seed, ctx.epoch, c.key, kPurposeValueMask));
+  for (int64_t j = 1; j < len; ++j)
+    if (mask.Bernoulli(o.mask_ratio)) masked[j] = o.mask_value;
+  std::memset(att, 1, static_cast<size_t>(len));
+  std::memset(att + len, 0, static_cast<size_t>(L - len));
+  reinterpret_cast<int64_t*>(out.tensors[kLength].data.data())[i] = len;
+}
+
+}  // namespace cellfeed::transform
