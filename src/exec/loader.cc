@@ -20,10 +20,13 @@ struct DecodedFetch {
   std::vector<Batch> batches;
 };
 
-// The 64-bit key each fetch row's transform randomness derives from: the global row id
-// for now (a copy index of upsampled cells can be mixed in here later).
-std::vector<uint64_t> CellKeys(const std::vector<int64_t>& rows) {
-  return std::vector<uint64_t>(rows.begin(), rows.end());
+// The 64-bit key each fetch row's transform randomness derives from: the global row id,
+// with the copy number of an upsampled corpus cell in the top 16 bits (copy 0 = the row
+// id itself), so that the copies of one cell get inputs of their own.
+std::vector<uint64_t> CellKeys(const std::vector<int64_t>& rows, const std::vector<int32_t>& copies) {
+  std::vector<uint64_t> keys(rows.begin(), rows.end());
+  for (size_t i = 0; i < copies.size(); ++i) keys[i] |= static_cast<uint64_t>(copies[i]) << 48;
+  return keys;
 }
 
 }  // namespace
@@ -66,7 +69,7 @@ struct Loader::Impl {
   bool ReadInParallel() const;
   Result<DecodedFetch> DecodeFetch(const Fetch& fetch, int64_t skip_batches) const;
   Result<std::shared_ptr<const transform::Outputs>> TransformFetch(
-      const CsrMatrix& X, const std::vector<int64_t>& rows) const;
+      const CsrMatrix& X, const std::vector<int64_t>& rows, const std::vector<int32_t>& copies) const;
   void StopProducers() {
     std::lock_guard<std::mutex> lock(lifecycle);
     window.Close();
@@ -93,7 +96,12 @@ Result<DecodedFetch> Loader::Impl::DecodeFetch(const Fetch& fetch, int64_t skip_
   CF_RETURN_IF_ERROR(collection->ReadInto(*rows, *X, ReadInParallel()));
   std::shared_ptr<const transform::Outputs> inputs_out;
   if (options.transform) {
-    CF_ASSIGN_OR_RETURN(inputs_out, TransformFetch(*X, *rows));
+    std::vector<int32_t> copies;  // corpus lanes: the copy of each row, batch order
+    if (!fetch.lanes.empty()) {
+      for (const auto& b : fetch.batches)
+        for (int32_t p : b) copies.push_back(selection->lanes[static_cast<size_t>(fetch.lanes[static_cast<size_t>(p)])].copy);
+    }
+    CF_ASSIGN_OR_RETURN(inputs_out, TransformFetch(*X, *rows, copies));
   }
   auto matrix = matrices->Share(std::move(X));
   auto obs = std::make_shared<std::vector<Column>>();
@@ -134,9 +142,9 @@ Result<DecodedFetch> Loader::Impl::DecodeFetch(const Fetch& fetch, int64_t skip_
 // The fetch's model inputs, over all its rows (already in batch order), into recycled
 // buffers.
 Result<std::shared_ptr<const transform::Outputs>> Loader::Impl::TransformFetch(
-    const CsrMatrix& X, const std::vector<int64_t>& rows) const {
+    const CsrMatrix& X, const std::vector<int64_t>& rows, const std::vector<int32_t>& copies) const {
   std::unique_ptr<transform::Outputs> out = inputs->Take();
-  const std::vector<uint64_t> keys = CellKeys(rows);
+  const std::vector<uint64_t> keys = CellKeys(rows, copies);
   transform::FetchCells cells{rows, keys, options.sampling.seed, epoch};
   CF_RETURN_IF_ERROR(options.transform->Run(X, cells, *out));
   return inputs->Share(std::move(out));

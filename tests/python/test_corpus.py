@@ -527,3 +527,22 @@ def test_torchrun_two_ranks_deliver_the_declared_counts(files, tmp_path):
     lanes = corpus.epoch_rows()
     want = collections.Counter(int(x) for _, _, rr in lanes for x in rr)
     assert collections.Counter(rows) == want
+
+
+def test_upsampled_copies_get_their_own_model_inputs(files):
+    """Copies of an upsampled cell are keyed apart (row id + copy): binomial thinning of the
+    same cell's counts differs between its copies, while copy 0 matches the plain loader."""
+    from cellfeed.inputs import Dense, Pipeline, Thin
+    genes = [("MT-" if j < 4 else "G") + str(j) for j in range(40)]
+    pipe = Pipeline(genes, (Thin(fraction=0.5),), Dense("none"))
+    c = cellfeed.Corpus([cellfeed.Source("up", files[2], cells=2 * SIZES[2], upsample=True)])
+    loader = cellfeed.Loader(c, batch_size=50, block_size=5, fetch_factor=2, inputs=pipe)
+    seen = collections.defaultdict(list)
+    for b in loader:
+        values = np.asarray(b.inputs["values"])
+        for r, v in zip(np.asarray(b.rows), values):
+            seen[int(r)].append(v.copy())
+    assert set(len(v) for v in seen.values()) == {2}
+    differ = sum(not np.array_equal(a, b) for a, b in seen.values())
+    nonzero = sum(a.sum() > 1 for a, _ in seen.values())
+    assert differ > 0.9 * nonzero
