@@ -42,7 +42,8 @@ struct SourceSpec {
 };
 
 struct SplitSpec {
-  std::string by;  // obs column holding the group (donor_id, dataset, ...); "" = none
+  std::string by;  // obs column holding the group (donor_id, dataset, ...); "" = none;
+                  // "obs_names": each cell is its own group (fractions only)
   std::vector<std::string> val, test;  // listed groups; the rest is train
   // Or fractions (train, val, test) by a seeded hash of the group value.
   bool by_fraction = false;

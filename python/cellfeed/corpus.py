@@ -68,7 +68,9 @@ class Split:
     or give fractions={"train": 0.8, "val": 0.1, "test": 0.1}: each group goes to one split
     by a seeded hash of its value, so a group never spans two splits. Cells whose group is
     missing go to train. leakage_columns: columns whose values are checked for appearing
-    in more than one split (reported, not an error).
+    in more than one split (reported, not an error). by="obs_names" makes every cell its own
+    group (hashed from its file's name and obs name; fractions only): a random cell-level
+    validation split that stays put when files are added or reordered.
     """
 
     by: str

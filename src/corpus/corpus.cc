@@ -35,6 +35,8 @@ constexpr uint64_t kTagWeighted = 0x5765696768746564ULL;   // "Weighted"
 constexpr uint64_t kTagSplit = 0x53706C6974486173ULL;      // "SplitHas"
 constexpr uint64_t kTagLane = 0x4C616E654B657973ULL;       // "LaneKeys"
 const char* const kSplits[3] = {"train", "val", "test"};
+// SplitSpec::by naming no column: every cell is its own group.
+const char* const kSplitByCell = "obs_names";
 
 int SplitIndex(const std::string& s) {
   for (int i = 0; i < 3; ++i)
@@ -235,6 +237,10 @@ Result<std::shared_ptr<const Corpus>> Corpus::Make(std::shared_ptr<const Collect
   if (spec.temperature < 0 || !std::isfinite(spec.temperature)) {
     return Status::Invalid("corpus: temperature must be > 0");
   }
+  if (spec.split.by == kSplitByCell && !spec.split.by_fraction) {
+    return Status::Invalid("corpus: a split by obs_names (each cell its own group) takes fractions, "
+                           "e.g. fractions = {train = 0.9, val = 0.1}, not listed values");
+  }
   if (spec.split.by_fraction) {
     const double t = spec.split.train + spec.split.val_fraction + spec.split.test_fraction;
     if (spec.split.train < 0 || spec.split.val_fraction < 0 || spec.split.test_fraction < 0 || std::abs(t - 1) > 1e-9) {
@@ -285,6 +291,19 @@ Result<std::shared_ptr<const Corpus>> Corpus::Make(std::shared_ptr<const Collect
       if (!src.split.empty()) {
         const int8_t sp = static_cast<int8_t>(SplitIndex(src.split));
         for (int8_t& x : split) x = x < 0 ? x : sp;
+      } else if (spec.split.by == kSplitByCell) {
+        // Each cell is its own group: hashed from its file's name and its obs name, so a
+        // cell keeps its split when files are added, removed or reordered.
+        const auto& local = src.files_collection->file_offsets();
+        std::vector<int64_t> rows_fp(static_cast<size_t>(n));
+        std::iota(rows_fp.begin(), rows_fp.end(), local[fp]);
+        CF_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                            src.files_collection->ObsNames(std::span<const int64_t>(rows_fp)));
+        const std::string path = src.files_collection->files()[fp];
+        const std::string prefix = path.substr(path.find_last_of('/') + 1) + '/';
+        for (size_t i = 0; i < n; ++i) {
+          if (split[i] >= 0) split[i] = group_split(prefix + names[i]);
+        }
       } else if (!spec.split.by.empty()) {
         CF_ASSIGN_OR_RETURN(const Column* gcol, cols.Get(spec.split.by));
         CF_ASSIGN_OR_RETURN(Factorized g, Factorize(*gcol));

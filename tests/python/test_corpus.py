@@ -281,6 +281,29 @@ def test_fraction_split_keeps_groups_whole(files, obs_ref):
         assert abs(frac[s] - p) < 5 * sd + 0.02, frac
 
 
+def test_cell_level_split_by_obs_names(files, obs_ref):
+    """by="obs_names": each cell its own group. Fractions are Binomial(n, p) / n; a cell
+    keeps its split when the files are given in another order."""
+    split = cellfeed.Split(by="obs_names", fractions={"train": 0.8, "val": 0.2}, seed=5)
+    c = cellfeed.Corpus([cellfeed.Source("all", files)], split=split)
+    o = concat_obs(obs_ref, [0, 1, 2])
+    n = len(o)
+    val = c.rows("val")
+    assert len(val) + len(c.rows("train")) == n and len(c.rows("test")) == 0
+    sd = math.sqrt(0.2 * 0.8 / n)
+    assert abs(len(val) / n - 0.2) < 5 * sd, len(val) / n
+    def names(corpus, rows):  # (file name, obs name) of each row, independent of file order
+        col = corpus.collection
+        fi = np.searchsorted(col.file_offsets[1:], rows, side="right")
+        return {(Path(col.files[i]).name, nm) for i, nm in zip(fi, col.obs_names(rows))}
+
+    rev = cellfeed.Corpus([cellfeed.Source("all", files[::-1])], split=split)
+    assert names(c, val) == names(rev, rev.rows("val"))
+    with pytest.raises(ValueError, match="obs_names.*fractions"):
+        cellfeed.Corpus([cellfeed.Source("all", files)],
+                        split=cellfeed.Split(by="obs_names", val=["x"])).build()
+
+
 def test_held_out_source(files):
     c = cellfeed.Corpus([cellfeed.Source("a", files[0]), cellfeed.Source("b", files[1]),
                          cellfeed.Source("held", files[2], split="test")])
