@@ -3,6 +3,8 @@
 `qc_metrics(paths)` gives, per cell, what scanpy's calculate_qc_metrics names
 total_counts, n_genes_by_counts and pct_counts_mt (the percentage of a cell's counts in
 genes whose names start with a prefix, "MT-" by default), from one pass over X in C++.
+Genes named by Ensembl IDs (ENSG00000198888, versions stripped) are matched by their
+GENCODE v44 symbol (MT-ND1), so the mitochondrial share is right for files without symbols.
 Filters of a Corpus may name these columns when obs lacks them: they are computed then.
 
 Cache: one .npz per (file, layer, prefix) in $CELLFEED_CACHE_DIR, else
@@ -27,7 +29,7 @@ from . import _cellfeed
 from .collection import open as open_collection
 
 QC_COLUMNS = ("total_counts", "n_genes_by_counts", "pct_counts_mt")
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: Ensembl-named genes matched by their symbol
 
 
 def cache_dir() -> str:
@@ -45,6 +47,25 @@ def _key(path: str, layer: str | None, prefix: str) -> tuple[str, str]:
     return b, h
 
 
+_ENSEMBL = re.compile(r"^(ENS[A-Z]*G\d{11})(\.\d+)?$")
+
+
+def flag_genes(names, prefix: str) -> np.ndarray:
+    """bool per gene: its name, or for an Ensembl ID its GENCODE symbol, starts with prefix."""
+    from .vocab import _gencode
+
+    symbol = None
+    out = np.zeros(len(names), dtype=bool)
+    for i, g in enumerate(map(str, names)):
+        m = _ENSEMBL.match(g)
+        if m:
+            if symbol is None:
+                symbol = dict(_gencode())
+            g = symbol.get(m.group(1), g)
+        out[i] = g.startswith(prefix)
+    return out
+
+
 def _one_file(path: str, layer: str | None, prefix: str, threads: int | None, use_cache: bool) -> pd.DataFrame:
     base, key = _key(path, layer, prefix)
     where = os.path.join(cache_dir(), f"{base}-{key}.npz")
@@ -55,7 +76,7 @@ def _one_file(path: str, layer: str | None, prefix: str, threads: int | None, us
         except (OSError, ValueError, KeyError):
             pass  # unreadable entry: computed again below
     col = open_collection(path, layer=layer, threads=threads, values="any")
-    flagged = np.asarray([str(g).startswith(prefix) for g in col.var_names], dtype=np.uint8)
+    flagged = flag_genes(col.var_names, prefix).astype(np.uint8)
     total, ngenes, pct = _cellfeed.qc_metrics(col._c, flagged.tolist())
     df = pd.DataFrame({"total_counts": total, "n_genes_by_counts": ngenes, "pct_counts_mt": pct})
     if use_cache:

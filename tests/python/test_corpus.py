@@ -375,6 +375,29 @@ def test_qc_metrics_against_numpy_and_cache(files, tmp_path, monkeypatch):
     np.testing.assert_array_equal(selected(c), want)
 
 
+def test_qc_mito_share_of_ensembl_named_genes(tmp_path, monkeypatch):
+    """Real CEL-seq2 counts named by Ensembl IDs: pct_counts_mt equals scanpy's with the
+    mitochondrial genes found through the GENCODE table read here with pandas."""
+    import scanpy as sc
+
+    monkeypatch.setenv("CELLFEED_CACHE_DIR", str(tmp_path / "cache"))
+    repo = Path(__file__).resolve().parents[2]
+    counts = pd.read_csv(repo / "data/cellbench/sc_celseq2.count.csv.gz", index_col=0)
+    a = ad.AnnData(sp.csr_matrix(counts.to_numpy(np.float32).T))
+    a.var_names = counts.index.astype(str)
+    a.obs_names = counts.columns.astype(str)
+    path = write_anndata(tmp_path / "celseq2.h5ad", a)
+    gencode = pd.read_csv(repo / "python/cellfeed/vocab/cellxgene_gencode_v44_genes.csv", header=None,
+                          names=["id", "symbol"])
+    mito_ids = set(gencode.id[gencode.symbol.str.startswith("MT-")])
+    a.var["mt"] = [g.split(".")[0] in mito_ids for g in a.var_names]
+    assert a.var.mt.sum() >= 10  # the 13 mitochondrial protein genes are measured
+    sc.pp.calculate_qc_metrics(a, qc_vars=["mt"], percent_top=None, inplace=True)
+    df = cellfeed.qc_metrics(path)
+    np.testing.assert_allclose(df.pct_counts_mt, a.obs.pct_counts_mt, rtol=1e-5, atol=1e-4)
+    assert (df.pct_counts_mt > 0).mean() > 0.9
+
+
 BAD = {
     "missing column": (dict(where="nope == 1"), r"obs column 'nope' not found"),
     "category typo": (dict(where="cell_type == 'Tcell'"), r"no cell has the category 'Tcell' \(nearest existing values: 'T'"),
