@@ -55,8 +55,8 @@ struct Batch {
   std::shared_ptr<const std::vector<Column>> fetch_obs;    // one per obs column
   // With a corpus: the declared source of each fetch row (same order as fetch_rows).
   std::shared_ptr<const std::vector<int32_t>> fetch_sources;
-  // LoaderOptions::transform's outputs for the whole fetch (rows as in `fetch`), or null.
-  std::shared_ptr<const transform::Outputs> fetch_inputs;
+  // LoaderOptions::transform's outputs for this batch's rows (row 0 = row_begin), or null.
+  std::shared_ptr<const transform::Outputs> inputs;
   int64_t size() const { return row_end - row_begin; }
 };
 

@@ -221,6 +221,10 @@ class Pipeline {
   // Writes the outputs of every row of `X` (rows = cells.rows, in that order) into `out`,
   // reusing its buffers (no allocation once they have the size).
   Status Run(const CsrMatrix& X, const FetchCells& cells, Outputs& out) const;
+  // The same for X's rows row_begin .. row_end - 1 only (cells describe those rows;
+  // output row 0 is X's row row_begin): one batch of a fetch.
+  Status Run(const CsrMatrix& X, int64_t row_begin, int64_t row_end, const FetchCells& cells,
+             Outputs& out) const;
 
   const GeneMap& gene_map() const;
   const PipelineSpec& spec() const;

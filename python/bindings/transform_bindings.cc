@@ -149,8 +149,8 @@ nb::list Reports(const tf::GeneMap& m) {
 }  // namespace
 
 nb::object InputsToPython(const Batch& b) {
-  if (!b.fetch_inputs) return nb::none();
-  return OutputsRows(b.fetch_inputs, b.row_begin, b.row_end);
+  if (!b.inputs) return nb::none();
+  return OutputsRows(b.inputs, 0, b.size());
 }
 
 void BindTransform(nb::module_& m) {

@@ -59,17 +59,19 @@ struct Loader::Impl {
 
   // Fetch buffers in use at once: `depth` claimed or waiting, one being consumed, one
   // whose last batch the consumer may still hold.
-  explicit Impl(int depth)
+  // Model inputs are per batch: as many buffers as those fetches hold batches.
+  Impl(int depth, int64_t batches_per_fetch)
       : window(depth),
         matrices(exec::MatrixPool::Make(depth + 2)),
-        inputs(exec::RecyclePool<transform::Outputs>::Make(depth + 2)) {}
+        inputs(exec::RecyclePool<transform::Outputs>::Make(static_cast<size_t>((depth + 2) * batches_per_fetch))) {}
 
   void Produce();
   Result<EpochPlan> MakePlan(int64_t epoch, std::shared_ptr<const EpochSelection>* lanes) const;
   bool ReadInParallel() const;
   Result<DecodedFetch> DecodeFetch(const Fetch& fetch, int64_t skip_batches) const;
-  Result<std::shared_ptr<const transform::Outputs>> TransformFetch(
-      const CsrMatrix& X, const std::vector<int64_t>& rows, const std::vector<int32_t>& copies) const;
+  Result<std::shared_ptr<const transform::Outputs>> TransformBatch(
+      const CsrMatrix& X, int64_t begin, int64_t end, const std::vector<int64_t>& rows,
+      const std::vector<uint64_t>& keys) const;
   void StopProducers() {
     std::lock_guard<std::mutex> lock(lifecycle);
     window.Close();
@@ -94,14 +96,14 @@ Result<DecodedFetch> Loader::Impl::DecodeFetch(const Fetch& fetch, int64_t skip_
     for (int32_t p : b) rows->push_back(fetch.rows[static_cast<size_t>(p)]);
   std::unique_ptr<CsrMatrix> X = matrices->Take();
   CF_RETURN_IF_ERROR(collection->ReadInto(*rows, *X, ReadInParallel()));
-  std::shared_ptr<const transform::Outputs> inputs_out;
+  std::vector<uint64_t> keys;  // per row: what its model inputs' randomness derives from
   if (options.transform) {
     std::vector<int32_t> copies;  // corpus lanes: the copy of each row, batch order
     if (!fetch.lanes.empty()) {
       for (const auto& b : fetch.batches)
         for (int32_t p : b) copies.push_back(selection->lanes[static_cast<size_t>(fetch.lanes[static_cast<size_t>(p)])].copy);
     }
-    CF_ASSIGN_OR_RETURN(inputs_out, TransformFetch(*X, *rows, copies));
+    keys = CellKeys(*rows, copies);
   }
   auto matrix = matrices->Share(std::move(X));
   auto obs = std::make_shared<std::vector<Column>>();
@@ -131,7 +133,9 @@ Result<DecodedFetch> Loader::Impl::DecodeFetch(const Fetch& fetch, int64_t skip_
       b.fetch_rows = rows;
       b.fetch_obs = obs;
       b.fetch_sources = sources;
-      b.fetch_inputs = inputs_out;
+      if (options.transform) {
+        CF_ASSIGN_OR_RETURN(b.inputs, TransformBatch(*matrix, begin, begin + n, *rows, keys));
+      }
       out.batches.push_back(std::move(b));
     }
     begin += n;
@@ -139,14 +143,18 @@ Result<DecodedFetch> Loader::Impl::DecodeFetch(const Fetch& fetch, int64_t skip_
   return out;
 }
 
-// The fetch's model inputs, over all its rows (already in batch order), into recycled
-// buffers.
-Result<std::shared_ptr<const transform::Outputs>> Loader::Impl::TransformFetch(
-    const CsrMatrix& X, const std::vector<int64_t>& rows, const std::vector<int32_t>& copies) const {
+// One batch's model inputs (fetch rows begin .. end - 1, in batch order), into recycled
+// buffers. Per batch, not per fetch: a fetch of 64 batches of dense 19,266-wide inputs
+// would hold ~0.8 GB at once; a batch holds 1/fetch_factor of that, and batches skipped
+// on resume cost nothing.
+Result<std::shared_ptr<const transform::Outputs>> Loader::Impl::TransformBatch(
+    const CsrMatrix& X, int64_t begin, int64_t end, const std::vector<int64_t>& rows,
+    const std::vector<uint64_t>& keys) const {
   std::unique_ptr<transform::Outputs> out = inputs->Take();
-  const std::vector<uint64_t> keys = CellKeys(rows, copies);
-  transform::FetchCells cells{rows, keys, options.sampling.seed, epoch};
-  CF_RETURN_IF_ERROR(options.transform->Run(X, cells, *out));
+  const size_t b = static_cast<size_t>(begin), n = static_cast<size_t>(end - begin);
+  transform::FetchCells cells{std::span<const int64_t>(rows).subspan(b, n),
+                              std::span<const uint64_t>(keys).subspan(b, n), options.sampling.seed, epoch};
+  CF_RETURN_IF_ERROR(options.transform->Run(X, begin, end, cells, *out));
   return inputs->Share(std::move(out));
 }
 
@@ -194,7 +202,7 @@ Result<std::unique_ptr<Loader>> Loader::Make(std::shared_ptr<const Collection> c
       return r.ok() ? Status::Invalid("obs column '" + name + "' not found") : r.status();
     }
   }
-  auto impl = std::make_unique<Impl>(options.prefetch);
+  auto impl = std::make_unique<Impl>(options.prefetch, std::max<int64_t>(1, options.sampling.fetch_factor));
   impl->collection = std::move(collection);
   impl->options = options;
   const auto& offsets = impl->collection->file_offsets();

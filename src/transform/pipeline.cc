@@ -135,8 +135,16 @@ std::string FormatValue(float v) {
 }  // namespace
 
 Status Pipeline::Run(const CsrMatrix& X, const FetchCells& cells, Outputs& out) const {
+  return Run(X, 0, X.n_rows, cells, out);
+}
+
+Status Pipeline::Run(const CsrMatrix& X, int64_t row_begin, int64_t row_end, const FetchCells& cells,
+                     Outputs& out) const {
   const Impl& m = *impl_;
-  const int64_t n = X.n_rows;
+  if (row_begin < 0 || row_end < row_begin || row_end > X.n_rows)
+    return Status::Invalid("Pipeline::Run: rows " + std::to_string(row_begin) + " to " + std::to_string(row_end) +
+                           " outside the fetch's " + std::to_string(X.n_rows));
+  const int64_t n = row_end - row_begin;
   if (static_cast<int64_t>(cells.rows.size()) != n || static_cast<int64_t>(cells.keys.size()) != n)
     return Status::Invalid("Pipeline::Run: one row id and one key per row of the fetch");
   if (X.n_cols != m.map.n_cols)
@@ -163,7 +171,7 @@ Status Pipeline::Run(const CsrMatrix& X, const FetchCells& cells, Outputs& out) 
     c.all_total = 0;
     bool sorted = true;
     int32_t last = -1;
-    for (int64_t o = X.indptr[i]; o < X.indptr[i + 1]; ++o) {
+    for (int64_t o = X.indptr[row_begin + i]; o < X.indptr[row_begin + i + 1]; ++o) {
       const float v = X.data[static_cast<size_t>(o)];
       const int32_t col = X.indices[static_cast<size_t>(o)];
       if (m.needs_counts && !(v >= 0 && v == std::floor(v))) {
