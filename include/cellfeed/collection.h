@@ -20,6 +20,9 @@ namespace cellfeed {
 struct OpenOptions {
   // "" reads X; "raw" reads raw/X with raw/var; any other name reads layers/<name>.
   std::string layer;
+  // Per path, the same choice for each file (a corpus whose sources keep counts in
+  // different places); empty = `layer` for every file.
+  std::vector<std::string> file_layers;
   int threads = 0;  // worker threads for reads; 0 = one per hardware thread
   // Gene space when files differ: "inner", "outer", or "genes" (exactly `genes`).
   std::string join = "inner";

@@ -89,8 +89,10 @@ void BindCollection(nb::module_& m) {
           "open",
           [](const std::vector<std::string>& paths, const std::string& layer, int threads,
              const std::string& join, const std::vector<std::string>& genes,
-             const std::string& values, bool verify_whole_chunks) {
+             const std::string& values, bool verify_whole_chunks,
+             const std::vector<std::string>& file_layers) {
             OpenOptions o;
+            o.file_layers = file_layers;
             o.values = values;
             o.verify_whole_chunks = verify_whole_chunks;
             o.layer = layer;
@@ -106,7 +108,8 @@ void BindCollection(nb::module_& m) {
           },
           nb::arg("paths"), nb::arg("layer") = "", nb::arg("threads") = 0,
           nb::arg("join") = "inner", nb::arg("genes") = std::vector<std::string>{},
-          nb::arg("values") = "finite", nb::arg("verify_whole_chunks") = false)
+          nb::arg("values") = "finite", nb::arg("verify_whole_chunks") = false,
+          nb::arg("file_layers") = std::vector<std::string>{})
       .def_prop_ro("n_obs", &Collection::n_obs)
       .def_prop_ro("n_vars", &Collection::n_vars)
       .def_prop_ro("files", &Collection::files)

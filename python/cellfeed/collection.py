@@ -168,6 +168,8 @@ def open(path_or_paths, layer: str | None = None, threads: int | None = None,  #
     """Open one .h5ad file or a list of them as one row-concatenated collection.
 
     layer: None reads X; "raw" reads raw/X (with raw/var); any other name reads layers/<name>.
+      A list gives one such choice per file (None for X), e.g. for files that keep their
+      counts in different places.
     threads: worker threads for decoding (default: one per core).
     join: the gene space when files have different var_names: "inner" (genes in every
       file), "outer" (all genes, absent ones are zero), a list of gene names, or the path
@@ -179,8 +181,15 @@ def open(path_or_paths, layer: str | None = None, threads: int | None = None,  #
       default a chunk whose needed rows lie in its first third is inflated only that far.
     """
     how, genes = _join_args(join)
-    engine = _cellfeed.Collection.open(_as_paths(path_or_paths), layer or "", threads or 0, how,
-                                       genes, values, bool(verify_whole_chunks))
+    paths = _as_paths(path_or_paths)
+    if isinstance(layer, (list, tuple)):
+        if len(layer) != len(paths):
+            raise ValueError(f"cellfeed.open: {len(layer)} layers for {len(paths)} files; give one per file")
+        per_file, layer = [l or "" for l in layer], list(layer)
+    else:
+        per_file = []
+    engine = _cellfeed.Collection.open(paths, "" if per_file else (layer or ""), threads or 0, how,
+                                       genes, values, bool(verify_whole_chunks), per_file)
     col = Collection(engine)
     col._open_args = (_as_paths(path_or_paths), layer, threads, join, values, bool(verify_whole_chunks))
     return col

@@ -45,6 +45,8 @@ class Source:
       shares proportional to n*s/(n+s) (balance="scaled", balance_scale=s).
       weight_column: a numeric obs column of per-cell sampling weights (a weighted draw
       without replacement of the quota).
+      layer: where this source's files keep the matrix to read ("counts" for
+      layers/counts, "raw" for raw/X); default: the corpus's layer (X when none).
     """
 
     name: str
@@ -58,6 +60,7 @@ class Source:
     balance: str | None = None
     balance_scale: float | None = None
     weight_column: str | None = None
+    layer: str | None = None
 
 
 @dataclass
@@ -213,6 +216,18 @@ class Corpus:
         return out
 
     @property
+    def file_layers(self) -> list:
+        """The layer read from each file of `files` (the source's, else the corpus's)."""
+        layer_of: dict = {}
+        for s, files in zip(self.sources, self._files):
+            want = s.layer if s.layer is not None else self.layer
+            for f in files:
+                if layer_of.setdefault(f, want) != want:
+                    raise ValueError(f"corpus: {f} is read as layer {layer_of[f]!r} by one source and "
+                                     f"{want!r} by source {s.name!r}; a file has one matrix per corpus")
+        return [layer_of[f] for f in self.files]
+
+    @property
     def fingerprint(self) -> str:
         """A hash of the declaration and of the files' identities (path, size, mtime)."""
         payload = {"declaration": self.to_dict(), "files": [file_identity(f) for f in self.files]}
@@ -226,12 +241,14 @@ class Corpus:
             return self
         files = self.files
         index = {f: i for i, f in enumerate(files)}
-        collection = open_collection(files, layer=self.layer, threads=self.threads, join=self.join,
+        layers = self.file_layers
+        collection = open_collection(files, layer=layers, threads=self.threads, join=self.join,
                                      values=self.values)
         extra = qc_columns_for(self, collection, files)
         sources = []
         for s, sfiles in zip(self.sources, self._files):
-            sub = open_collection(sfiles, layer=self.layer, threads=self.threads, values=self.values)
+            sub = open_collection(sfiles, layer=[layers[index[f]] for f in sfiles], threads=self.threads,
+                                  values=self.values)
             d = {k: v for k, v in asdict(s).items() if k != "files"}
             d["files"] = [index[f] for f in sfiles]
             d["files_collection"] = sub._c

@@ -118,11 +118,12 @@ def qc_columns_for(corpus, collection, files) -> dict:
         return {}
     offsets = collection.file_offsets
     out = {name: np.full(collection.n_obs, np.nan, dtype=np.float32) for name in wanted}
+    layers = corpus.file_layers
     for i, (f, summary) in enumerate(zip(files, collection.summaries())):
         in_obs = {c[0] for c in summary["obs_columns"]}
         if wanted <= in_obs:
             continue  # the file's own columns win: no pass over its X
-        df = qc_metrics(f, layer=corpus.layer, flag_prefix=corpus.qc_flag_prefix, threads=corpus.threads)
+        df = qc_metrics(f, layer=layers[i], flag_prefix=corpus.qc_flag_prefix, threads=corpus.threads)
         for name in wanted:
             out[name][offsets[i]:offsets[i + 1]] = df[name].to_numpy(dtype=np.float32)
     return out

@@ -173,8 +173,13 @@ Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::stri
   CF_ASSIGN_OR_RETURN(impl->value_check, io::ParseValueCheck(options.values));
   impl->paths = paths;
   impl->offsets.push_back(0);
-  for (const std::string& p : paths) {
-    CF_ASSIGN_OR_RETURN(auto f, OpenAnnDataSource(p, options.layer));
+  if (!options.file_layers.empty() && options.file_layers.size() != paths.size()) {
+    return Status::Invalid("file_layers: " + std::to_string(options.file_layers.size()) + " layers for " +
+                           std::to_string(paths.size()) + " files; give one per file");
+  }
+  for (size_t i = 0; i < paths.size(); ++i) {
+    const std::string& p = paths[i];
+    CF_ASSIGN_OR_RETURN(auto f, OpenAnnDataSource(p, options.file_layers.empty() ? options.layer : options.file_layers[i]));
     impl->offsets.push_back(impl->offsets.back() + f->n_obs());
     impl->summaries.push_back(f->Summarize());
     impl->files.push_back(std::move(f));

@@ -472,6 +472,34 @@ upsample = true
     return path
 
 
+def test_per_source_layer(tmp_path, monkeypatch):
+    """One source keeps counts in X, another in layers/counts (X there is normalized): each
+    is read from its own place, and QC filters see that matrix (checked against anndata)."""
+    monkeypatch.setenv("CELLFEED_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(3)
+    mats = []
+    for i in range(2):
+        X = sp.random(80, 30, density=0.3, format="csr", random_state=10 + i, dtype=np.float32)
+        X.data = np.floor(X.data * 20) + 1
+        mats.append(X)
+    a = ad.AnnData(mats[0])
+    b = ad.AnnData((mats[1] / 7.5).astype(np.float32), layers={"counts": mats[1]})
+    for x in (a, b):
+        x.obs_names = [f"c{j}" for j in range(80)]
+        x.var_names = [f"G{j}" for j in range(30)]
+    pa, pb = write_anndata(tmp_path / "a.h5ad", a), write_anndata(tmp_path / "b.h5ad", b)
+    c = cellfeed.Corpus([cellfeed.Source("x", pa, where="total_counts > 40"),
+                         cellfeed.Source("y", pb, where="total_counts > 40", layer="counts")],
+                        values="counts")
+    assert c.file_layers == [None, "counts"]
+    got = c.collection.read(np.arange(160)).toarray()
+    np.testing.assert_array_equal(got, np.vstack([mats[0].toarray(), mats[1].toarray()]))
+    totals = np.concatenate([np.asarray(m.sum(1)).ravel() for m in mats])
+    np.testing.assert_array_equal(c.rows("train"), np.flatnonzero(totals > 40))
+    with pytest.raises(ValueError, match="one matrix per corpus"):
+        cellfeed.Corpus([cellfeed.Source("x", pb), cellfeed.Source("y", pb, layer="counts")]).build()
+
+
 def test_toml_equals_the_python_declaration(files, tmp_path):
     spec = _write_toml(Path(os.path.dirname(files[1])) / "spec_eq.toml", files)
     from_toml = cellfeed.Corpus.from_toml(spec)
