@@ -3,7 +3,7 @@
 14 plate files of unequal sizes (random-sampling plate entropy at batch 64: 3.62-3.63
 bits), 62,710 genes, values per cell log-normal (median ~1,200, mean ~1,380), integer
 counts with mean ~1.5 per stored value, float32 data, int32 indices, int64 indptr, and obs
-columns modeled on Tahoe-100M. Chunks hold 75,000 values, what h5py picks for a full-size
+columns modeled on Tahoe-100M; var names are real GENCODE v44 Ensembl IDs. Chunks hold 75,000 values, what h5py picks for a full-size
 plate (FORMATS.md), so reads cost what they cost on the real atlas.
 
     python bench/tahoe_like.py OUT_DIR --cells 150000 --compression gzip
@@ -26,6 +26,17 @@ PLATE_WEIGHTS = np.array([90113, 72031, 115007, 84211, 106009, 67103, 124001, 80
 DRUGS = [f"drug_{i:03d}" for i in range(380)]
 CELL_LINES = [f"CVCL_{i:04d}" for i in range(50)]
 PHASES = ["G1", "G2M", "S"]
+
+
+def gene_ids() -> list[str]:
+    """The first 62,710 Ensembl IDs of GENCODE v44 (shipped with cellfeed): Tahoe-100M's
+    62,710 genes are of that kind, so vocabularies map onto these as onto the real files."""
+    table = Path(__file__).resolve().parents[1] / "python/cellfeed/vocab/cellxgene_gencode_v44_genes.csv"
+    with open(table, encoding="utf-8") as fh:
+        ids = [line.split(",", 1)[0] for line in fh if line.strip()]
+    if len(ids) < N_GENES:
+        raise ValueError(f"{table}: {len(ids)} genes, expected at least {N_GENES}")
+    return ids[:N_GENES]
 
 
 def plate_sizes(total: int) -> list[int]:
@@ -78,7 +89,7 @@ def _write_dataframe_group(f: h5py.File, name: str, columns: list[str]):
 
 def _write_var(f: h5py.File) -> None:
     var = _write_dataframe_group(f, "var", [])
-    _write_strings(var, "_index", [f"ENSG{i:011d}" for i in range(N_GENES)])
+    _write_strings(var, "_index", gene_ids())
 
 
 def write_plate(path: Path, plate: int, n_cells: int, compression: str | None, seed: int,

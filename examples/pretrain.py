@@ -100,13 +100,16 @@ def tensors(batch, device):
 
 
 @torch.no_grad()
-def evaluate(model, loader, device, gene_mean):
+def evaluate(model, loader, device, gene_mean, max_cells: int = 0):
     """Masked-reconstruction MSE of the model and of the per-gene-mean baseline, over a
-    split's cells (fixed masks and thinning: the loader's seed and epoch 0)."""
+    split's cells, or the first max_cells of its seeded shuffle (fixed masks and
+    thinning: the loader's seed and epoch 0)."""
     model.eval()
     sums = {"model": 0.0, "baseline": 0.0, "positions": 0.0, "cells": 0}
     loader.set_epoch(0)
     for batch in loader:
+        if max_cells and sums["cells"] >= max_cells:
+            break
         values, present, masked, target = tensors(batch, device)
         where = (present & masked).float()
         pred = model(values, present, masked)
@@ -140,6 +143,21 @@ def plot_curve(losses, path):
     plt.close(fig)
 
 
+def write_tahoe_like(out: Path, cells: int) -> None:
+    """14 Tahoe-like plates of `cells` cells in all (uncompressed; ~11 KB per cell), once."""
+    marker = out / "CELLS"
+    if marker.exists() and marker.read_text().strip() == str(cells):
+        return
+    sys.path.insert(0, str(HERE.parent / "bench"))
+    import tahoe_like
+
+    print(f"Writing {cells:,} Tahoe-like cells to {out}/ (once) ...", flush=True)
+    for old in out.glob("*.h5ad"):
+        old.unlink()
+    tahoe_like.generate(out, cells, None)
+    marker.write_text(f"{cells}\n")
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", default=str(HERE / "pretrain_corpus.toml"))
@@ -152,12 +170,20 @@ def main(argv=None) -> dict:
     p.add_argument("--device", default="auto", help="auto: cuda when available, else cpu")
     p.add_argument("--out", default=str(HERE.parent / "results" / "pretrain"))
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--tahoe", type=int, default=0, metavar="CELLS",
+                   help="write CELLS Tahoe-like cells to data/tahoe_like/ and train on "
+                        "examples/pretrain_tahoe.toml (the same job at scale)")
+    p.add_argument("--eval-cells", type=int, default=0,
+                   help="evaluate on at most this many cells per split (0 = all)")
     args = p.parse_args(argv)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
 
+    if args.tahoe:
+        args.corpus = str(HERE / "pretrain_tahoe.toml")
+        write_tahoe_like(HERE.parent / "data" / "tahoe_like", args.tahoe)
     if "cellbench" in Path(args.corpus).read_text():  # the shipped corpus reads CellBench as h5ad
         from cellbench_to_h5ad import main as convert_cellbench
         convert_cellbench([])
@@ -226,12 +252,25 @@ def main(argv=None) -> dict:
         epoch += 1
     bar.close()
     train_s = time.perf_counter() - t0
+    # The loader alone, same settings and inputs, over up to 200 batches of a fresh epoch
+    # (the first batch, which waits for the first fetch, included).
+    train.set_epoch(epoch)
+    n_alone, c_alone, a0 = 0, 0, time.perf_counter()
+    for batch in train:
+        c_alone += len(batch)
+        n_alone += 1
+        if n_alone == 200:
+            break
+    alone_s = time.perf_counter() - a0
     gene_mean = (gene_sum / gene_n.clamp_min(1)).float()
 
     # 4. Evaluation: the validation cells of the training sources, and the held-out source.
-    eval_settings = dict(settings, shuffle=False)
-    results = {"in_distribution (val)": evaluate(model, cellfeed.Loader(corpus, split="val", **eval_settings), device, gene_mean),
-               "held_out source (test)": evaluate(model, cellfeed.Loader(corpus, split="test", **eval_settings), device, gene_mean)}
+    max_eval = args.eval_cells or (2048 if args.tahoe else 0)
+    results = {name: evaluate(model, cellfeed.Loader(corpus, split=split, **settings), device, gene_mean, max_eval)
+               for name, split in (("val", "val"), ("test", "test"))}
+    held_sources = [s.name for s in corpus.sources if s.split == "test"]
+    describe = {"val": "val  (" + (f"held out by {corpus.split.by}" if corpus.split else "none") + ")",
+                "test": "test (" + (", ".join(f"source {h}" for h in held_sources) or "held-out groups") + ")"}
     held_out = {split: int(seen[corpus.rows(split)].sum()) for split in ("val", "test")}
     epochs_done = [dict(zip(corpus.source_names, c.tolist())) for c in per_epoch_sources[:-1]]
     if step == args.steps and len(per_epoch_sources) and per_epoch_sources[-1].sum() == report.sources["delivered"].sum():
@@ -250,7 +289,7 @@ def main(argv=None) -> dict:
         "held_out_cells_trained_on": held_out,
         "loader": {"cells": cells, "train_seconds": train_s, "cells_per_second": cells / train_s,
                    "loader_wait_seconds": wait, "loader_wait_fraction": wait / train_s,
-                   "loader_cells_per_second_while_waited": cells / max(wait, 1e-9)},
+                   "loader_alone_batches": n_alone, "loader_alone_cells_per_second": c_alone / alone_s},
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "python": platform.python_version(), "torch": torch.__version__, "cellfeed": cellfeed.__version__,
     }
@@ -265,8 +304,10 @@ def main(argv=None) -> dict:
           f"{summary['loss_last']:.4f}")
     print("Masked-reconstruction MSE (model vs per-gene-mean baseline):")
     for name, r in results.items():
-        print(f"  {name:24s} {r['cells']:5d} cells  model {r['mse']:.4f}  baseline {r['baseline_mse']:.4f}  "
+        print(f"  {describe[name]:30s} {r['cells']:5d} cells  model {r['mse']:.4f}  baseline {r['baseline_mse']:.4f}  "
               f"({r['mse'] / r['baseline_mse']:.2f}x)")
+    print(f"Loader alone (same inputs, {n_alone} batches): {c_alone / alone_s:,.0f} cells/s; "
+          f"peak RSS {summary['peak_rss_mb']:,.0f} MB.")
     if epochs_done:
         print(f"Cells per source in each of the {len(epochs_done)} whole epochs: {epochs_done[0]}"
               + ("" if all(e == epochs_done[0] for e in epochs_done) else f" ... {epochs_done}"))

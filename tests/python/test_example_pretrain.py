@@ -28,7 +28,7 @@ def test_pretrain_job_reduced(tmp_path):
     for epoch in a["cells_per_source_of_each_whole_epoch"]:
         assert epoch == declared
     assert a["held_out_cells_trained_on"] == {"val": 0, "test": 0}
-    assert a["evaluation"]["held_out source (test)"]["cells"] == 225  # every Drop-seq cell passes QC
+    assert a["evaluation"]["test"]["cells"] == 225  # every Drop-seq cell passes QC
     for name in ("metrics.json", "loss_curve.json", "loss_curve.png", "corpus_report.md",
                  "corpus_report.json", "corpus_report.png"):
         assert (tmp_path / "a" / name).stat().st_size > 0, name
@@ -47,3 +47,24 @@ def test_pretrain_job_reduced(tmp_path):
     curve_a = json.loads((tmp_path / "a" / "loss_curve.json").read_text())
     curve_b = json.loads((tmp_path / "b" / "loss_curve.json").read_text())
     assert curve_a == curve_b and a["loss_curve_sha256_16"] == b["loss_curve_sha256_16"]
+
+
+def test_pretrain_job_at_scale_path(tmp_path, monkeypatch):
+    """`--tahoe N` (the README's second command) on a few thousand cells: only the corpus
+    changes; the held-out plate and cell line are never trained on (checked against the
+    plate file's rows and the cell_line column read with anndata)."""
+    import anndata as ad
+    import numpy as np
+    import pretrain
+
+    import cellfeed
+
+    a = pretrain.main(["--tahoe", "3000", "--steps", "8", "--quiet", "--out", str(tmp_path)])
+    assert a["corpus"].endswith("pretrain_tahoe.toml")
+    col = cellfeed.Corpus.from_toml(EXAMPLES / "pretrain_tahoe.toml").collection
+    rows = np.load(tmp_path / "trained_rows.npy")
+    names = [Path(f).name for f in col.files]
+    i = names.index("plate14.h5ad")
+    assert not ((rows >= col.file_offsets[i]) & (rows < col.file_offsets[i + 1])).any()
+    lines = np.concatenate([ad.read_h5ad(f, backed="r").obs["cell_line"].astype(str).to_numpy() for f in col.files])
+    assert len(rows) == 8 * 32 and not (lines[rows] == "CVCL_0049").any()
