@@ -61,10 +61,11 @@ def main(argv=None):
     filtered = cellfeed.Corpus([cellfeed.Source(
         "subset", files, where=f"drug in {drugs!r} and pcnt_mito < 10")]).build()
     t_filtered = time.perf_counter() - t0
+    n = cellfeed.open(files).n_obs  # quotas: 20% / 15% / 10% of the cells (200k/150k/100k at 1M)
     t0 = time.perf_counter()
-    mixture = cellfeed.Corpus([cellfeed.Source("a", files[:5], cells=200_000),
-                               cellfeed.Source("b", files[5:10], cells=150_000),
-                               cellfeed.Source("c", files[10:], cells=100_000)], seed=1).build()
+    mixture = cellfeed.Corpus([cellfeed.Source("a", files[:5], cells=n // 5),
+                               cellfeed.Source("b", files[5:10], cells=n * 3 // 20),
+                               cellfeed.Source("c", files[10:], cells=n // 10)], seed=1).build()
     t_mixture = time.perf_counter() - t0
     kw = dict(batch_size=args.batch_size, block_size=args.block_size, fetch_factor=args.fetch_factor)
     plain = cellfeed.open(files)

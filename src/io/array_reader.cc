@@ -10,8 +10,16 @@ namespace cellfeed::io {
 
 namespace {
 
-// Pieces merged into one pread when the hole between them is at most this many bytes.
-constexpr uint64_t kMergeHoleBytes = 64 * 1024;
+// Pieces merged into one pread when the hole between them is at most this many bytes:
+// one page, which the kernel reads from disk anyway. Larger holes cost more to copy out
+// of the page cache (into junk) than a second pread costs: with 64 KiB, a random 46%
+// subset of uncompressed rows (holes of a row or two, ~5.5 KB each per array) read at
+// 0.61-0.67x of the unfiltered loader, with 4 KiB at 0.83-0.87x (bench/corpus_bench.py,
+// 300k cells, alternating processes, 2026-12-02).
+constexpr uint64_t kMergeHoleBytes = 4096;
+// Read-ahead advice (cold files) still covers holes up to 64 KiB: one advised range
+// instead of many, and the disk reads them at little extra cost.
+constexpr uint64_t kAdviseHoleBytes = 64 * 1024;
 // A deflate chunk whose pieces all lie in its first 1/kPrefixDivisor is inflated only up
 // to the last byte they need: zlib's streaming inflate (which can stop early) costs 2-3x
 // libdeflate's whole-chunk inflate per byte on single-cell data, so stopping early pays
@@ -482,7 +490,7 @@ Status ReadArrays(std::span<ArrayRead> reads, util::ThreadPool& pool, ReadStats*
   }
   util::ThreadPool* run_on = &pool;
   if (AnyUncached(RangesToRead(tasks, splits, reads, /*probes=*/true))) {
-    Advise(RangesToRead(tasks, splits, reads, /*probes=*/false), kMergeHoleBytes);
+    Advise(RangesToRead(tasks, splits, reads, /*probes=*/false), kAdviseHoleBytes);
     if (when_cold) run_on = when_cold;
   }
   // Tasks refer to splits by their read; map back through the index.
