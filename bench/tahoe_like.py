@@ -160,7 +160,7 @@ def write_tiny_plate(path: Path, plate: int, n_cells: int, seed: int = 0) -> Non
         indices = X.create_dataset("indices", shape=(n_cells,), dtype=np.int32, **kw)
         indptr = X.create_dataset("indptr", shape=(n_cells + 1,), dtype=np.int64,
                                   chunks=(min(CHUNK_VALUES, n_cells + 1),), maxshape=(None,))
-        obs = _write_dataframe_group(f, "obs", ["plate"])
+        obs = _write_dataframe_group(f, "obs", ["plate", "drug", "pcnt_mito"])
         index = obs.create_dataset("_index", shape=(n_cells,), dtype="S16")
         index.attrs["encoding-type"] = "string-array"
         index.attrs["encoding-version"] = "0.2.0"
@@ -172,6 +172,9 @@ def write_tiny_plate(path: Path, plate: int, n_cells: int, seed: int = 0) -> Non
             index[lo:hi] = np.char.add(f"p{plate}_".encode(), np.arange(lo, hi).astype("S10"))
         indptr[n_cells] = n_cells
         _write_categorical(obs, "plate", np.zeros(n_cells, dtype=np.int8), [f"plate{plate + 1}"])
+        # Columns to filter on (bench/corpus_scale_bench.py), as in the full plates.
+        _write_categorical(obs, "drug", rng.integers(0, len(DRUGS), n_cells, dtype=np.int16), DRUGS)
+        _write_array(obs, "pcnt_mito", (rng.beta(2, 40, n_cells) * 100).astype(np.float32))
         _write_var(f)
 
 
