@@ -103,19 +103,34 @@ void WriteDense(const DenseOutput& o, const StageContext& ctx, const CellState& 
     std::memset(m, 0, static_cast<size_t>(W));
     CellRng rng(CellStreamKey(ctx.seed, ctx.epoch, c.key, kPurposeValueMask));
     const ValueMask& vm = o.value_mask;
+    // The masked positions are also listed, so replacing their values touches only them
+    // (~0.3 nnz + 0.03 V of them) instead of scanning the row.
+    thread_local std::vector<int32_t> masked;
+    masked.clear();
     for (size_t k = 0; k < c.idx.size(); ++k) {
-      if (c.x[k] != 0 && rng.Bernoulli(vm.nonzero)) m[c.idx[k]] = 1;
+      if (c.x[k] != 0 && rng.Bernoulli(vm.nonzero)) {
+        m[c.idx[k]] = 1;
+        masked.push_back(c.idx[k]);
+      }
     }
+    // Zero positions: row[j] == 0 excludes the nonzero ones, so none is listed twice.
     if (vm.zero >= 1) {
-      for (int64_t j = 0; j < V; ++j) m[j] |= (present[j] && row[j] == 0) ? 1 : 0;
+      for (int64_t j = 0; j < V; ++j) {
+        if (present[j] && row[j] == 0) {
+          m[j] = 1;
+          masked.push_back(static_cast<int32_t>(j));
+        }
+      }
     } else if (vm.zero > 0) {
       const double log1m = std::log1p(-vm.zero);
       for (int64_t j = rng.GeometricGap(log1m); j < V; j += 1 + rng.GeometricGap(log1m)) {
-        if (present[j] && row[j] == 0) m[j] = 1;
+        if (present[j] && row[j] == 0) {
+          m[j] = 1;
+          masked.push_back(static_cast<int32_t>(j));
+        }
       }
     }
-    for (int64_t j = 0; j < V; ++j)
-      if (m[j]) row[j] = vm.value;
+    for (int32_t j : masked) row[j] = vm.value;
   }
   if (o.dtype == ValueType::kBFloat16) {
     uint16_t* dst = reinterpret_cast<uint16_t*>(out.tensors[kValues].data.data()) + i * W;
