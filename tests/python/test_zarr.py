@@ -342,3 +342,17 @@ def test_annbatch_collection_is_its_datasets_in_order(modern):
     for name in ["cell_type", "donor", "batch", "src_path"]:
         got = col.obs(name)[name]
         assert list(got.astype(str)) == list(cat.obs[name].astype(str))
+
+
+def test_cli_inspects_a_zarr_store(tmp_path):
+    exe = shutil.which("cellfeed")
+    assert exe, "the cellfeed command is not on PATH (pip install . puts it there)"
+    store = write_store(tmp_path / "a.zarr", 3, {"shards": (100,), "chunks": (25,)})
+    res = subprocess.run([exe, "inspect", str(store), "--json"], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    info = info[0] if isinstance(info, list) else info
+    ref = read_zarr(store)
+    text = json.dumps(info)
+    assert str(ref.n_obs) in text and "zarr v3" in text
