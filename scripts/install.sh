@@ -37,7 +37,8 @@ if [ ! -x .venv-zarr312/bin/python ]; then
   fi
   if [ -n "$py312" ]; then
     $py312 -m venv .venv-zarr312
-    .venv-zarr312/bin/pip install -q "anndata>=0.13" "zarr>=3" annbatch==0.3.1 h5py
+    # zarrs: the codec pipeline annbatch recommends (bench/annbatch_bench.py uses it)
+    .venv-zarr312/bin/pip install -q "anndata>=0.13" "zarr>=3" annbatch==0.3.1 zarrs h5py
   else
     echo "warning: no python3.12: the zarr tests that need anndata >= 0.13 / annbatch will skip" >&2
   fi
