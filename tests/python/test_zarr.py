@@ -356,3 +356,16 @@ def test_cli_inspects_a_zarr_store(tmp_path):
     ref = read_zarr(store)
     text = json.dumps(info)
     assert str(ref.n_obs) in text and "zarr v3" in text
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_nullable_string_column(tmp_path, fmt):
+    a = make_adata()
+    a.obs["note"] = pd.array([None if i % 6 == 0 else f"n{i}" for i in range(a.n_obs)],
+                             dtype="string")
+    with ad.settings.override(allow_write_nullable_strings=True):
+        store = write_store(tmp_path / "a.zarr", fmt, adata=a)
+    attrs = store / "obs" / "note" / (".zattrs" if fmt == 2 else "zarr.json")
+    assert "nullable-string-array" in attrs.read_text()
+    ref = read_zarr(store)
+    assert_frames(cellfeed.open(str(store)), ref)
