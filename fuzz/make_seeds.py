@@ -7,6 +7,8 @@
   fuzz/corpus/h5ad/*.h5ad    small valid .h5ad files: anndata's writer (CSR, dense, raw,
                              layers, nullable and categorical columns) and h5py (filters)
   fuzz/corpus/h5ad_struct/   byte strings for the structure-aware target (any bytes do)
+  fuzz/corpus/zarr/*.zip     small zipped zarr stores from anndata: v2 (blosc, zstd, lz4,
+                             gzip; STORED and DEFLATE members) and v3 (sharded, crc32c)
 
     python fuzz/make_seeds.py
 """
@@ -129,11 +131,35 @@ def struct_seeds(out: Path) -> None:
     (out / "ones.bin").write_bytes(bytes([1]) * 512)
 
 
+def zarr_seeds(out: Path) -> None:
+    """Small zipped AnnData zarr stores (tests/python/zarr_fixtures.py's writer)."""
+    import numcodecs
+    import zarr
+    sys.path.insert(0, str(HERE.parent / "tests" / "python"))
+    from zarr_fixtures import make_adata, write_store, zip_store
+    out.mkdir(parents=True, exist_ok=True)
+    small = make_adata(n_obs=24, n_vars=10)
+    cases = {
+        "v2_blosc": (2, None), "v2_zstd": (2, {"compressor": numcodecs.Zstd(1)}),
+        "v2_lz4": (2, {"compressor": numcodecs.LZ4()}),
+        "v2_gzip": (2, {"compressor": numcodecs.GZip(1), "chunks": (40,)}),
+        "v3_sharded": (3, {"shards": (40,), "chunks": (10,)}),
+        "v3_crc32c": (3, {"compressors": [zarr.codecs.Crc32cCodec()]}),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (fmt, kw) in cases.items():
+            store = write_store(Path(tmp) / f"{name}.zarr", fmt, kw, adata=small.copy(),
+                                dense_chunks=(12, 5))
+            zip_store(store, out / f"{name}.zip")
+        zip_store(Path(tmp) / "v2_blosc.zarr", out / "v2_deflated.zip", deflate=True)
+
+
 if __name__ == "__main__":
+    zarr_seeds(HERE / "corpus" / "zarr")
     decode_seeds(HERE / "corpus" / "decode")
     h5ad_seeds(HERE / "corpus" / "h5ad")
     struct_seeds(HERE / "corpus" / "h5ad_struct")
-    for d in ("decode", "h5ad", "h5ad_struct"):
+    for d in ("decode", "h5ad", "h5ad_struct", "zarr"):
         files = sorted((HERE / "corpus" / d).iterdir())
         print(d, len(files), "files,", sum(f.stat().st_size for f in files), "bytes",
               file=sys.stderr)

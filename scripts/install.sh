@@ -9,17 +9,38 @@ export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 need_apt=0
-for pkg in libhdf5-dev zlib1g-dev libdeflate-dev liblzf-dev libgtest-dev pkg-config fio; do
+for pkg in libhdf5-dev zlib1g-dev libdeflate-dev liblzf-dev libgtest-dev pkg-config fio \
+           libblosc-dev libzstd-dev liblz4-dev nlohmann-json3-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt=1
 done
 if [ "$need_apt" = 1 ]; then
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends \
-    libhdf5-dev zlib1g-dev libdeflate-dev liblzf-dev libgtest-dev pkg-config g++ make fio
+    libhdf5-dev zlib1g-dev libdeflate-dev liblzf-dev libgtest-dev pkg-config g++ make fio \
+    libblosc-dev libzstd-dev liblz4-dev nlohmann-json3-dev
 fi
 
 python3 -m pip install -q --upgrade-strategy only-if-needed -r requirements-dev.txt
 # torch: pinned, so pip takes the local CPU wheel instead of downloading CUDA builds.
 python3 -m pip install -q torch==2.13.0
 python3 -m pip install -q --no-build-isolation .
+
+# A Python 3.12 environment for the zarr tests' fixtures: anndata >= 0.13 (sharded zarr v3
+# by default) and annbatch need Python >= 3.12 (tests/python/test_zarr.py runs it to write
+# stores and their references; the tests skip, saying so, when it is absent).
+if [ ! -x .venv-zarr312/bin/python ]; then
+  py312=""
+  if PYENV_VERSION=3.12.1 python3.12 -c 'import sys' >/dev/null 2>&1; then
+    py312="env PYENV_VERSION=3.12.1 python3.12"
+  elif command -v python3.12 >/dev/null 2>&1; then
+    py312="python3.12"
+  fi
+  if [ -n "$py312" ]; then
+    $py312 -m venv .venv-zarr312
+    # zarrs: the codec pipeline annbatch recommends (bench/annbatch_bench.py uses it)
+    .venv-zarr312/bin/pip install -q "anndata>=0.13" "zarr>=3" annbatch==0.3.1 zarrs h5py
+  else
+    echo "warning: no python3.12: the zarr tests that need anndata >= 0.13 / annbatch will skip" >&2
+  fi
+fi
 echo "cellfeed installed: $(python3 -c 'import cellfeed; print(cellfeed.__version__)')"

@@ -1,4 +1,5 @@
-"""cellfeed: fast, deterministic minibatch loading of AnnData (.h5ad) files for PyTorch.
+"""cellfeed: fast, deterministic minibatch loading of AnnData files (.h5ad, zarr stores,
+annbatch collections) for PyTorch.
 
 The engine is C++ (pread + its own decoders on worker threads, libhdf5 only at open);
 this package converts types and releases the GIL while the engine works.

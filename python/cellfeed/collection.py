@@ -1,4 +1,5 @@
-"""cellfeed.open(): one or many .h5ad files read as one row-concatenated AnnData."""
+"""cellfeed.open(): one or many AnnData files (.h5ad, zarr stores) read as one row-concatenated
+AnnData."""
 
 from __future__ import annotations
 
@@ -165,7 +166,11 @@ def _join_args(join) -> tuple[str, list[str]]:
 
 def open(path_or_paths, layer: str | None = None, threads: int | None = None,  # noqa: A001
          join="inner", values: str = "finite", verify_whole_chunks: bool = False) -> Collection:
-    """Open one .h5ad file or a list of them as one row-concatenated collection.
+    """Open one AnnData file or a list of them as one row-concatenated collection.
+
+    Each path is an .h5ad (or Cell Ranger .h5) file, a zarr store (v2 or v3; a directory or a
+    .zip, sharded or not) or an annbatch collection's root (its dataset_<i> stores, in order);
+    the format is told from the content, and formats may be mixed (docs/FORMATS.md).
 
     layer: None reads X; "raw" reads raw/X (with raw/var); any other name reads layers/<name>.
       A list gives one such choice per file (None for X), e.g. for files that keep their

@@ -166,9 +166,10 @@ MergedCategories MergeCategories(const std::vector<const h5ad::ColumnLayout*>& l
 
 }  // namespace
 
-Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::string>& paths,
+Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::string>& given,
                                                      const OpenOptions& options) {
-  if (paths.empty()) return Status::Invalid("no files given");
+  if (given.empty()) return Status::Invalid("no files given");
+  CF_ASSIGN_OR_RETURN(const std::vector<std::string> paths, ExpandSourcePaths(given));
   auto impl = std::make_unique<Impl>();
   CF_ASSIGN_OR_RETURN(impl->value_check, io::ParseValueCheck(options.values));
   impl->paths = paths;

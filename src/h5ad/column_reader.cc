@@ -38,9 +38,6 @@ Result<std::vector<std::string>> ReadIndexAt(const AnnDataFile& f, const DataFra
   return out;
 }
 
-namespace {
-
-// A column loaded whole at open: its rows, gathered.
 Column GatherRows(const Column& whole, std::span<const int64_t> rows) {
   Column out;
   out.info = whole.info;
@@ -59,8 +56,6 @@ Column GatherRows(const Column& whole, std::span<const int64_t> rows) {
   }
   return out;
 }
-
-}  // namespace
 
 Result<Column> ReadColumn(const AnnDataFile& f, const ColumnLayout& c,
                           std::span<const int64_t> rows, util::ThreadPool& pool) {

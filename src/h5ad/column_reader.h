@@ -18,6 +18,8 @@ Result<std::vector<std::string>> ReadStringsAt(const io::H5File& h5, const std::
 // Index strings of a dataframe at `rows` (from the file, or from the index loaded at open).
 Result<std::vector<std::string>> ReadIndexAt(const AnnDataFile& file, const DataFrameLayout& df,
                                              std::span<const int64_t> rows);
+// A column loaded whole at open: its rows, gathered.
+Column GatherRows(const Column& whole, std::span<const int64_t> rows);
 // Pieces that read `rows` into consecutive output rows, merging runs of consecutive rows.
 std::vector<io::Piece> RowPieces(std::span<const int64_t> rows);
 

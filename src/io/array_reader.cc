@@ -159,7 +159,7 @@ void FillRows(const ArrayRead& r, int64_t col0, int64_t col_count, const Piece* 
 // Reads a run of pieces (sorted by src, no overlaps) with one scatter read: each piece
 // into its output slot, the holes between them into `junk`. False (nothing read) when
 // pieces overlap, e.g. a row requested twice: the caller then reads via a scratch copy.
-bool ScatterRead(const ArrayRead& r, uint64_t offset, int64_t lo, const Piece* begin,
+bool ScatterRead(const ArrayRead& r, const RandomAccessFile& file, uint64_t offset, int64_t lo, const Piece* begin,
                  const Piece* end, std::vector<struct iovec>& iov, std::vector<uint8_t>& junk) {
   const size_t esize = DTypeSize(r.layout->dtype);
   auto* out = static_cast<uint8_t*>(r.out);
@@ -178,11 +178,12 @@ bool ScatterRead(const ArrayRead& r, uint64_t offset, int64_t lo, const Piece* b
     iov.push_back({out + p->dst * esize, static_cast<size_t>(p->count) * esize});
     at = p->src + p->count;
   }
-  return r.file->ReadAtV(offset, iov).ok() || (iov.clear(), false);
+  return file.ReadAtV(offset, iov).ok() || (iov.clear(), false);
 }
 
 // Unfiltered 1-D chunk: read just the byte ranges the pieces need.
-Status ReadUnfilteredRanges(const ArrayRead& r, const ChunkLocation& loc, int64_t chunk_row0,
+Status ReadUnfilteredRanges(const ArrayRead& r, const RandomAccessFile& file,
+                            const ChunkLocation& loc, int64_t chunk_row0,
                             const Piece* begin, const Piece* end, ReadStats* stats) {
   const DatasetLayout& L = *r.layout;
   const size_t esize = DTypeSize(L.dtype);
@@ -203,7 +204,7 @@ Status ReadUnfilteredRanges(const ArrayRead& r, const ChunkLocation& loc, int64_
     }
     const uint64_t offset = loc.address + static_cast<uint64_t>(lo - chunk_row0) * esize;
     const uint64_t bytes = static_cast<uint64_t>(hi - lo) * esize;
-    if (direct && ScatterRead(r, offset, lo, run, stop, iov, buf.stored)) {
+    if (direct && ScatterRead(r, file, offset, lo, run, stop, iov, buf.stored)) {
       // Pieces landed in the output directly; check them there.
       for (const Piece* p = run; p != stop; ++p) {
         CF_RETURN_IF_ERROR(CheckPiece(r, out + p->dst * out_size, *p));
@@ -217,7 +218,7 @@ Status ReadUnfilteredRanges(const ArrayRead& r, const ChunkLocation& loc, int64_
       continue;
     }
     buf.stored.resize(bytes);
-    Status st = r.file->ReadAt(offset, bytes, buf.stored.data());
+    Status st = file.ReadAt(offset, bytes, buf.stored.data());
     if (!st.ok()) return st;
     if (stats) {
       stats->bytes_read += static_cast<int64_t>(bytes);
@@ -254,7 +255,8 @@ ChunkPages PagesOf(const DatasetLayout& L, int64_t chunk_row0) {
 
 // Unfiltered 1-D chunk read through the cache: pieces are served from cached pages, a
 // missing page is read whole and kept.
-Status ReadCachedPages(const ArrayRead& r, const ChunkLocation& loc, int64_t chunk_index,
+Status ReadCachedPages(const ArrayRead& r, const RandomAccessFile& file, const ChunkLocation& loc,
+                       int64_t chunk_index,
                        int64_t chunk_row0, const Piece* begin, const Piece* end,
                        ReadStats* stats) {
   const DatasetLayout& L = *r.layout;
@@ -269,7 +271,7 @@ Status ReadCachedPages(const ArrayRead& r, const ChunkLocation& loc, int64_t chu
       if (!bytes) {
         auto read = std::make_shared<std::vector<uint8_t>>(
             static_cast<size_t>(pages.rows_in(page)) * esize);
-        CF_RETURN_IF_ERROR(r.file->ReadAt(
+        CF_RETURN_IF_ERROR(file.ReadAt(
             loc.address + static_cast<uint64_t>(page_row0 - chunk_row0) * esize, read->size(),
             read->data()));
         if (stats) {
@@ -330,20 +332,38 @@ Status RunTask(const ChunkTask& t, const SplitRead& split, ReadStats* stats) {
     const int64_t col0 = j * chunk_cols;
     const int64_t col_count = std::min(chunk_cols, width - col0);
     if (loc.address == kNoAddress) {
-      if (!r.discard_output) FillRows(r, col0, col_count, begin, end);
+      if (r.discard_output || begin == end) continue;
+      FillRows(r, col0, col_count, begin, end);
+      // A fill value (zarr's may be NaN) passes the same value checks as stored values.
+      const size_t os = DTypeSize(r.out_type);
+      const uint8_t* first = static_cast<const uint8_t*>(r.out) + (begin->dst * width + col0) * os;
+      Status st = CheckValues(r, first, width == 1 ? 1 : col_count, *begin,
+                              begin->src * width + col0);
+      if (!st.ok()) return Status(st.code(), ChunkWhere(L, chunk_index) + " (never written: the "
+                                                 "fill value): " + st.message());
       continue;
     }
     if (stats) ++stats->chunks;
-    if (loc.address + loc.stored_size > r.file->size_at_open()) {
+    // The file holding the chunk: the read's, or one of the store's many (zarr).
+    std::shared_ptr<const RandomAccessFile> holder;
+    const RandomAccessFile* file = r.file;
+    if (L.files) {
+      auto got = L.files->Get(loc.file);
+      if (!got.ok()) return got.status().WithContext(ChunkWhere(L, chunk_index));
+      holder = std::move(got).value();
+      file = holder.get();
+    }
+    if (loc.address + loc.stored_size > file->size_at_open()) {
       return Status::IOError(ChunkWhere(L, chunk_index) + " at byte " +
                              std::to_string(loc.address) + " (+" +
                              std::to_string(loc.stored_size) + ") lies past the end of the file (" +
-                             std::to_string(r.file->size_at_open()) + " bytes): truncated?");
+                             std::to_string(file->size_at_open()) + " bytes): truncated?");
     }
     const bool unfiltered = L.filters.empty();
     if (unfiltered && !two_d) {
-      Status st = r.cache ? ReadCachedPages(r, loc, chunk_index, chunk_row0, begin, end, stats)
-                          : ReadUnfilteredRanges(r, loc, chunk_row0, begin, end, stats);
+      Status st = r.cache
+                      ? ReadCachedPages(r, *file, loc, chunk_index, chunk_row0, begin, end, stats)
+                      : ReadUnfilteredRanges(r, *file, loc, chunk_row0, begin, end, stats);
       if (!st.ok()) return st.WithContext(ChunkWhere(L, chunk_index));
       continue;
     }
@@ -357,7 +377,7 @@ Status RunTask(const ChunkTask& t, const SplitRead& split, ReadStats* stats) {
     }
     Buffers& buf = ThreadBuffers();
     buf.stored.resize(loc.stored_size);
-    Status st = r.file->ReadAt(loc.address, loc.stored_size, buf.stored.data());
+    Status st = file->ReadAt(loc.address, loc.stored_size, buf.stored.data());
     if (!st.ok()) return st.WithContext(ChunkWhere(L, chunk_index));
     const uint8_t* chunk = buf.stored.data();
     uint64_t decoded = loc.stored_size;  // bytes the decoders produced
@@ -397,8 +417,17 @@ Status RunTask(const ChunkTask& t, const SplitRead& split, ReadStats* stats) {
 // only the first range of kColdProbes evenly spaced tasks: a warm read's whole cost.
 std::vector<ByteRange> RangesToRead(const std::vector<ChunkTask>& tasks,
                                     const std::vector<SplitRead>& splits,
-                                    std::span<ArrayRead> reads, bool probes) {
+                                    std::span<ArrayRead> reads, bool probes,
+                                    std::vector<std::shared_ptr<const RandomAccessFile>>& keep) {
   std::vector<ByteRange> ranges;
+  // The file holding a chunk; null (no advice) where it cannot be opened: the read reports it.
+  auto file_of = [&](const ArrayRead& r, const ChunkLocation& loc) -> const RandomAccessFile* {
+    if (!r.layout->files) return r.file;
+    auto got = r.layout->files->Get(loc.file);
+    if (!got.ok()) return nullptr;
+    keep.push_back(std::move(got).value());
+    return keep.back().get();
+  };
   const size_t step = probes ? std::max<size_t>(1, tasks.size() / kColdProbes) : 1;
   for (size_t i = 0; i < tasks.size(); i += step) {
     const ChunkTask& t = tasks[i];
@@ -410,6 +439,8 @@ std::vector<ByteRange> RangesToRead(const std::vector<ChunkTask>& tasks,
     if (L.filters.empty() && !two_d) {
       const ChunkLocation& loc = L.chunks[static_cast<size_t>(t.chunk_row)];
       if (loc.address == kNoAddress) continue;
+      const RandomAccessFile* file = file_of(r, loc);
+      if (file == nullptr) continue;
       const SplitRead& s = splits[static_cast<size_t>(t.read - reads.data())];
       const uint64_t es = DTypeSize(L.dtype);
       const int64_t row0 = t.chunk_row * L.chunk_shape[0];
@@ -422,7 +453,7 @@ std::vector<ByteRange> RangesToRead(const std::vector<ChunkTask>& tasks,
             if (g == last || r.cache->Find(&L, t.chunk_row, g)) continue;
             last = g;
             const uint64_t b = loc.address + static_cast<uint64_t>(pages.first_row(g) - row0) * es;
-            ranges.push_back({r.file, b, b + static_cast<uint64_t>(pages.rows_in(g)) * es});
+            ranges.push_back({file, b, b + static_cast<uint64_t>(pages.rows_in(g)) * es});
           }
         }
         continue;
@@ -430,7 +461,7 @@ std::vector<ByteRange> RangesToRead(const std::vector<ChunkTask>& tasks,
       for (size_t k = t.begin; k < t.end && !(probes && ranges.size() > first); ++k) {
         const Piece& p = s.pieces[k];
         const uint64_t b = loc.address + static_cast<uint64_t>(p.src - row0) * es;
-        ranges.push_back({r.file, b, b + static_cast<uint64_t>(p.count) * es});
+        ranges.push_back({file, b, b + static_cast<uint64_t>(p.count) * es});
       }
       continue;
     }
@@ -439,7 +470,9 @@ std::vector<ByteRange> RangesToRead(const std::vector<ChunkTask>& tasks,
       const int64_t c = t.chunk_row * col_chunks + j;
       const ChunkLocation& loc = L.chunks[static_cast<size_t>(c)];
       if (loc.address == kNoAddress || (r.cache && r.cache->Find(&L, c))) continue;
-      ranges.push_back({r.file, loc.address, loc.address + loc.stored_size});
+      const RandomAccessFile* file = file_of(r, loc);
+      if (file == nullptr) continue;
+      ranges.push_back({file, loc.address, loc.address + loc.stored_size});
     }
   }
   return ranges;
@@ -489,8 +522,9 @@ Status ReadArrays(std::span<ArrayRead> reads, util::ThreadPool& pool, ReadStats*
     }
   }
   util::ThreadPool* run_on = &pool;
-  if (AnyUncached(RangesToRead(tasks, splits, reads, /*probes=*/true))) {
-    Advise(RangesToRead(tasks, splits, reads, /*probes=*/false), kAdviseHoleBytes);
+  std::vector<std::shared_ptr<const RandomAccessFile>> keep;  // files the ranges point into
+  if (AnyUncached(RangesToRead(tasks, splits, reads, /*probes=*/true, keep))) {
+    Advise(RangesToRead(tasks, splits, reads, /*probes=*/false, keep), kAdviseHoleBytes);
     if (when_cold) run_on = when_cold;
   }
   // Tasks refer to splits by their read; map back through the index.

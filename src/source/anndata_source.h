@@ -49,5 +49,8 @@ class AnnDataSource {
 // Opens `path`, telling the format from the content (not the name).
 Result<std::unique_ptr<AnnDataSource>> OpenAnnDataSource(const std::string& path,
                                                          const std::string& layer);
+// The stores `paths` name, in order: an annbatch collection's root stands for its
+// dataset_<i> stores; every other path for itself.
+Result<std::vector<std::string>> ExpandSourcePaths(const std::vector<std::string>& paths);
 
 }  // namespace cellfeed

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "io/codec/codecs.h"
+#include "io/codec/zarr_codecs.h"
 
 namespace cellfeed::io::codec {
 
@@ -10,6 +11,11 @@ Result<FilterPipeline> FilterPipeline::Make(std::vector<Filter> filters, size_t 
   for (const Filter& f : filters) {
     switch (f.id) {
       case kFilterDeflate: case kFilterShuffle: case kFilterFletcher32: case kFilterLzf:
+      case kCodecBlosc: case kCodecZstd: case kCodecLz4: case kCodecGzip: case kCodecRawDeflate:
+      case kCodecCrc32c: case kCodecByteSwap:
+        break;
+      case kCodecTranspose:
+        if (f.params.size() != 2) return Status::Invalid("transpose needs the chunk's rows, cols");
         break;
       case kFilterSzip:
         return Status::Unsupported("unsupported HDF5 filter szip (id 4)");
@@ -42,6 +48,14 @@ std::string FilterPipeline::Describe() const {
       case kFilterShuffle: s += "shuffle"; break;
       case kFilterFletcher32: s += "fletcher32"; break;
       case kFilterLzf: s += "lzf"; break;
+      case kCodecBlosc: s += "blosc"; break;
+      case kCodecZstd: s += "zstd"; break;
+      case kCodecLz4: s += "lz4"; break;
+      case kCodecGzip: s += "gzip"; break;
+      case kCodecRawDeflate: s += "zip-deflate"; break;
+      case kCodecCrc32c: s += "crc32c"; break;
+      case kCodecByteSwap: s += "big-endian"; break;
+      case kCodecTranspose: s += "transpose"; break;
       default: s += std::to_string(f.id);
     }
   }
@@ -51,6 +65,18 @@ std::string FilterPipeline::Describe() const {
 Status FilterPipeline::Decode(std::span<const uint8_t> stored, uint32_t filter_mask,
                               size_t chunk_bytes, std::vector<uint8_t>& scratch,
                               std::vector<uint8_t>& out) const {
+  return DecodeChain(stored, filter_mask, chunk_bytes, true, scratch, out);
+}
+
+Status FilterPipeline::DecodeUnsized(std::span<const uint8_t> stored, uint32_t filter_mask,
+                                     size_t max_bytes, std::vector<uint8_t>& scratch,
+                                     std::vector<uint8_t>& out) const {
+  return DecodeChain(stored, filter_mask, max_bytes, false, scratch, out);
+}
+
+Status FilterPipeline::DecodeChain(std::span<const uint8_t> stored, uint32_t filter_mask,
+                                   size_t chunk_bytes, bool exact, std::vector<uint8_t>& scratch,
+                                   std::vector<uint8_t>& out) const {
   // Cheap sanity bound first: the most the stored bytes could decode to through the
   // active filters (deflate expands at most ~1032x, LZF ~88x). A chunk that cannot
   // reach its size is corrupt, and no chunk-sized buffer is allocated for it.
@@ -61,11 +87,14 @@ Status FilterPipeline::Decode(std::span<const uint8_t> stored, uint32_t filter_m
     switch (filters_[i].id) {
       case kFilterDeflate: most = most == 0 ? 0 : std::min(cap, most * 1032 + 1024); break;
       case kFilterLzf: most = most == 0 ? 0 : std::min(cap, most * 90 + 64); break;
-      case kFilterFletcher32: most = most >= 4 ? most - 4 : 0; break;
+      case kFilterFletcher32: case kCodecCrc32c: most = most >= 4 ? most - 4 : 0; break;
+      case kCodecBlosc: case kCodecZstd: case kCodecLz4: case kCodecGzip: case kCodecRawDeflate:
+        most = most == 0 ? 0 : cap;  // bounded by the chunk size while decoding
+        break;
       default: break;
     }
   }
-  if (most < chunk_bytes) {
+  if (exact && most < chunk_bytes) {
     return Status::Invalid("stored chunk of " + std::to_string(stored.size()) +
                            " bytes cannot decode to the chunk's " + std::to_string(chunk_bytes) +
                            " bytes");
@@ -79,12 +108,25 @@ Status FilterPipeline::Decode(std::span<const uint8_t> stored, uint32_t filter_m
     if (filter_mask & (1u << i)) continue;
     std::vector<uint8_t>& dst = *bufs[next];
     const Filter& f = filters_[i];
+    // The most a step may produce. Variable-size chunks (strings) bound the inflaters by
+    // deflate's largest ratio rather than allocating the whole limit up front.
+    const size_t cap = exact ? chunk_bytes + 4 : std::min(chunk_bytes, cur.size() * 1032 + 1024);
     Status st;
     switch (f.id) {
-      case kFilterDeflate: st = InflateZlib(cur, chunk_bytes + 4, dst); break;
-      case kFilterLzf: st = DecodeLzf(cur, chunk_bytes + 4, dst); break;
+      case kFilterDeflate: st = InflateZlib(cur, cap, dst); break;
+      case kFilterLzf: st = DecodeLzf(cur, cap, dst); break;
       case kFilterShuffle: Unshuffle(cur, element_size_, dst); break;
       case kFilterFletcher32: st = VerifyFletcher32(cur, dst); break;
+      case kCodecBlosc: st = DecodeBlosc(cur, exact ? chunk_bytes + 4 : chunk_bytes, dst); break;
+      case kCodecZstd: st = DecodeZstd(cur, exact ? chunk_bytes + 4 : chunk_bytes, dst); break;
+      case kCodecLz4: st = DecodeLz4Numcodecs(cur, exact ? chunk_bytes + 4 : chunk_bytes, dst); break;
+      case kCodecGzip: st = InflateGzip(cur, cap, dst); break;
+      case kCodecRawDeflate: st = InflateRaw(cur, exact ? 2 * chunk_bytes + 1024 : cap, dst); break;
+      case kCodecCrc32c: st = VerifyCrc32c(cur, dst); break;
+      case kCodecByteSwap: SwapBytes(cur, element_size_, dst); break;
+      case kCodecTranspose:
+        st = Untranspose(cur, element_size_, f.params[0], f.params[1], dst);
+        break;
       default: st = Status::Unsupported("filter " + std::to_string(f.id));
     }
     if (!st.ok()) {
@@ -94,7 +136,7 @@ Status FilterPipeline::Decode(std::span<const uint8_t> stored, uint32_t filter_m
     cur = std::span<const uint8_t>(dst.data(), dst.size());
     next ^= 1;
   }
-  if (cur.size() != chunk_bytes) {
+  if (exact && cur.size() != chunk_bytes) {
     return Status::Invalid("chunk decodes to " + std::to_string(cur.size()) +
                            " bytes, expected " + std::to_string(chunk_bytes));
   }

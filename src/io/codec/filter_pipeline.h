@@ -1,4 +1,4 @@
-// An HDF5 dataset's filter pipeline, read once at open time, applied in reverse
+// An HDF5 dataset's filter pipeline (or a zarr array's codec chain), read once at open time, applied in reverse
 // (last filter first) to each chunk on worker threads.
 #pragma once
 
@@ -19,6 +19,17 @@ enum FilterId : int {
   kFilterNbit = 5,
   kFilterScaleOffset = 6,
   kFilterLzf = 32000,
+  // zarr codecs (ids of our own, above HDF5's registered range). A zarr codec chain is
+  // listed in encoding order like an HDF5 pipeline, so decoding runs it last to first;
+  // zarr's zlib codec is the deflate filter above (both write zlib streams).
+  kCodecBlosc = 1 << 20,
+  kCodecZstd,
+  kCodecLz4,        // numcodecs LZ4 (4-byte size header)
+  kCodecGzip,
+  kCodecRawDeflate, // a DEFLATE zip member (chunks whose filter_mask bit is set are STORED)
+  kCodecCrc32c,
+  kCodecByteSwap,   // big-endian elements
+  kCodecTranspose,  // params: rows, cols of the chunk, which is stored transposed
 };
 
 struct Filter {
@@ -44,6 +55,10 @@ class FilterPipeline {
   Status Decode(std::span<const uint8_t> stored, uint32_t filter_mask, size_t chunk_bytes,
                 std::vector<uint8_t>& scratch, std::vector<uint8_t>& out) const;
 
+  // Decodes a chunk of variable decoded size (vlen-utf8 strings): at most `max_bytes`.
+  Status DecodeUnsized(std::span<const uint8_t> stored, uint32_t filter_mask, size_t max_bytes,
+                       std::vector<uint8_t>& scratch, std::vector<uint8_t>& out) const;
+
   // Whether the first bytes of a chunk can be decoded without the rest: true when the
   // only active filter is deflate (shuffle and checksums need the whole chunk).
   bool CanDecodePrefix(uint32_t filter_mask) const;
@@ -53,6 +68,8 @@ class FilterPipeline {
                       size_t chunk_bytes, std::vector<uint8_t>& out) const;
 
  private:
+  Status DecodeChain(std::span<const uint8_t> stored, uint32_t filter_mask, size_t chunk_bytes,
+                     bool exact, std::vector<uint8_t>& scratch, std::vector<uint8_t>& out) const;
   std::vector<Filter> filters_;
   size_t element_size_ = 1;
 };

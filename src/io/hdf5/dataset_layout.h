@@ -8,6 +8,9 @@
 
 #include "cellfeed/dtype.h"
 #include "io/codec/filter_pipeline.h"
+#include "io/file_set.h"
+
+#include <memory>
 
 namespace cellfeed::io {
 
@@ -17,6 +20,7 @@ struct ChunkLocation {
   uint64_t address = kNoAddress;  // absolute file offset; kNoAddress = never written (fill)
   uint64_t stored_size = 0;       // bytes on disk (after filters)
   uint32_t filter_mask = 0;       // bit i set: filter i skipped for this chunk
+  uint32_t file = 0;              // with DatasetLayout::files: which of them holds it
 };
 
 struct DatasetLayout {
@@ -31,6 +35,9 @@ struct DatasetLayout {
   bool chunked = false;             // false: contiguous, chunks are virtual slices
   std::vector<uint8_t> fill_value;  // one element
   std::vector<uint8_t> compact_bytes;  // whole dataset, when stored in the object header
+  // Set when chunks live in many files (zarr directory stores): a chunk's bytes are in
+  // files->Get(location.file), not in the read's file.
+  std::shared_ptr<const FileSet> files;
 
   int64_t length() const { return shape.empty() ? 1 : shape[0]; }
   int64_t row_elements() const { return shape.size() > 1 ? shape[1] : 1; }
