@@ -21,10 +21,10 @@ def test_pretrain_job_reduced(tmp_path):
     held_out = [s["name"] for s in spec["source"] if s.get("split") == "test"]
     assert held_out and all(declared[h] == 0 for h in held_out)
 
-    a = pretrain.main(["--steps", "60", "--quiet", "--out", str(tmp_path / "a")])
+    a = pretrain.main(["--steps", "40", "--batch-size", "64", "--quiet", "--out", str(tmp_path / "a")])
     assert a["loss_last"] < 0.8 * a["loss_first"], (a["loss_first"], a["loss_last"])
     assert a["declared_cells_per_source"] == declared
-    assert a["cells_per_source_of_each_whole_epoch"], "60 steps cover the first epoch (49 batches)"
+    assert a["cells_per_source_of_each_whole_epoch"], "40 steps of 64 cover the first epoch (32 batches)"
     for epoch in a["cells_per_source_of_each_whole_epoch"]:
         assert epoch == declared
     assert a["held_out_cells_trained_on"] == {"val": 0, "test": 0}
@@ -43,7 +43,7 @@ def test_pretrain_job_reduced(tmp_path):
     report = json.loads((tmp_path / "a" / "corpus_report.json").read_text())
     assert {r["source"]: r["delivered"] for r in report["sources"]} == declared
 
-    b = pretrain.main(["--steps", "60", "--quiet", "--out", str(tmp_path / "b")])
+    b = pretrain.main(["--steps", "40", "--batch-size", "64", "--quiet", "--out", str(tmp_path / "b")])
     curve_a = json.loads((tmp_path / "a" / "loss_curve.json").read_text())
     curve_b = json.loads((tmp_path / "b" / "loss_curve.json").read_text())
     assert curve_a == curve_b and a["loss_curve_sha256_16"] == b["loss_curve_sha256_16"]
