@@ -16,14 +16,14 @@ import multiprocessing
 import multiprocessing.context
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from . import _cellfeed
+from . import _cellfeed, _shm
 from .collection import Collection, open as open_collection
 from .corpus import Corpus
 
@@ -52,31 +52,123 @@ class Batch:
     # With a corpus: the index of each cell's declared source (loader.source_names).
     source: Any = None
     inputs: dict | None = None  # Loader(inputs=...): the model tensors (cellfeed.inputs)
+    # In a DataLoader worker: how this batch crosses to the training process (_shm).
+    _wire: Any = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def __reduce__(self):
+        wire = self._wire
+        if wire is None:
+            return (Batch, (self.X, self.obs, self.rows, self.index, self.source, self.inputs))
+        ticket, tree, spec = wire
+        if ticket is not None:
+            self._wire = (None, tree, spec)  # a ticket is good for one trip only
+            tree = None
+        # The engine's arrays (a slab ticket, or inline): rebuilt and converted on arrival,
+        # so torch's sparse-tensor pickling (and its invariant-check warning) is not used.
+        return (_arrive, (ticket, tree, spec, self.index))
+
+
+def _arrive(ticket, tree, spec, index):
+    if ticket is not None:
+        tree = _shm.unpack(ticket)
+    return _to_batch(spec, index, *tree)
+
+
+def _to_batch(spec, index, X, rows, obs, sources, inputs):
+    output, inputs_spec = spec
+    if inputs is not None:
+        from .inputs import convert_arrays
+        inputs = convert_arrays(inputs, *inputs_spec)
+    return Batch(_convert(output, X), _convert_obs(output, obs), rows, index, sources, inputs)
+
+
+def _convert(output, X):
+    if output == "numpy":
+        return X
+    if output == "torch-dense":
+        return torch.from_numpy(X)
+    data, indices, indptr, shape = X
+    if output == "scipy":
+        return sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
+    # The engine has checked indptr and indices, so torch's own checks are skipped.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        indptr = torch.from_numpy(indptr)
+        # A batch beyond 2**31 nonzeros has an int64 indptr; torch wants both alike.
+        indices = torch.from_numpy(indices).to(indptr.dtype)
+        return torch.sparse_csr_tensor(indptr, indices, torch.from_numpy(data), size=shape,
+                                       check_invariants=False)
+
+
+def _convert_obs(output, obs: dict) -> dict:
+    if output in ("torch", "torch-dense"):
+        return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in obs.items()}
+    return obs
+
+
+_RING: list = []  # this DataLoader worker process's slabs (_shm.Ring), made on first use
+
+
+def _worker_ring():
+    if not _RING or _RING[0].pid != os.getpid():
+        _RING[:] = [_shm.Ring()]
+    return _RING[0]
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        return os.cpu_count() or 1
+
+
+def worker_threads(num_workers: int) -> int:
+    """Engine threads of each of num_workers DataLoader workers, when threads= is not
+    given: the cores shared out, at least one (workers x threads never oversubscribes)."""
+    return max(1, _cores() // max(1, int(num_workers)))
 
 
 class _EpochCell:
     """The epoch, in memory shared with the DataLoader workers started from this process
     (forked or spawned), so that set_epoch in the main process reaches persistent workers
-    too. Pickled outside of a process start, it becomes a fresh cell with the same value."""
+    too. Pickled outside of a process start, it becomes a fresh cell with the same value.
+    Two more counters ride along: worker processes started, and whether the restart
+    warning was given (so it is given once, not once per worker)."""
 
     def __init__(self, value: int = 0, raw=None):
-        self._raw = raw if raw is not None else multiprocessing.RawValue("q", int(value))
+        self._raw = raw if raw is not None else multiprocessing.RawArray("q", [int(value), 0, 0])
 
     @property
     def value(self) -> int:
-        return int(self._raw.value)
+        return int(self._raw[0])
 
     @value.setter
     def value(self, v: int) -> None:
-        self._raw.value = int(v)
+        self._raw[0] = int(v)
+
+    def worker_started(self, num_workers: int) -> bool:
+        """Counts a worker process's first iteration; True (once) when more processes
+        have started than num_workers: the DataLoader restarts its workers every epoch."""
+        self._raw[1] += 1  # racy between workers; a count off by one only delays the warning
+        if self._raw[1] > num_workers and not self._raw[2]:
+            self._raw[2] = 1
+            return True
+        return False
 
     def __reduce__(self):
         if multiprocessing.context.get_spawning_popen() is not None:
             return (_EpochCell, (0, self._raw))  # shared with the child being started
         return (_EpochCell, (self.value,))
+
+
+_RESTART_WARNING = (
+    "cellfeed.Loader: the DataLoader started new worker processes for another epoch "
+    "(persistent_workers=False): each epoch, every worker re-opens the files and refills "
+    "its pipeline{spawn} before its first batch. Pass persistent_workers=True to "
+    "DataLoader to keep the workers (set_epoch and load_state_dict still reach them).")
 
 
 def _distributed_defaults(rank, world_size):
@@ -102,9 +194,13 @@ class Loader(_Base):
                  drop_last: bool = False, rank: int | None = None, world_size: int | None = None,
                  threads: int | None = None, layer: str | None = None, join="inner",
                  output: str = "scipy", remainder: str = "pad", prefetch: int = 2,
-                 transform=None, values: str = "finite", split: str = "train", inputs=None):
+                 transform=None, values: str = "finite", split: str = "train", inputs=None,
+                 worker_transport: str = "shm"):
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        if worker_transport not in ("shm", "pickle"):
+            raise ValueError(f"worker_transport must be 'shm' or 'pickle', got {worker_transport!r}")
+        self.worker_transport = worker_transport
         self.corpus = None
         self.split = split
         if isinstance(paths_or_collection, Corpus):
@@ -139,6 +235,8 @@ class Loader(_Base):
         self.transform = transform
         self.inputs = _check_inputs(inputs)
         self._epoch_cell = _EpochCell(0)
+        self._counted_worker = False  # this process's first worker iteration was counted
+        self._forked = False
         self._resume_batch = 0
         self._yielded = 0
         self._pid = os.getpid()
@@ -150,11 +248,12 @@ class Loader(_Base):
     # -- configuration and state -------------------------------------------------------
     @property
     def collection(self) -> Collection:
+        self._ensure_open()
         return self._collection
 
     @property
     def var_names(self):
-        return self._collection.var_names
+        return self.collection.var_names
 
     @property
     def epoch(self) -> int:
@@ -181,8 +280,8 @@ class Loader(_Base):
         return {"batch_size": self.batch_size, "block_size": self.block_size,
                 "fetch_factor": self.fetch_factor, "shuffle": self.shuffle,
                 "drop_last": self.drop_last, "rank": self.rank, "world_size": self.world_size,
-                "remainder": self.remainder, "n_obs": self._collection.n_obs,
-                "file_offsets": self._collection.file_offsets.tolist(),
+                "remainder": self.remainder, "n_obs": self.collection.n_obs,
+                "file_offsets": self.collection.file_offsets.tolist(),
                 "corpus": None if self.corpus is None else self.corpus.fingerprint,
                 "split": self.split}
 
@@ -208,12 +307,7 @@ class Loader(_Base):
 
     # -- engines: one per (process, DataLoader worker) ---------------------------------
     def _engine(self, worker_id: int, num_workers: int):
-        if os.getpid() != self._pid:  # forked into a DataLoader worker
-            _INHERITED.append((self._collection, self._engines, self.corpus))
-            self._engines = {}
-            self._active = []
-            self._reopen()
-            self._pid = os.getpid()
+        self._ensure_open()
         key = (worker_id, num_workers)
         if key not in self._engines:
             self._engines[key] = self._new_engine(worker_id, num_workers)
@@ -232,23 +326,50 @@ class Loader(_Base):
     def _inputs_engine(self):
         return None if self.inputs is None else self.inputs.build(self._collection)
 
-    def _reopen(self) -> None:
-        """Opens the files again in this process (a DataLoader worker, an unpickled copy)."""
+    def _ensure_open(self) -> None:
+        """Opens the files in this process if they are not (a forked or spawned DataLoader
+        worker): with threads= unset, a worker's engine gets worker_threads(num_workers)."""
+        if os.getpid() == self._pid and self._collection is not None:
+            return
+        self._forked = self._collection is not None
+        if self._forked:  # forked: the parent's engines hold dead threads
+            _INHERITED.append((self._collection, self._engines, self.corpus))
+        self._engines = {}
+        self._active = []
+        info = torch.utils.data.get_worker_info() if torch is not None else None
+        self._reopen(None if info is None else worker_threads(info.num_workers))
+        self._pid = os.getpid()
+
+    def _reopen(self, threads: int | None = None) -> None:
+        """Opens the files again in this process (a DataLoader worker, an unpickled copy);
+        `threads` applies where the user left threads= unset."""
         if self.corpus is not None:
             self.corpus._built = None
-            self._collection = self.corpus.build().collection
+            saved = self.corpus.threads
+            if saved is None:
+                self.corpus.threads = threads
+            try:
+                self._collection = self.corpus.build().collection
+            finally:
+                self.corpus.threads = saved
         else:
-            self._collection = open_collection(*self._open_args)
+            args = list(self._open_args)
+            if args[2] is None:
+                args[2] = threads
+            self._collection = open_collection(*args)
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_collection"] = None
         state["_engines"] = {}
         state["_active"] = []
+        state["_counted_worker"] = False
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        if getattr(multiprocessing.process.current_process(), "_inheriting", False):
+            return  # a spawned DataLoader worker starting: opened on first use, sized to it
         self._reopen()
         self._pid = os.getpid()
 
@@ -262,6 +383,17 @@ class Loader(_Base):
             # gets an engine of its own, so that neither restarts nor stops the other.
             engine = self._new_engine(worker_id, num_workers)
         self._active.append(engine)
+        spec = (self.output, None if self.inputs is None else self.inputs.convert_spec())
+        ring = None
+        if info is not None:
+            if not self._counted_worker and self._epoch_cell.worker_started(num_workers):
+                spawn = not self._forked
+                warnings.warn(_RESTART_WARNING.format(
+                    spawn=" (and, not forked, starts Python and imports torch)" if spawn else ""),
+                    RuntimeWarning, stacklevel=2)
+            self._counted_worker = True
+            if self.transform is None and self.worker_transport == "shm":
+                ring = _worker_ring()
         start = self._resume_batch
         self._resume_batch = 0
         try:
@@ -272,8 +404,12 @@ class Loader(_Base):
                 if item is None:
                     return
                 index, X, rows, obs, sources, inputs = item
-                batch = Batch(self._convert(X), self._convert_obs(obs), rows, index, sources,
-                              None if inputs is None else self.inputs.convert(inputs))
+                tree, ticket = (X, rows, obs, sources, inputs), None
+                if ring is not None:
+                    tree, ticket = ring.pack(tree)
+                batch = _to_batch(spec, index, *tree)
+                if info is not None and self.transform is None:
+                    batch._wire = (ticket, tree, spec)
                 if sources is not None:
                     self._count_delivered(index, sources)
                 if self.transform is not None:
@@ -310,26 +446,3 @@ class Loader(_Base):
                                   block_size=self.block_size, fetch_factor=self.fetch_factor,
                                   drop_last=self.drop_last, remainder=self.remainder,
                                   max_batches=max_batches)
-
-    def _convert(self, X):
-        if self.output == "numpy":
-            return X
-        if self.output == "torch-dense":
-            return torch.from_numpy(X)
-        data, indices, indptr, shape = X
-        if self.output == "scipy":
-            return sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
-        # The engine has checked indptr and indices, so torch's own checks are skipped.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            indptr = torch.from_numpy(indptr)
-            # A batch beyond 2**31 nonzeros has an int64 indptr; torch wants both alike.
-            indices = torch.from_numpy(indices).to(indptr.dtype)
-            return torch.sparse_csr_tensor(indptr, indices,
-                                           torch.from_numpy(data), size=shape,
-                                           check_invariants=False)
-
-    def _convert_obs(self, obs: dict) -> dict:
-        if self.output in ("torch", "torch-dense"):
-            return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in obs.items()}
-        return obs
