@@ -54,6 +54,8 @@ class Batch:
     inputs: dict | None = None  # Loader(inputs=...): the model tensors (cellfeed.inputs)
     # In a DataLoader worker: how this batch crosses to the training process (_shm).
     _wire: Any = field(default=None, repr=False, compare=False)
+    # (epoch, worker_id, num_workers) it was made in: what Loader.state_dict(after=) needs.
+    _origin: Any = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -61,20 +63,23 @@ class Batch:
     def __reduce__(self):
         wire = self._wire
         if wire is None:
-            return (Batch, (self.X, self.obs, self.rows, self.index, self.source, self.inputs))
+            return (Batch, (self.X, self.obs, self.rows, self.index, self.source, self.inputs,
+                            None, self._origin))
         ticket, tree, spec = wire
         if ticket is not None:
             self._wire = (None, tree, spec)  # a ticket is good for one trip only
             tree = None
         # The engine's arrays (a slab ticket, or inline): rebuilt and converted on arrival,
         # so torch's sparse-tensor pickling (and its invariant-check warning) is not used.
-        return (_arrive, (ticket, tree, spec, self.index))
+        return (_arrive, (ticket, tree, spec, self.index, self._origin))
 
 
-def _arrive(ticket, tree, spec, index):
+def _arrive(ticket, tree, spec, index, origin=None):
     if ticket is not None:
         tree = _shm.unpack(ticket)
-    return _to_batch(spec, index, *tree)
+    batch = _to_batch(spec, index, *tree)
+    batch._origin = origin
+    return batch
 
 
 def _to_batch(spec, index, X, rows, obs, sources, inputs):
@@ -139,7 +144,9 @@ class _EpochCell:
     warning was given (so it is given once, not once per worker)."""
 
     def __init__(self, value: int = 0, raw=None):
-        self._raw = raw if raw is not None else multiprocessing.RawArray("q", [int(value), 0, 0])
+        self._raw = raw if raw is not None else multiprocessing.RawArray("q", _CELL_SIZE)
+        if raw is None:
+            self._raw[0] = int(value)
 
     @property
     def value(self) -> int:
@@ -158,10 +165,69 @@ class _EpochCell:
             return True
         return False
 
+    # -- a resume point, for the next pass of every worker (and of direct iteration) ------
+    def set_resume(self, seed: int, prefix: int, nexts) -> None:
+        nexts = [] if nexts is None else list(nexts)
+        if len(nexts) > _MAX_WORKERS:
+            raise ValueError(f"a state of {len(nexts)} DataLoader workers: at most {_MAX_WORKERS}")
+        r = self._raw
+        r[4] = 0  # inactive while being written
+        r[5], r[6], r[7] = int(seed), int(prefix), len(nexts)
+        for i, n in enumerate(nexts):
+            r[_NEXT + i] = int(n)
+        for i in range(_MAX_WORKERS):
+            r[_APPLIED + i] = 0
+        r[3] += 1  # seed generation: workers rebuild their engines on a change
+        r[4] = 1
+
+    def clear_resume(self) -> None:
+        self._raw[4] = 0
+
+    @property
+    def seed_generation(self) -> int:
+        return int(self._raw[3])
+
+    @property
+    def seed(self) -> int:
+        return int(self._raw[5])
+
+    def take_resume(self, worker_id: int):
+        """(prefix, nexts) once per worker id after set_resume, else None."""
+        r = self._raw
+        if not r[4] or worker_id >= _MAX_WORKERS or r[_APPLIED + worker_id]:
+            return None
+        r[_APPLIED + worker_id] = 1
+        return int(r[6]), [int(r[_NEXT + i]) for i in range(int(r[7]))]
+
     def __reduce__(self):
         if multiprocessing.context.get_spawning_popen() is not None:
             return (_EpochCell, (0, self._raw))  # shared with the child being started
-        return (_EpochCell, (self.value,))
+        return (_EpochCell._copy, (list(self._raw),))
+
+    @staticmethod
+    def _copy(values):
+        raw = multiprocessing.RawArray("q", _CELL_SIZE)
+        raw[:] = values
+        return _EpochCell(0, raw)
+
+
+# _EpochCell layout: epoch, worker starts, warned, seed generation, resume active, seed,
+# resume prefix, resume workers, applied flag per worker id, next batch per old worker.
+_MAX_WORKERS = 256
+_APPLIED = 8
+_NEXT = _APPLIED + _MAX_WORKERS
+_CELL_SIZE = _NEXT + _MAX_WORKERS
+
+
+def _fetch_worker(index: int, fetch_factor: int, num_workers: int) -> int:
+    """The DataLoader worker that yields batch `index` (worker i takes fetches i, i+k, ...;
+    a fetch is fetch_factor batches, the plan's FetchOfBatch)."""
+    return (index // fetch_factor) % num_workers
+
+
+def _nth_of_worker(w: int, j: int, fetch_factor: int, num_workers: int) -> int:
+    """The index of worker w's j-th batch (0-based) of an epoch (may be past the end)."""
+    return (w + (j // fetch_factor) * num_workers) * fetch_factor + j % fetch_factor
 
 
 _RESTART_WARNING = (
@@ -237,8 +303,10 @@ class Loader(_Base):
         self._epoch_cell = _EpochCell(0)
         self._counted_worker = False  # this process's first worker iteration was counted
         self._forked = False
-        self._resume_batch = 0
+        self._resume = None  # (prefix, nexts) for this process's next pass
         self._yielded = 0
+        self._old_nexts = None  # with a resumed multi-worker state: its per-worker points
+        self._seed_generation = 0
         self._pid = os.getpid()
         self._engines: dict[tuple[int, int], Any] = {}
         self._active: list[Any] = []  # engines of the iterations now running
@@ -273,8 +341,10 @@ class Loader(_Base):
 
     def set_epoch(self, epoch: int) -> None:
         self._epoch = int(epoch)
-        self._resume_batch = 0
+        self._resume = None
+        self._epoch_cell.clear_resume()
         self._yielded = 0
+        self._old_nexts = None
 
     def _config(self) -> dict:
         return {"batch_size": self.batch_size, "block_size": self.block_size,
@@ -285,10 +355,30 @@ class Loader(_Base):
                 "corpus": None if self.corpus is None else self.corpus.fingerprint,
                 "split": self.split}
 
-    def state_dict(self) -> dict:
-        """Where this loader stands: a new loader given this state continues exactly."""
-        return {"epoch": self._epoch, "batches_yielded": self._yielded, "seed": self.seed,
-                "config": self._config()}
+    def state_dict(self, after: Batch | None = None) -> dict:
+        """Where this loader stands: a new loader given this state continues exactly.
+
+        after: the last batch the training loop consumed. Under a DataLoader with workers
+        the Loader in the training process does not see the batches its workers yield, so
+        its own count says nothing; state_dict(after=batch) instead says which batches
+        were consumed when that batch was, from the batch's index and worker and the
+        DataLoader's in-order round-robin over its workers (the default, in_order=True).
+        Load it into a Loader wrapped by a DataLoader of any worker count, or iterated
+        directly."""
+        state = {"epoch": self._epoch, "batches_yielded": self._yielded, "seed": self.seed,
+                 "config": self._config()}
+        if after is not None:
+            epoch, w, k = after._origin if after._origin is not None else (self._epoch, 0, 1)
+            F, g = self.fetch_factor, int(after.index)
+            if _fetch_worker(g, F, k) != w:
+                raise ValueError(f"batch {g} did not come from DataLoader worker {w} of {k}")
+            p = (g // F) // k * F + g % F  # its position in worker w's sequence
+            nexts = [min(self._num_batches, _nth_of_worker(v, p + 1 if v <= w else p, F, k))
+                     for v in range(k)]
+            state.update(epoch=int(epoch), batches_yielded=min(nexts), workers=nexts)
+        elif self._old_nexts is not None and max(self._old_nexts) > self._yielded:
+            state["workers"] = list(self._old_nexts)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         theirs = state["config"].get("corpus")
@@ -299,11 +389,23 @@ class Loader(_Base):
         if state["config"] != self._config():
             raise ValueError("state_dict was taken with another configuration: "
                              f"{state['config']} != {self._config()}")
-        self.seed = int(state["seed"])
+        if int(state["seed"]) != self.seed:
+            self.seed = int(state["seed"])
+            self._engines.clear()
         self._epoch = int(state["epoch"])
-        self._resume_batch = int(state["batches_yielded"])
-        self._yielded = self._resume_batch
-        self._engines.clear()  # the seed may have changed
+        prefix, nexts = int(state["batches_yielded"]), state.get("workers")
+        self._yielded = prefix
+        info = torch.utils.data.get_worker_info() if torch is not None else None
+        if info is not None:
+            # Inside a worker (torchdata's StatefulDataLoader hands each worker its own
+            # state): for this process only.
+            self._resume = (prefix, nexts)
+        else:
+            # In the training process: through shared memory to every worker, persistent
+            # ones included, and to direct iteration; each applies it to its next pass.
+            self._resume = None
+            self._epoch_cell.set_resume(self.seed, prefix, nexts)
+            self._seed_generation = self._epoch_cell.seed_generation
 
     # -- engines: one per (process, DataLoader worker) ---------------------------------
     def _engine(self, worker_id: int, num_workers: int):
@@ -377,6 +479,12 @@ class Loader(_Base):
     def __iter__(self):
         info = torch.utils.data.get_worker_info() if torch is not None else None
         worker_id, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        if self._epoch_cell.seed_generation != self._seed_generation:
+            # load_state_dict in the training process changed the seed: workers follow.
+            self._seed_generation = self._epoch_cell.seed_generation
+            if self._epoch_cell.seed != self.seed:
+                self.seed = self._epoch_cell.seed
+                self._engines.clear()
         engine = self._engine(worker_id, num_workers)
         if any(e is engine for e in self._active):
             # Another iteration of this loader is running on the cached engine: this one
@@ -394,8 +502,14 @@ class Loader(_Base):
             self._counted_worker = True
             if self.transform is None and self.worker_transport == "shm":
                 ring = _worker_ring()
-        start = self._resume_batch
-        self._resume_batch = 0
+        resume, self._resume = self._resume, None
+        if resume is None:
+            resume = self._epoch_cell.take_resume(worker_id)
+        prefix, nexts = resume if resume is not None else (0, None)
+        F = self.fetch_factor
+        start = prefix if not nexts else max(prefix, min(nexts))
+        self._old_nexts = nexts or None
+        origin = (self._epoch, worker_id, num_workers)
         try:
             engine.start(self._epoch, start)
             self._yielded = start
@@ -404,10 +518,13 @@ class Loader(_Base):
                 if item is None:
                     return
                 index, X, rows, obs, sources, inputs = item
+                if nexts and index < nexts[_fetch_worker(index, F, len(nexts))]:
+                    continue  # consumed before the state was taken (another worker layout)
                 tree, ticket = (X, rows, obs, sources, inputs), None
                 if ring is not None:
                     tree, ticket = ring.pack(tree)
                 batch = _to_batch(spec, index, *tree)
+                batch._origin = origin
                 if info is not None and self.transform is None:
                     batch._wire = (ticket, tree, spec)
                 if sources is not None:
