@@ -90,6 +90,34 @@ def _to_batch(spec, index, X, rows, obs, sources, inputs):
     return Batch(_convert(output, X), _convert_obs(output, obs), rows, index, sources, inputs)
 
 
+def _scipy_template():
+    """The attributes scipy's csr_matrix constructor sets beyond the arrays and shape, or
+    None if this scipy sets others (then the constructor is used)."""
+    m = sp.csr_matrix((np.zeros(1, np.float32), np.zeros(1, np.int32),
+                       np.array([0, 1], np.int32)), shape=(1, 1), copy=False)
+    d = dict(m.__dict__)
+    if set(d) != {"_shape", "maxprint", "indices", "indptr", "data"}:
+        return None
+    return {"maxprint": d["maxprint"]}
+
+
+_SCIPY_TEMPLATE = _scipy_template()
+_TORCH_CSR_WARNED: list = []  # torch's beta warning is filtered once (torch warns once)
+
+
+def _csr(data, indices, indptr, shape):
+    # The constructor spends ~15 us per batch on checks (dtypes, shape, indptr length,
+    # prune) that the engine already guarantees: int32 (or matching int64) indices and
+    # indptr, indptr[0] == 0, indptr[-1] == len(data) == len(indices).
+    if _SCIPY_TEMPLATE is None:
+        return sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
+    m = object.__new__(sp.csr_matrix)
+    d = m.__dict__
+    d.update(_SCIPY_TEMPLATE)
+    d["data"], d["indices"], d["indptr"], d["_shape"] = data, indices, indptr, tuple(shape)
+    return m
+
+
 def _convert(output, X):
     if output == "numpy":
         return X
@@ -97,15 +125,22 @@ def _convert(output, X):
         return torch.from_numpy(X)
     data, indices, indptr, shape = X
     if output == "scipy":
-        return sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
+        return _csr(data, indices, indptr, shape)
+    indptr = torch.from_numpy(indptr)
+    # A batch beyond 2**31 nonzeros has an int64 indptr; torch wants both alike.
+    indices = torch.from_numpy(indices)
+    if indices.dtype != indptr.dtype:
+        indices = indices.to(indptr.dtype)
     # The engine has checked indptr and indices, so torch's own checks are skipped.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        indptr = torch.from_numpy(indptr)
-        # A batch beyond 2**31 nonzeros has an int64 indptr; torch wants both alike.
-        indices = torch.from_numpy(indices).to(indptr.dtype)
+    if _TORCH_CSR_WARNED:
         return torch.sparse_csr_tensor(indptr, indices, torch.from_numpy(data), size=shape,
                                        check_invariants=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        t = torch.sparse_csr_tensor(indptr, indices, torch.from_numpy(data), size=shape,
+                                    check_invariants=False)
+    _TORCH_CSR_WARNED.append(True)
+    return t
 
 
 def _convert_obs(output, obs: dict) -> dict:
