@@ -296,12 +296,20 @@ class Loader(_Base):
                  threads: int | None = None, layer: str | None = None, join="inner",
                  output: str = "scipy", remainder: str = "pad", prefetch: int = 2,
                  transform=None, values: str = "finite", split: str = "train", inputs=None,
-                 worker_transport: str = "shm"):
+                 worker_transport: str = "shm", device=None, pin_memory: bool = True):
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         if worker_transport not in ("shm", "pickle"):
             raise ValueError(f"worker_transport must be 'shm' or 'pickle', got {worker_transport!r}")
         self.worker_transport = worker_transport
+        # device: batches moved there asynchronously (cellfeed/_device.py); torch outputs only.
+        self.device, self.pin_memory = device, bool(pin_memory)
+        if device is not None:
+            if torch is None or output not in ("torch", "torch-dense"):
+                raise ValueError(f"device= needs output='torch' or 'torch-dense' (got {output!r})")
+            if torch.device(device).type != "cuda":
+                raise ValueError(f"device= takes a CUDA device (got {device!r}); CPU batches "
+                                 "need no hand-off")
         self.corpus = None
         self.split = split
         if isinstance(paths_or_collection, Corpus):
@@ -501,6 +509,7 @@ class Loader(_Base):
         state["_engines"] = {}
         state["_active"] = []
         state["_counted_worker"] = False
+        state["_feed"] = None
         return state
 
     def __setstate__(self, state):
@@ -512,6 +521,17 @@ class Loader(_Base):
 
     # -- iteration ---------------------------------------------------------------------
     def __iter__(self):
+        if self.device is not None:
+            if torch.utils.data.get_worker_info() is not None:
+                raise ValueError("Loader(device=...) moves batches in the training process: "
+                                 "do not wrap it in a DataLoader with workers")
+            from ._device import DeviceFeed
+            if getattr(self, "_feed", None) is None:
+                self._feed = DeviceFeed(self.device, self.pin_memory)
+            return self._feed(self._iterate())
+        return self._iterate()
+
+    def _iterate(self):
         info = torch.utils.data.get_worker_info() if torch is not None else None
         worker_id, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         if self._epoch_cell.seed_generation != self._seed_generation:
