@@ -21,8 +21,10 @@ if [ "$need_apt" = 1 ]; then
 fi
 
 python3 -m pip install -q --upgrade-strategy only-if-needed -r requirements-dev.txt
-# torch: pinned, so pip takes the local CPU wheel instead of downloading CUDA builds.
-python3 -m pip install -q torch==2.13.0
+# torch: pinned, so pip takes the local CPU wheel instead of downloading CUDA builds; the
+# packages that depend on torch are installed in the same command, so that they cannot
+# pull another torch.
+python3 -m pip install -q torch==2.13.0 -r requirements-torch.txt
 python3 -m pip install -q --no-build-isolation .
 
 # A Python 3.12 environment for the zarr tests' fixtures: anndata >= 0.13 (sharded zarr v3

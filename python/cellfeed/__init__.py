@@ -8,10 +8,10 @@ this package converts types and releases the GIL while the engine works.
 from ._version import __version__
 from .collection import Collection, open, read_gene_list
 from .corpus import Corpus, Source, Split
-from .loader import Batch, Loader
+from .loader import Batch, Loader, worker_threads
 from .qc import qc_metrics
 from . import inputs, vocab
 from .vocab import map_genes
 
 __all__ = ["Batch", "Collection", "Corpus", "Loader", "Source", "Split", "inputs", "map_genes", "open",
-           "qc_metrics", "read_gene_list", "vocab", "__version__"]
+           "qc_metrics", "read_gene_list", "vocab", "worker_threads", "__version__"]

@@ -201,23 +201,31 @@ class Pipeline:
 
     def convert(self, arrays: dict) -> dict:
         """The engine's arrays of one batch as torch tensors (numpy without torch)."""
-        out = {}
-        length = arrays.get("length")
-        cut = None
-        if getattr(self.output, "pad", "fixed") == "batch" and length is not None and len(length):
-            cut = int(length.max())
-        for k, a in arrays.items():
-            if cut is not None and a.ndim == 2:
-                a = a[:, :cut]
-            if torch is not None:
-                if k == "values" and getattr(self.output, "dtype", "float32") == "bfloat16":
-                    t = torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
-                else:
-                    t = torch.from_numpy(a)
-                out[k] = t
+        return convert_arrays(arrays, *self.convert_spec())
+
+    def convert_spec(self) -> tuple:
+        """What convert() needs, small enough to travel with every batch of a worker."""
+        return (getattr(self.output, "pad", "fixed"), getattr(self.output, "dtype", "float32"))
+
+
+def convert_arrays(arrays: dict, pad: str, dtype: str) -> dict:
+    out = {}
+    length = arrays.get("length")
+    cut = None
+    if pad == "batch" and length is not None and len(length):
+        cut = int(length.max())
+    for k, a in arrays.items():
+        if cut is not None and a.ndim == 2:
+            a = a[:, :cut]
+        if torch is not None:
+            if k == "values" and dtype == "bfloat16":
+                t = torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
             else:
-                out[k] = a
-        return out
+                t = torch.from_numpy(a)
+            out[k] = t
+        else:
+            out[k] = a
+    return out
 
 
 def aido_cell_rda(mask_nonzero: float = 0.30, mask_zero: float = 0.03, mask_value: float = -1.0,

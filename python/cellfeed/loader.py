@@ -16,14 +16,14 @@ import multiprocessing
 import multiprocessing.context
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from . import _cellfeed
+from . import _cellfeed, _shm
 from .collection import Collection, open as open_collection
 from .corpus import Corpus
 
@@ -52,31 +52,224 @@ class Batch:
     # With a corpus: the index of each cell's declared source (loader.source_names).
     source: Any = None
     inputs: dict | None = None  # Loader(inputs=...): the model tensors (cellfeed.inputs)
+    # In a DataLoader worker: how this batch crosses to the training process (_shm).
+    _wire: Any = field(default=None, repr=False, compare=False)
+    # (epoch, worker_id, num_workers) it was made in: what Loader.state_dict(after=) needs.
+    _origin: Any = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def __reduce__(self):
+        wire = self._wire
+        if wire is None:
+            return (Batch, (self.X, self.obs, self.rows, self.index, self.source, self.inputs,
+                            None, self._origin))
+        ticket, tree, spec = wire
+        if ticket is not None:
+            self._wire = (None, tree, spec)  # a ticket is good for one trip only
+            tree = None
+        # The engine's arrays (a slab ticket, or inline): rebuilt and converted on arrival,
+        # so torch's sparse-tensor pickling (and its invariant-check warning) is not used.
+        return (_arrive, (ticket, tree, spec, self.index, self._origin))
+
+
+def _arrive(ticket, tree, spec, index, origin=None):
+    if ticket is not None:
+        tree = _shm.unpack(ticket)
+    batch = _to_batch(spec, index, *tree)
+    batch._origin = origin
+    return batch
+
+
+def _to_batch(spec, index, X, rows, obs, sources, inputs):
+    output, inputs_spec = spec
+    if inputs is not None:
+        from .inputs import convert_arrays
+        inputs = convert_arrays(inputs, *inputs_spec)
+    return Batch(_convert(output, X), _convert_obs(output, obs), rows, index, sources, inputs)
+
+
+def _scipy_template():
+    """The attributes scipy's csr_matrix constructor sets beyond the arrays and shape, or
+    None if this scipy sets others (then the constructor is used)."""
+    m = sp.csr_matrix((np.zeros(1, np.float32), np.zeros(1, np.int32),
+                       np.array([0, 1], np.int32)), shape=(1, 1), copy=False)
+    d = dict(m.__dict__)
+    if set(d) != {"_shape", "maxprint", "indices", "indptr", "data"}:
+        return None
+    return {"maxprint": d["maxprint"]}
+
+
+_SCIPY_TEMPLATE = _scipy_template()
+_TORCH_CSR_WARNED: list = []  # torch's beta warning is filtered once (torch warns once)
+
+
+def _csr(data, indices, indptr, shape):
+    # The constructor spends ~15 us per batch on checks (dtypes, shape, indptr length,
+    # prune) that the engine already guarantees: int32 (or matching int64) indices and
+    # indptr, indptr[0] == 0, indptr[-1] == len(data) == len(indices).
+    if _SCIPY_TEMPLATE is None:
+        return sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
+    m = object.__new__(sp.csr_matrix)
+    d = m.__dict__
+    d.update(_SCIPY_TEMPLATE)
+    d["data"], d["indices"], d["indptr"], d["_shape"] = data, indices, indptr, tuple(shape)
+    return m
+
+
+def _convert(output, X):
+    if output == "numpy":
+        return X
+    if output == "torch-dense":
+        return torch.from_numpy(X)
+    data, indices, indptr, shape = X
+    if output == "scipy":
+        return _csr(data, indices, indptr, shape)
+    indptr = torch.from_numpy(indptr)
+    # A batch beyond 2**31 nonzeros has an int64 indptr; torch wants both alike.
+    indices = torch.from_numpy(indices)
+    if indices.dtype != indptr.dtype:
+        indices = indices.to(indptr.dtype)
+    # The engine has checked indptr and indices, so torch's own checks are skipped.
+    if _TORCH_CSR_WARNED:
+        return torch.sparse_csr_tensor(indptr, indices, torch.from_numpy(data), size=shape,
+                                       check_invariants=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        t = torch.sparse_csr_tensor(indptr, indices, torch.from_numpy(data), size=shape,
+                                    check_invariants=False)
+    _TORCH_CSR_WARNED.append(True)
+    return t
+
+
+def _convert_obs(output, obs: dict) -> dict:
+    if output in ("torch", "torch-dense"):
+        return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in obs.items()}
+    return obs
+
+
+_RING: list = []  # this DataLoader worker process's slabs (_shm.Ring), made on first use
+
+
+def _worker_ring():
+    if not _RING or _RING[0].pid != os.getpid():
+        _RING[:] = [_shm.Ring()]
+    return _RING[0]
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        return os.cpu_count() or 1
+
+
+def worker_threads(num_workers: int) -> int:
+    """Engine threads of each of num_workers DataLoader workers, when threads= is not
+    given: the cores shared out, at least one (workers x threads never oversubscribes)."""
+    return max(1, _cores() // max(1, int(num_workers)))
 
 
 class _EpochCell:
     """The epoch, in memory shared with the DataLoader workers started from this process
     (forked or spawned), so that set_epoch in the main process reaches persistent workers
-    too. Pickled outside of a process start, it becomes a fresh cell with the same value."""
+    too. Pickled outside of a process start, it becomes a fresh cell with the same value.
+    Two more counters ride along: worker processes started, and whether the restart
+    warning was given (so it is given once, not once per worker)."""
 
     def __init__(self, value: int = 0, raw=None):
-        self._raw = raw if raw is not None else multiprocessing.RawValue("q", int(value))
+        self._raw = raw if raw is not None else multiprocessing.RawArray("q", _CELL_SIZE)
+        if raw is None:
+            self._raw[0] = int(value)
 
     @property
     def value(self) -> int:
-        return int(self._raw.value)
+        return int(self._raw[0])
 
     @value.setter
     def value(self, v: int) -> None:
-        self._raw.value = int(v)
+        self._raw[0] = int(v)
+
+    def worker_started(self, num_workers: int) -> bool:
+        """Counts a worker process's first iteration; True (once) when more processes
+        have started than num_workers: the DataLoader restarts its workers every epoch."""
+        self._raw[1] += 1  # racy between workers; a count off by one only delays the warning
+        if self._raw[1] > num_workers and not self._raw[2]:
+            self._raw[2] = 1
+            return True
+        return False
+
+    # -- a resume point, for the next pass of every worker (and of direct iteration) ------
+    def set_resume(self, seed: int, prefix: int, nexts) -> None:
+        nexts = [] if nexts is None else list(nexts)
+        if len(nexts) > _MAX_WORKERS:
+            raise ValueError(f"a state of {len(nexts)} DataLoader workers: at most {_MAX_WORKERS}")
+        r = self._raw
+        r[4] = 0  # inactive while being written
+        r[5], r[6], r[7] = int(seed), int(prefix), len(nexts)
+        for i, n in enumerate(nexts):
+            r[_NEXT + i] = int(n)
+        for i in range(_MAX_WORKERS):
+            r[_APPLIED + i] = 0
+        r[3] += 1  # seed generation: workers rebuild their engines on a change
+        r[4] = 1
+
+    def clear_resume(self) -> None:
+        self._raw[4] = 0
+
+    @property
+    def seed_generation(self) -> int:
+        return int(self._raw[3])
+
+    @property
+    def seed(self) -> int:
+        return int(self._raw[5])
+
+    def take_resume(self, worker_id: int):
+        """(prefix, nexts) once per worker id after set_resume, else None."""
+        r = self._raw
+        if not r[4] or worker_id >= _MAX_WORKERS or r[_APPLIED + worker_id]:
+            return None
+        r[_APPLIED + worker_id] = 1
+        return int(r[6]), [int(r[_NEXT + i]) for i in range(int(r[7]))]
 
     def __reduce__(self):
         if multiprocessing.context.get_spawning_popen() is not None:
             return (_EpochCell, (0, self._raw))  # shared with the child being started
-        return (_EpochCell, (self.value,))
+        return (_EpochCell._copy, (list(self._raw),))
+
+    @staticmethod
+    def _copy(values):
+        raw = multiprocessing.RawArray("q", _CELL_SIZE)
+        raw[:] = values
+        return _EpochCell(0, raw)
+
+
+# _EpochCell layout: epoch, worker starts, warned, seed generation, resume active, seed,
+# resume prefix, resume workers, applied flag per worker id, next batch per old worker.
+_MAX_WORKERS = 256
+_APPLIED = 8
+_NEXT = _APPLIED + _MAX_WORKERS
+_CELL_SIZE = _NEXT + _MAX_WORKERS
+
+
+def _fetch_worker(index: int, fetch_factor: int, num_workers: int) -> int:
+    """The DataLoader worker that yields batch `index` (worker i takes fetches i, i+k, ...;
+    a fetch is fetch_factor batches, the plan's FetchOfBatch)."""
+    return (index // fetch_factor) % num_workers
+
+
+def _nth_of_worker(w: int, j: int, fetch_factor: int, num_workers: int) -> int:
+    """The index of worker w's j-th batch (0-based) of an epoch (may be past the end)."""
+    return (w + (j // fetch_factor) * num_workers) * fetch_factor + j % fetch_factor
+
+
+_RESTART_WARNING = (
+    "cellfeed.Loader: the DataLoader started new worker processes for another epoch "
+    "(persistent_workers=False): each epoch, every worker re-opens the files and refills "
+    "its pipeline{spawn} before its first batch. Pass persistent_workers=True to "
+    "DataLoader to keep the workers (set_epoch and load_state_dict still reach them).")
 
 
 def _distributed_defaults(rank, world_size):
@@ -102,9 +295,21 @@ class Loader(_Base):
                  drop_last: bool = False, rank: int | None = None, world_size: int | None = None,
                  threads: int | None = None, layer: str | None = None, join="inner",
                  output: str = "scipy", remainder: str = "pad", prefetch: int = 2,
-                 transform=None, values: str = "finite", split: str = "train", inputs=None):
+                 transform=None, values: str = "finite", split: str = "train", inputs=None,
+                 worker_transport: str = "shm", device=None, pin_memory: bool = True):
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        if worker_transport not in ("shm", "pickle"):
+            raise ValueError(f"worker_transport must be 'shm' or 'pickle', got {worker_transport!r}")
+        self.worker_transport = worker_transport
+        # device: batches moved there asynchronously (cellfeed/_device.py); torch outputs only.
+        self.device, self.pin_memory = device, bool(pin_memory)
+        if device is not None:
+            if torch is None or output not in ("torch", "torch-dense"):
+                raise ValueError(f"device= needs output='torch' or 'torch-dense' (got {output!r})")
+            if torch.device(device).type != "cuda":
+                raise ValueError(f"device= takes a CUDA device (got {device!r}); CPU batches "
+                                 "need no hand-off")
         self.corpus = None
         self.split = split
         if isinstance(paths_or_collection, Corpus):
@@ -139,8 +344,12 @@ class Loader(_Base):
         self.transform = transform
         self.inputs = _check_inputs(inputs)
         self._epoch_cell = _EpochCell(0)
-        self._resume_batch = 0
+        self._counted_worker = False  # this process's first worker iteration was counted
+        self._forked = False
+        self._resume = None  # (prefix, nexts) for this process's next pass
         self._yielded = 0
+        self._old_nexts = None  # with a resumed multi-worker state: its per-worker points
+        self._seed_generation = 0
         self._pid = os.getpid()
         self._engines: dict[tuple[int, int], Any] = {}
         self._active: list[Any] = []  # engines of the iterations now running
@@ -150,11 +359,12 @@ class Loader(_Base):
     # -- configuration and state -------------------------------------------------------
     @property
     def collection(self) -> Collection:
+        self._ensure_open()
         return self._collection
 
     @property
     def var_names(self):
-        return self._collection.var_names
+        return self.collection.var_names
 
     @property
     def epoch(self) -> int:
@@ -174,22 +384,44 @@ class Loader(_Base):
 
     def set_epoch(self, epoch: int) -> None:
         self._epoch = int(epoch)
-        self._resume_batch = 0
+        self._resume = None
+        self._epoch_cell.clear_resume()
         self._yielded = 0
+        self._old_nexts = None
 
     def _config(self) -> dict:
         return {"batch_size": self.batch_size, "block_size": self.block_size,
                 "fetch_factor": self.fetch_factor, "shuffle": self.shuffle,
                 "drop_last": self.drop_last, "rank": self.rank, "world_size": self.world_size,
-                "remainder": self.remainder, "n_obs": self._collection.n_obs,
-                "file_offsets": self._collection.file_offsets.tolist(),
+                "remainder": self.remainder, "n_obs": self.collection.n_obs,
+                "file_offsets": self.collection.file_offsets.tolist(),
                 "corpus": None if self.corpus is None else self.corpus.fingerprint,
                 "split": self.split}
 
-    def state_dict(self) -> dict:
-        """Where this loader stands: a new loader given this state continues exactly."""
-        return {"epoch": self._epoch, "batches_yielded": self._yielded, "seed": self.seed,
-                "config": self._config()}
+    def state_dict(self, after: Batch | None = None) -> dict:
+        """Where this loader stands: a new loader given this state continues exactly.
+
+        after: the last batch the training loop consumed. Under a DataLoader with workers
+        the Loader in the training process does not see the batches its workers yield, so
+        its own count says nothing; state_dict(after=batch) instead says which batches
+        were consumed when that batch was, from the batch's index and worker and the
+        DataLoader's in-order round-robin over its workers (the default, in_order=True).
+        Load it into a Loader wrapped by a DataLoader of any worker count, or iterated
+        directly."""
+        state = {"epoch": self._epoch, "batches_yielded": self._yielded, "seed": self.seed,
+                 "config": self._config()}
+        if after is not None:
+            epoch, w, k = after._origin if after._origin is not None else (self._epoch, 0, 1)
+            F, g = self.fetch_factor, int(after.index)
+            if _fetch_worker(g, F, k) != w:
+                raise ValueError(f"batch {g} did not come from DataLoader worker {w} of {k}")
+            p = (g // F) // k * F + g % F  # its position in worker w's sequence
+            nexts = [min(self._num_batches, _nth_of_worker(v, p + 1 if v <= w else p, F, k))
+                     for v in range(k)]
+            state.update(epoch=int(epoch), batches_yielded=min(nexts), workers=nexts)
+        elif self._old_nexts is not None and max(self._old_nexts) > self._yielded:
+            state["workers"] = list(self._old_nexts)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         theirs = state["config"].get("corpus")
@@ -200,20 +432,27 @@ class Loader(_Base):
         if state["config"] != self._config():
             raise ValueError("state_dict was taken with another configuration: "
                              f"{state['config']} != {self._config()}")
-        self.seed = int(state["seed"])
+        if int(state["seed"]) != self.seed:
+            self.seed = int(state["seed"])
+            self._engines.clear()
         self._epoch = int(state["epoch"])
-        self._resume_batch = int(state["batches_yielded"])
-        self._yielded = self._resume_batch
-        self._engines.clear()  # the seed may have changed
+        prefix, nexts = int(state["batches_yielded"]), state.get("workers")
+        self._yielded = prefix
+        info = torch.utils.data.get_worker_info() if torch is not None else None
+        if info is not None:
+            # Inside a worker (torchdata's StatefulDataLoader hands each worker its own
+            # state): for this process only.
+            self._resume = (prefix, nexts)
+        else:
+            # In the training process: through shared memory to every worker, persistent
+            # ones included, and to direct iteration; each applies it to its next pass.
+            self._resume = None
+            self._epoch_cell.set_resume(self.seed, prefix, nexts)
+            self._seed_generation = self._epoch_cell.seed_generation
 
     # -- engines: one per (process, DataLoader worker) ---------------------------------
     def _engine(self, worker_id: int, num_workers: int):
-        if os.getpid() != self._pid:  # forked into a DataLoader worker
-            _INHERITED.append((self._collection, self._engines, self.corpus))
-            self._engines = {}
-            self._active = []
-            self._reopen()
-            self._pid = os.getpid()
+        self._ensure_open()
         key = (worker_id, num_workers)
         if key not in self._engines:
             self._engines[key] = self._new_engine(worker_id, num_workers)
@@ -232,38 +471,100 @@ class Loader(_Base):
     def _inputs_engine(self):
         return None if self.inputs is None else self.inputs.build(self._collection)
 
-    def _reopen(self) -> None:
-        """Opens the files again in this process (a DataLoader worker, an unpickled copy)."""
+    def _ensure_open(self) -> None:
+        """Opens the files in this process if they are not (a forked or spawned DataLoader
+        worker): with threads= unset, a worker's engine gets worker_threads(num_workers)."""
+        if os.getpid() == self._pid and self._collection is not None:
+            return
+        self._forked = self._collection is not None
+        if self._forked:  # forked: the parent's engines hold dead threads
+            _INHERITED.append((self._collection, self._engines, self.corpus))
+        self._engines = {}
+        self._active = []
+        info = torch.utils.data.get_worker_info() if torch is not None else None
+        self._reopen(None if info is None else worker_threads(info.num_workers))
+        self._pid = os.getpid()
+
+    def _reopen(self, threads: int | None = None) -> None:
+        """Opens the files again in this process (a DataLoader worker, an unpickled copy);
+        `threads` applies where the user left threads= unset."""
         if self.corpus is not None:
             self.corpus._built = None
-            self._collection = self.corpus.build().collection
+            saved = self.corpus.threads
+            if saved is None:
+                self.corpus.threads = threads
+            try:
+                self._collection = self.corpus.build().collection
+            finally:
+                self.corpus.threads = saved
         else:
-            self._collection = open_collection(*self._open_args)
+            args = list(self._open_args)
+            if args[2] is None:
+                args[2] = threads
+            self._collection = open_collection(*args)
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_collection"] = None
         state["_engines"] = {}
         state["_active"] = []
+        state["_counted_worker"] = False
+        state["_feed"] = None
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        if getattr(multiprocessing.process.current_process(), "_inheriting", False):
+            return  # a spawned DataLoader worker starting: opened on first use, sized to it
         self._reopen()
         self._pid = os.getpid()
 
     # -- iteration ---------------------------------------------------------------------
     def __iter__(self):
+        if self.device is not None:
+            if torch.utils.data.get_worker_info() is not None:
+                raise ValueError("Loader(device=...) moves batches in the training process: "
+                                 "do not wrap it in a DataLoader with workers")
+            from ._device import DeviceFeed
+            if getattr(self, "_feed", None) is None:
+                self._feed = DeviceFeed(self.device, self.pin_memory)
+            return self._feed(self._iterate())
+        return self._iterate()
+
+    def _iterate(self):
         info = torch.utils.data.get_worker_info() if torch is not None else None
         worker_id, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        if self._epoch_cell.seed_generation != self._seed_generation:
+            # load_state_dict in the training process changed the seed: workers follow.
+            self._seed_generation = self._epoch_cell.seed_generation
+            if self._epoch_cell.seed != self.seed:
+                self.seed = self._epoch_cell.seed
+                self._engines.clear()
         engine = self._engine(worker_id, num_workers)
         if any(e is engine for e in self._active):
             # Another iteration of this loader is running on the cached engine: this one
             # gets an engine of its own, so that neither restarts nor stops the other.
             engine = self._new_engine(worker_id, num_workers)
         self._active.append(engine)
-        start = self._resume_batch
-        self._resume_batch = 0
+        spec = (self.output, None if self.inputs is None else self.inputs.convert_spec())
+        ring = None
+        if info is not None:
+            if not self._counted_worker and self._epoch_cell.worker_started(num_workers):
+                spawn = not self._forked
+                warnings.warn(_RESTART_WARNING.format(
+                    spawn=" (and, not forked, starts Python and imports torch)" if spawn else ""),
+                    RuntimeWarning, stacklevel=2)
+            self._counted_worker = True
+            if self.transform is None and self.worker_transport == "shm":
+                ring = _worker_ring()
+        resume, self._resume = self._resume, None
+        if resume is None:
+            resume = self._epoch_cell.take_resume(worker_id)
+        prefix, nexts = resume if resume is not None else (0, None)
+        F = self.fetch_factor
+        start = prefix if not nexts else max(prefix, min(nexts))
+        self._old_nexts = nexts or None
+        origin = (self._epoch, worker_id, num_workers)
         try:
             engine.start(self._epoch, start)
             self._yielded = start
@@ -272,8 +573,15 @@ class Loader(_Base):
                 if item is None:
                     return
                 index, X, rows, obs, sources, inputs = item
-                batch = Batch(self._convert(X), self._convert_obs(obs), rows, index, sources,
-                              None if inputs is None else self.inputs.convert(inputs))
+                if nexts and index < nexts[_fetch_worker(index, F, len(nexts))]:
+                    continue  # consumed before the state was taken (another worker layout)
+                tree, ticket = (X, rows, obs, sources, inputs), None
+                if ring is not None:
+                    tree, ticket = ring.pack(tree)
+                batch = _to_batch(spec, index, *tree)
+                batch._origin = origin
+                if info is not None and self.transform is None:
+                    batch._wire = (ticket, tree, spec)
                 if sources is not None:
                     self._count_delivered(index, sources)
                 if self.transform is not None:
@@ -310,26 +618,3 @@ class Loader(_Base):
                                   block_size=self.block_size, fetch_factor=self.fetch_factor,
                                   drop_last=self.drop_last, remainder=self.remainder,
                                   max_batches=max_batches)
-
-    def _convert(self, X):
-        if self.output == "numpy":
-            return X
-        if self.output == "torch-dense":
-            return torch.from_numpy(X)
-        data, indices, indptr, shape = X
-        if self.output == "scipy":
-            return sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
-        # The engine has checked indptr and indices, so torch's own checks are skipped.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            indptr = torch.from_numpy(indptr)
-            # A batch beyond 2**31 nonzeros has an int64 indptr; torch wants both alike.
-            indices = torch.from_numpy(indices).to(indptr.dtype)
-            return torch.sparse_csr_tensor(indptr, indices,
-                                           torch.from_numpy(data), size=shape,
-                                           check_invariants=False)
-
-    def _convert_obs(self, obs: dict) -> dict:
-        if self.output in ("torch", "torch-dense"):
-            return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in obs.items()}
-        return obs

@@ -428,3 +428,25 @@ def test_unknown_obs_column_lists_the_columns(loader_files):
         assert col in msg
     with pytest.raises(ValueError, match="no_such_column"):
         cellfeed.Loader(loader_files.same, obs="no_such_column")
+
+
+def test_scipy_batches_are_valid_csr_matrices(loader_files, anndatas):
+    """Batches are built without scipy's constructor checks (docs/PYTORCH.md): scipy's own
+    full format check passes, and scipy operations agree with anndata's X."""
+    loader = cellfeed.Loader(loader_files.same, batch_size=9, block_size=3, fetch_factor=2,
+                             output="scipy")
+    full = expected_dense(anndatas["same"], loader.var_names)
+    for b in loader:
+        X = b.X
+        assert type(X) is sp.csr_matrix and X.format == "csr"
+        X.check_format(full_check=True)
+        rows = np.asarray(b.rows)
+        ref = sp.csr_matrix(full[rows])
+        assert X.shape == ref.shape and X.nnz == ref.nnz
+        v = np.arange(X.shape[1], dtype=np.float32)
+        np.testing.assert_allclose(X @ v, ref @ v, rtol=1e-6)
+        np.testing.assert_array_equal(np.asarray(X.sum(axis=0)), np.asarray(ref.sum(axis=0)))
+        np.testing.assert_array_equal(X.tocsc().toarray(), full[rows])
+        np.testing.assert_array_equal(X[1:3].toarray(), full[rows][1:3])
+        import pickle
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(X)).toarray(), full[rows])

@@ -1,0 +1,171 @@
+"""cellfeed for Lightning: a LightningDataModule over files or a cellfeed.Corpus.
+
+    dm = cellfeed.lightning.CellfeedDataModule(corpus, batch_size=256, block_size=16,
+                                                fetch_factor=64, output="torch")
+    trainer.fit(model, datamodule=dm)
+
+The Trainer gives each loader its rank and world size (setup) and its epoch (Lightning
+calls set_epoch on the loader's `sampler` at every epoch start, as it does for a
+DistributedSampler). The train loader is stateful: Lightning saves its state in every
+checkpoint and restores it on `fit(..., ckpt_path=...)`, and the run continues with
+exactly the batches not yet consumed. Built on cellfeed.Loader (docs/PYTORCH.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from .corpus import Corpus
+from .loader import Loader
+
+
+class _TrainerFeed:
+    """What a *_dataloader() hook returns: the Loader, iterated directly (num_workers=0)
+    or through a torch DataLoader, with the epoch from Lightning and the state of the
+    batches the training loop consumed (the fetcher runs ahead of the training step)."""
+
+    def __init__(self, module: "CellfeedDataModule", loader: Loader, num_workers: int,
+                 dataloader_kwargs: dict):
+        self._module = module
+        self.loader = loader
+        self.sampler = self  # Lightning calls sampler.set_epoch(epoch) every epoch
+        self.batch_sampler = None
+        self.dataset = loader  # an IterableDataset: Lightning neither shuffles nor samples it
+        self._dl = None
+        if num_workers:
+            self._dl = torch.utils.data.DataLoader(loader, batch_size=None,
+                                                   num_workers=num_workers, **dataloader_kwargs)
+        self._yielded: list = []  # batches handed to Lightning this pass (the light parts)
+        self._pending = False  # a loaded state waits for the next pass
+
+    def set_epoch(self, epoch: int) -> None:
+        if self._pending and int(epoch) == self.loader.epoch:
+            return  # restoring a checkpoint: keep the resume point of this same epoch
+        self.loader.set_epoch(int(epoch))
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        self._pending = False
+        self._yielded = []
+        for batch in (self._dl if self._dl is not None else self.loader):
+            self._yielded.append(_Mark(batch))
+            yield batch
+
+    def _consumed(self) -> int:
+        trainer = self._module.trainer
+        try:
+            return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+        except AttributeError:  # pragma: no cover
+            return len(self._yielded)
+
+    def state_dict(self) -> dict:
+        n = min(self._consumed(), len(self._yielded))
+        if n == 0:
+            state = self.loader.state_dict()
+            state["batches_yielded"] = 0
+            state.pop("workers", None)
+            return state
+        return self.loader.state_dict(after=self._yielded[n - 1])
+
+    def load_state_dict(self, state: dict) -> None:
+        self.loader.load_state_dict(state)
+        self._pending = True
+
+
+class _Mark:
+    """The index and origin of a yielded batch: all state_dict(after=) reads."""
+
+    __slots__ = ("index", "_origin")
+
+    def __init__(self, batch):
+        self.index, self._origin = batch.index, batch._origin
+
+
+class CellfeedDataModule(pl.LightningDataModule):
+    """train: paths, a cellfeed.Collection or a cellfeed.Corpus. With a Corpus, the val
+    and test loaders stream its declared "val" and "test" splits (unshuffled), unless
+    val=/test= name other files. num_workers > 0 wraps each loader in a torch DataLoader
+    (persistent workers by default); 0 iterates the Loader directly, usually as fast on
+    one machine (docs/PYTORCH.md). Other keyword arguments go to cellfeed.Loader."""
+
+    def __init__(self, train, val=None, test=None, *, num_workers: int = 0,
+                 persistent_workers: bool = True, multiprocessing_context=None,
+                 val_batch_size: int | None = None, **loader_kwargs: Any):
+        super().__init__()
+        for k in ("rank", "world_size", "split"):
+            if k in loader_kwargs:
+                raise ValueError(f"CellfeedDataModule sets {k} itself (from the Trainer / splits)")
+        self.train_source, self.val_source, self.test_source = train, val, test
+        self.num_workers = int(num_workers)
+        self.dataloader_kwargs = {}
+        if self.num_workers:
+            self.dataloader_kwargs = dict(persistent_workers=persistent_workers,
+                                          multiprocessing_context=multiprocessing_context)
+        self.loader_kwargs = loader_kwargs
+        self.val_batch_size = val_batch_size
+        self.loaders: dict[str, Loader] = {}
+        self._feeds: dict[str, _TrainerFeed] = {}
+
+    def _rank(self):
+        t = getattr(self, "trainer", None)
+        return (0, 1) if t is None else (int(t.global_rank), int(t.world_size))
+
+    def _make(self, split: str) -> Loader | None:
+        rank, world = self._rank()
+        source = {"train": self.train_source, "val": self.val_source,
+                  "test": self.test_source}[split]
+        kw = dict(self.loader_kwargs, rank=rank, world_size=world)
+        if split != "train":
+            kw["shuffle"] = False
+            if self.val_batch_size:
+                kw["batch_size"] = self.val_batch_size
+        if source is None and isinstance(self.train_source, Corpus) and split != "train":
+            if not self._has_split(split):
+                return None
+            return Loader(self.train_source, split=split, **kw)
+        if source is None:
+            return None
+        return Loader(source, **kw)
+
+    def _has_split(self, split: str) -> bool:
+        c = self.train_source
+        if any(s.split == split for s in c.sources):
+            return True
+        sp = c.split
+        return sp is not None and bool(getattr(sp, split, None) or
+                                       (sp.fractions or {}).get(split))
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
+                  "predict": ("test",)}.get(stage, ("train", "val", "test"))
+        for split in wanted:
+            if split not in self.loaders or self.loaders[split].rank != self._rank()[0]:
+                loader = self._make(split)
+                if loader is not None:
+                    self.loaders[split] = loader
+                    self._feeds.pop(split, None)
+
+    def _feed(self, split: str):
+        if split not in self.loaders:
+            return []
+        if split not in self._feeds:
+            self._feeds[split] = _TrainerFeed(self, self.loaders[split], self.num_workers,
+                                              self.dataloader_kwargs)
+        return self._feeds[split]
+
+    def train_dataloader(self):
+        return self._feed("train")
+
+    def val_dataloader(self):
+        return self._feed("val")
+
+    def test_dataloader(self):
+        return self._feed("test")
+
+
+__all__ = ["CellfeedDataModule"]
