@@ -9,6 +9,7 @@
 #include "collection/gene_join.h"
 #include "h5ad/column_reader.h"
 #include "source/anndata_source.h"
+#include "source/open_probe.h"
 #include "io/array_reader.h"
 
 namespace cellfeed {
@@ -173,8 +174,12 @@ Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::stri
   CF_ASSIGN_OR_RETURN(impl->value_check, io::ParseValueCheck(options.values));
   impl->paths = paths;
   impl->offsets.push_back(0);
+  const io::IsolationLimits isolation =
+      io::ResolveIsolation(options.isolate, options.open_timeout_s, options.probe_memory_mb);
+  if (isolation.enabled) CF_RETURN_IF_ERROR(ProbeOpens(paths, options.layer, isolation));
   for (const std::string& p : paths) {
     CF_ASSIGN_OR_RETURN(auto f, OpenAnnDataSource(p, options.layer));
+    if (isolation.enabled) f->IsolateLibhdf5Reads(isolation);
     impl->offsets.push_back(impl->offsets.back() + f->n_obs());
     impl->summaries.push_back(f->Summarize());
     impl->files.push_back(std::move(f));
