@@ -112,3 +112,38 @@ def test_check_reports_every_file_of_a_directory(tmp_path):
         assert reported[str(p)] == "error", p
         assert f"cellfeed check: error: {p}" in r.stderr
     assert f"{len(bad) + 2} files: 2 ok, {len(bad)} failed" in r.stderr
+
+
+def _python(code: str, *args, env_extra=None):
+    import os
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELLFEED_")}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+_OBS_NAMES = ("import sys, cellfeed\n"
+              "kw = {} if len(sys.argv) < 3 else {'isolate': sys.argv[2] == '1'}\n"
+              "cellfeed.open(sys.argv[1], **kw).obs_names()\n")
+
+
+def test_without_isolation_the_input_kills_the_process():
+    # What the isolation prevents (the input is real): off by argument or by environment.
+    p = CRASHES / "crash-H5HG_read_H5T__conv_vlen"
+    assert _python(_OBS_NAMES, p, "0").returncode < 0
+    assert _python(_OBS_NAMES, p, env_extra={"CELLFEED_ISOLATE": "0"}).returncode < 0
+    r = _python(_OBS_NAMES, p)
+    assert r.returncode == 1 and "ValueError" in r.stderr and "obs/_index" in r.stderr, r.stderr
+
+
+def test_timeout_is_configurable():
+    p = CRASHES / "timeout-H5C_protect_H5AC_protect"
+    r = _python(_OBS_NAMES, p, env_extra={"CELLFEED_OPEN_TIMEOUT": "2"})
+    assert r.returncode == 1 and "OSError" in r.stderr, r.stderr
+    assert "within 2 s" in r.stderr and str(p) in r.stderr
+
+
+def test_a_missing_probe_is_an_error_not_an_unprotected_open():
+    p = CRASHES / "crash-H5HG_read_H5T__conv_vlen"
+    r = _python(_OBS_NAMES, p, env_extra={"CELLFEED_PROBE": "/nonexistent/cellfeed-probe"})
+    assert r.returncode == 1 and "OSError" in r.stderr and "cellfeed-probe" in r.stderr, r.stderr
