@@ -24,6 +24,9 @@ inline std::shared_ptr<const Collection> OpenOrNull(const std::string& path,
   OpenOptions options;
   options.threads = threads;
   options.layer = layer;
+  // In-process, so that libFuzzer sees libhdf5's crashes (scripts/fuzz.sh files them);
+  // CELLFEED_FUZZ_ISOLATE=1 fuzzes the isolated open instead.
+  options.isolate = std::getenv("CELLFEED_FUZZ_ISOLATE") != nullptr;
   auto opened = Collection::Open({path}, options);
   if (opened.ok()) return opened.value();
   if (opened.status().message().empty()) std::abort();  // an error must say what is wrong

@@ -36,6 +36,15 @@ struct OpenOptions {
   // error naming the file, element and row), "counts" (also negative or fractional
   // values), "any" (delivered as stored).
   std::string values = "finite";
+  // Isolation from libhdf5's failures on corrupt files (docs/RELIABILITY.md): libhdf5's
+  // part of opening each HDF5 file, and the first read of each string dataset after, are
+  // first done in a short-lived probe process under a time and memory limit, so that a
+  // file that crashes or hangs libhdf5 is an error naming it, not a dead process. Unset:
+  // CELLFEED_ISOLATE (default on), CELLFEED_OPEN_TIMEOUT (default 60 s per probe),
+  // CELLFEED_PROBE_MEMORY_MB (default 8192; 0 = no limit).
+  std::optional<bool> isolate;
+  std::optional<double> open_timeout_s;
+  std::optional<int64_t> probe_memory_mb;
 };
 
 // What `cellfeed inspect` reports about one array.

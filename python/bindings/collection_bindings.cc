@@ -90,9 +90,13 @@ void BindCollection(nb::module_& m) {
           [](const std::vector<std::string>& paths, const std::string& layer, int threads,
              const std::string& join, const std::vector<std::string>& genes,
              const std::string& values, bool verify_whole_chunks,
-             const std::vector<std::string>& file_layers) {
+             const std::vector<std::string>& file_layers, std::optional<bool> isolate,
+             std::optional<double> open_timeout, std::optional<int64_t> probe_memory_mb) {
             OpenOptions o;
             o.file_layers = file_layers;
+            o.isolate = isolate;
+            o.open_timeout_s = open_timeout;
+            o.probe_memory_mb = probe_memory_mb;
             o.values = values;
             o.verify_whole_chunks = verify_whole_chunks;
             o.layer = layer;
@@ -109,7 +113,9 @@ void BindCollection(nb::module_& m) {
           nb::arg("paths"), nb::arg("layer") = "", nb::arg("threads") = 0,
           nb::arg("join") = "inner", nb::arg("genes") = std::vector<std::string>{},
           nb::arg("values") = "finite", nb::arg("verify_whole_chunks") = false,
-          nb::arg("file_layers") = std::vector<std::string>{})
+          nb::arg("file_layers") = std::vector<std::string>{},
+          nb::arg("isolate").none() = nb::none(), nb::arg("open_timeout").none() = nb::none(),
+          nb::arg("probe_memory_mb").none() = nb::none())
       .def_prop_ro("n_obs", &Collection::n_obs)
       .def_prop_ro("n_vars", &Collection::n_vars)
       .def_prop_ro("files", &Collection::files)

@@ -33,9 +33,11 @@ def _as_rows(rows) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def _reopen(paths, layer, threads, join, values="finite", verify_whole_chunks=False):
+def _reopen(paths, layer, threads, join, values="finite", verify_whole_chunks=False,
+            isolate=None, open_timeout=None):
     return open(paths, layer=layer, threads=threads, join=join, values=values,
-                verify_whole_chunks=verify_whole_chunks)
+                verify_whole_chunks=verify_whole_chunks, isolate=isolate,
+                open_timeout=open_timeout)
 
 
 class Collection:
@@ -165,7 +167,8 @@ def _join_args(join) -> tuple[str, list[str]]:
 
 
 def open(path_or_paths, layer: str | None = None, threads: int | None = None,  # noqa: A001
-         join="inner", values: str = "finite", verify_whole_chunks: bool = False) -> Collection:
+         join="inner", values: str = "finite", verify_whole_chunks: bool = False,
+         isolate: bool | None = None, open_timeout: float | None = None) -> Collection:
     """Open one AnnData file or a list of them as one row-concatenated collection.
 
     Each path is an .h5ad (or Cell Ranger .h5) file, a zarr store (v2 or v3; a directory or a
@@ -184,6 +187,12 @@ def open(path_or_paths, layer: str | None = None, threads: int | None = None,  #
       fractional values: for raw counts), "any" (delivered as stored).
     verify_whole_chunks: inflate every gzip chunk whole so its checksum is verified. By
       default a chunk whose needed rows lie in its first third is inflated only that far.
+    isolate: first do libhdf5's part of opening each file (and each first read of a string
+      column or of obs names afterwards) in a short-lived probe process, so that a corrupt
+      file that crashes libhdf5 raises ValueError, and one that hangs it OSError, naming
+      the file and element instead of killing or stalling this process. Default: on, unless the environment sets CELLFEED_ISOLATE=0 (see
+      docs/RELIABILITY.md for the cost).
+    open_timeout: seconds each probe may take (default 60, or CELLFEED_OPEN_TIMEOUT).
     """
     how, genes = _join_args(join)
     paths = _as_paths(path_or_paths)
@@ -194,7 +203,10 @@ def open(path_or_paths, layer: str | None = None, threads: int | None = None,  #
     else:
         per_file = []
     engine = _cellfeed.Collection.open(paths, "" if per_file else (layer or ""), threads or 0, how,
-                                       genes, values, bool(verify_whole_chunks), per_file)
+                                       genes, values, bool(verify_whole_chunks), per_file,
+                                       None if isolate is None else bool(isolate),
+                                       None if open_timeout is None else float(open_timeout))
     col = Collection(engine)
-    col._open_args = (_as_paths(path_or_paths), layer, threads, join, values, bool(verify_whole_chunks))
+    col._open_args = (_as_paths(path_or_paths), layer, threads, join, values,
+                      bool(verify_whole_chunks), isolate, open_timeout)
     return col

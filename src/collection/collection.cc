@@ -9,6 +9,7 @@
 #include "collection/gene_join.h"
 #include "h5ad/column_reader.h"
 #include "source/anndata_source.h"
+#include "source/open_probe.h"
 #include "io/array_reader.h"
 
 namespace cellfeed {
@@ -178,9 +179,15 @@ Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::stri
     return Status::Invalid("file_layers: " + std::to_string(options.file_layers.size()) + " layers for " +
                            std::to_string(paths.size()) + " files; give one per file");
   }
+  std::vector<std::string> layers = options.file_layers;
+  if (layers.empty()) layers.assign(paths.size(), options.layer);
+  const io::IsolationLimits isolation =
+      io::ResolveIsolation(options.isolate, options.open_timeout_s, options.probe_memory_mb);
+  if (isolation.enabled) CF_RETURN_IF_ERROR(ProbeOpens(paths, layers, isolation));
   for (size_t i = 0; i < paths.size(); ++i) {
     const std::string& p = paths[i];
-    CF_ASSIGN_OR_RETURN(auto f, OpenAnnDataSource(p, options.file_layers.empty() ? options.layer : options.file_layers[i]));
+    CF_ASSIGN_OR_RETURN(auto f, OpenAnnDataSource(p, layers[i]));
+    if (isolation.enabled) f->IsolateLibhdf5Reads(isolation);
     impl->offsets.push_back(impl->offsets.back() + f->n_obs());
     impl->summaries.push_back(f->Summarize());
     impl->files.push_back(std::move(f));

@@ -42,6 +42,9 @@ class AnnDataFile final : public AnnDataSource {
   Result<Column> ReadColumn(const ColumnLayout& column, std::span<const int64_t> rows,
                             util::ThreadPool& pool) const override;
   Status CheckUnchanged() const override;
+  void IsolateLibhdf5Reads(const io::IsolationLimits& limits) override {
+    h5_->IsolateStringReads(limits);
+  }
 
  private:
   Status OpenAnnData(const std::string& layer);

@@ -7,10 +7,69 @@
 #include <cerrno>
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 namespace cellfeed::io {
+
+namespace {
+
+// Fault injection for tests (docs/RELIABILITY.md), read once from the environment:
+// CELLFEED_INJECT_READ_FAULT=KIND@OFFSET[@PATH_PART] makes every read of a file whose
+// path contains PATH_PART (any file when absent) that covers byte OFFSET
+//   eio:   fail with EIO;
+//   eof:   return 0 (end of file) when it starts at OFFSET, else stop short of it;
+//   short: return only the bytes before OFFSET (the retry from OFFSET goes through).
+struct InjectedFault {
+  enum Kind { kNone, kEio, kEof, kShort } kind = kNone;
+  uint64_t offset = 0;
+  std::string path_part;
+};
+
+const InjectedFault& Fault() {
+  static const InjectedFault f = [] {
+    InjectedFault f;
+    const char* v = std::getenv("CELLFEED_INJECT_READ_FAULT");
+    if (v == nullptr) return f;
+    const std::string s = v;
+    const size_t at = s.find('@');
+    if (at == std::string::npos) return f;
+    const std::string kind = s.substr(0, at);
+    const size_t at2 = s.find('@', at + 1);
+    f.offset = std::strtoull(s.substr(at + 1, at2 - at - 1).c_str(), nullptr, 10);
+    if (at2 != std::string::npos) f.path_part = s.substr(at2 + 1);
+    f.kind = kind == "eio" ? InjectedFault::kEio : kind == "eof" ? InjectedFault::kEof
+           : kind == "short" ? InjectedFault::kShort : InjectedFault::kNone;
+    return f;
+  }();
+  return f;
+}
+
+// How many of `len` bytes at `pos` a read may return (`len` when no fault applies), or
+// -1 with errno set.
+int64_t Allowed(const std::string& path, uint64_t pos, uint64_t len) {
+  const InjectedFault& f = Fault();
+  if (f.kind == InjectedFault::kNone || len == 0) return static_cast<int64_t>(len);
+  if (f.offset < pos || f.offset >= pos + len) return static_cast<int64_t>(len);
+  if (!f.path_part.empty() && path.find(f.path_part) == std::string::npos) {
+    return static_cast<int64_t>(len);
+  }
+  switch (f.kind) {
+    case InjectedFault::kEio:
+      errno = EIO;
+      return -1;
+    case InjectedFault::kEof:
+      return static_cast<int64_t>(f.offset - pos);
+    case InjectedFault::kShort:
+      return f.offset > pos ? static_cast<int64_t>(f.offset - pos) : static_cast<int64_t>(len);
+    default:
+      return static_cast<int64_t>(len);
+  }
+}
+
+}  // namespace
 
 Result<FileIdentity> FileIdentity::Of(int fd, const std::string& path) {
   struct stat st;
@@ -66,7 +125,10 @@ Status RandomAccessFile::ReadAt(uint64_t offset, uint64_t size, void* out) const
   auto* dst = static_cast<char*>(out);
   uint64_t done = 0;
   while (done < size) {
-    ssize_t n = ::pread(fd_, dst + done, size - done, static_cast<off_t>(offset + done));
+    const int64_t allowed = Allowed(path_, offset + done, size - done);
+    ssize_t n = allowed < 0 ? -1
+                            : ::pread(fd_, dst + done, static_cast<size_t>(allowed),
+                                      static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return Status::IOError(path_ + ": read of " + std::to_string(size) + " bytes at offset " +
@@ -87,8 +149,25 @@ Status RandomAccessFile::ReadAtV(uint64_t offset, std::span<const struct iovec> 
   size_t first = 0;
   uint64_t pos = offset;
   while (first < iov.size()) {
-    const int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
-    ssize_t n = ::preadv(fd_, iov.data() + first, count, static_cast<off_t>(pos));
+    int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
+    uint64_t want = 0;
+    for (int i = 0; i < count; ++i) want += iov[first + i].iov_len;
+    const int64_t allowed = Allowed(path_, pos, want);
+    // An injected short read: the same buffers, cut after `allowed` bytes.
+    std::vector<struct iovec> cut;
+    const struct iovec* vec = iov.data() + first;
+    if (allowed >= 0 && static_cast<uint64_t>(allowed) < want) {
+      uint64_t left = static_cast<uint64_t>(allowed);
+      for (int i = 0; i < count && left > 0; ++i) {
+        struct iovec v = iov[first + i];
+        v.iov_len = std::min<uint64_t>(v.iov_len, left);
+        left -= v.iov_len;
+        cut.push_back(v);
+      }
+      vec = cut.data();
+      count = static_cast<int>(cut.size());
+    }
+    ssize_t n = allowed < 0 ? -1 : count == 0 ? 0 : ::preadv(fd_, vec, count, static_cast<off_t>(pos));
     if (n < 0) {
       if (errno == EINTR) continue;
       return Status::IOError(path_ + ": read at offset " + std::to_string(pos) +

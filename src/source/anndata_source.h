@@ -15,6 +15,7 @@
 #include "h5ad/dataframe_layout.h"
 #include "h5ad/matrix_layout.h"
 #include "io/file.h"
+#include "io/hdf5/isolation.h"
 #include "util/thread_pool.h"
 
 namespace cellfeed {
@@ -41,6 +42,9 @@ class AnnDataSource {
                                     util::ThreadPool& pool) const = 0;
   // IOError naming the store if it changed since it was opened.
   virtual Status CheckUnchanged() const = 0;
+  // Reads after open that still go through libhdf5 (strings) are first probed in a child
+  // process (io/hdf5/isolation.h). Stores read without libhdf5 have nothing to do.
+  virtual void IsolateLibhdf5Reads(const io::IsolationLimits& limits) {}
 
   int64_t n_obs() const { return matrix().n_rows; }
   int64_t n_vars() const { return matrix().n_cols; }

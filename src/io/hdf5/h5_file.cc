@@ -4,12 +4,19 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
 namespace cellfeed::io {
+
+namespace {
+std::atomic<Hdf5TraceFn> g_trace{nullptr};
+}  // namespace
+
+void SetHdf5Trace(Hdf5TraceFn fn) { g_trace.store(fn); }
 
 std::recursive_mutex& Hdf5Mutex() {
   static std::recursive_mutex m;
@@ -19,6 +26,11 @@ std::recursive_mutex& Hdf5Mutex() {
 namespace {
 
 using Lock = std::lock_guard<std::recursive_mutex>;
+
+
+void TraceHdf5(const std::string& element, const std::string& attribute = "") {
+  if (Hdf5TraceFn fn = g_trace.load(std::memory_order_relaxed)) fn(element, attribute);
+}
 
 std::string WithReason(std::string message);
 
@@ -338,6 +350,7 @@ size_t DatasetLayout::chunk_bytes() const {
 
 Result<std::shared_ptr<H5File>> H5File::Open(const std::string& path) {
   Lock lock(Hdf5Mutex());
+  TraceHdf5(path);
   SilenceHdf5Errors();
   RegisterLzfFilter();
   FILE* probe = fopen(path.c_str(), "rb");
@@ -395,6 +408,7 @@ H5File::~H5File() {
 
 NodeKind H5File::Kind(const std::string& node) const {
   Lock lock(Hdf5Mutex());
+  TraceHdf5(node);
   if (!LinkExists(id_, node)) return NodeKind::kMissing;
   H5O_info_t info;
 #if H5_VERSION_GE(1, 12, 0)
@@ -410,6 +424,7 @@ NodeKind H5File::Kind(const std::string& node) const {
 
 Result<std::vector<std::string>> H5File::Children(const std::string& group) const {
   Lock lock(Hdf5Mutex());
+  TraceHdf5(group);
   Hid g(H5Gopen2(id_, group.c_str(), H5P_DEFAULT));
   if (!g.valid()) return Status::Invalid(path_ + ": " + group + ": is not a group");
   H5G_info_t info;
@@ -429,6 +444,7 @@ Result<std::vector<std::string>> H5File::Children(const std::string& group) cons
 
 bool H5File::HasAttribute(const std::string& node, const std::string& attr) const {
   Lock lock(Hdf5Mutex());
+  TraceHdf5(node, attr);
   if (!LinkExists(id_, node)) return false;
   return H5Aexists_by_name(id_, node.c_str(), attr.c_str(), H5P_DEFAULT) > 0;
 }
@@ -436,6 +452,7 @@ bool H5File::HasAttribute(const std::string& node, const std::string& attr) cons
 Result<std::vector<std::string>> H5File::StringListAttribute(const std::string& node,
                                                             const std::string& attr) const {
   Lock lock(Hdf5Mutex());
+  TraceHdf5(node, attr);
   const std::string where = path_ + ": " + node + " attribute '" + attr + "'";
   if (!LinkExists(id_, node) ||
       H5Aexists_by_name(id_, node.c_str(), attr.c_str(), H5P_DEFAULT) <= 0) {
@@ -468,6 +485,7 @@ Result<std::string> H5File::StringAttribute(const std::string& node,
 Result<std::vector<int64_t>> H5File::IntListAttribute(const std::string& node,
                                                      const std::string& attr) const {
   Lock lock(Hdf5Mutex());
+  TraceHdf5(node, attr);
   const std::string where = path_ + ": " + node + " attribute '" + attr + "'";
   if (!LinkExists(id_, node) ||
       H5Aexists_by_name(id_, node.c_str(), attr.c_str(), H5P_DEFAULT) <= 0) {
@@ -508,6 +526,7 @@ Result<bool> H5File::BoolAttribute(const std::string& node, const std::string& a
 Result<std::string> H5File::ReferenceAttribute(const std::string& node,
                                                const std::string& attr) const {
   Lock lock(Hdf5Mutex());
+  TraceHdf5(node, attr);
   const std::string where = path_ + ": " + node + " attribute '" + attr + "'";
   if (!LinkExists(id_, node) ||
       H5Aexists_by_name(id_, node.c_str(), attr.c_str(), H5P_DEFAULT) <= 0) {
@@ -539,6 +558,7 @@ Result<std::string> H5File::ReferenceAttribute(const std::string& node,
 
 bool H5File::IsCompoundDataset(const std::string& dataset) const {
   Lock lock(Hdf5Mutex());
+  TraceHdf5(dataset);
   if (!LinkExists(id_, dataset)) return false;
   Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
   if (!d.valid()) return false;
@@ -548,6 +568,7 @@ bool H5File::IsCompoundDataset(const std::string& dataset) const {
 
 Result<std::vector<H5File::CompoundField>> H5File::ReadCompound(const std::string& dataset) const {
   Lock lock(Hdf5Mutex());
+  TraceHdf5(dataset);
   const std::string where = path_ + ": " + dataset;
   CF_RETURN_IF_ERROR(CheckUnchanged());
   Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
@@ -635,6 +656,7 @@ Result<std::vector<H5File::CompoundField>> H5File::ReadCompound(const std::strin
 
 bool H5File::IsStringDataset(const std::string& dataset) const {
   Lock lock(Hdf5Mutex());
+  TraceHdf5(dataset);
   Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
   if (!d.valid()) return false;
   Hid type(H5Dget_type(d.get()));
@@ -643,6 +665,7 @@ bool H5File::IsStringDataset(const std::string& dataset) const {
 
 Result<int64_t> H5File::Length(const std::string& dataset) const {
   Lock lock(Hdf5Mutex());
+  TraceHdf5(dataset);
   Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
   if (!d.valid()) return Status::Invalid(path_ + ": " + dataset + ": missing dataset");
   Hid space(H5Dget_space(d.get()));
@@ -661,6 +684,7 @@ Result<int64_t> H5File::Length(const std::string& dataset) const {
 Result<std::vector<uint8_t>> H5File::ReadSmallNumeric(const std::string& dataset,
                                                       DType as) const {
   Lock lock(Hdf5Mutex());
+  TraceHdf5(dataset);
   const std::string where = path_ + ": " + dataset;
   CF_RETURN_IF_ERROR(CheckUnchanged());
   Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
@@ -678,7 +702,31 @@ Result<std::vector<uint8_t>> H5File::ReadSmallNumeric(const std::string& dataset
 
 Result<std::vector<std::string>> H5File::ReadStrings(
     const std::string& dataset, std::optional<std::pair<int64_t, int64_t>> range) const {
+  if (isolation_ && isolation_->enabled) {
+    bool probed;
+    {
+      std::lock_guard<std::mutex> g(probed_mu_);
+      probed = probed_.count(dataset) > 0;
+    }
+    // The probe must read the file open here: by its path while that still names it;
+    // through our descriptor once the path names another file (replaced); not at all
+    // once it was deleted (libhdf5 cannot open a deleted file's /proc/self/fd link), where
+    // the read stays in this process (docs/RELIABILITY.md: residual risks).
+    struct stat by_path, by_fd;
+    const bool same = fd_ < 0 || (::stat(path_.c_str(), &by_path) == 0 &&
+                                  by_path.st_ino == identity_.inode &&
+                                  by_path.st_dev == identity_.device);
+    const bool deleted = !same && ::fstat(fd_, &by_fd) == 0 && by_fd.st_nlink == 0;
+    if (!probed && !deleted) {
+      CF_RETURN_IF_ERROR(CheckUnchanged());
+      CF_RETURN_IF_ERROR(
+          ProbeInChild({{"strings", path_, dataset, same ? -1 : fd_}}, *isolation_).front());
+      std::lock_guard<std::mutex> g(probed_mu_);
+      probed_.insert(dataset);
+    }
+  }
   Lock lock(Hdf5Mutex());
+  TraceHdf5(dataset);
   const std::string where = path_ + ": " + dataset;
   CF_RETURN_IF_ERROR(CheckUnchanged());
   Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
@@ -716,8 +764,11 @@ Result<std::vector<std::string>> H5File::ReadStrings(
             : where);
 }
 
+void H5File::IsolateStringReads(const IsolationLimits& limits) { isolation_ = limits; }
+
 Result<DatasetLayout> H5File::Describe(const std::string& dataset) const {
   Lock lock(Hdf5Mutex());
+  TraceHdf5(dataset);
   const std::string where = path_ + ": " + dataset;
   if (!LinkExists(id_, dataset)) return Status::Invalid(where + ": missing");
   Hid d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));

@@ -10,16 +10,24 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "cellfeed/status.h"
 #include "io/file.h"
 #include "io/hdf5/dataset_layout.h"
+#include "io/hdf5/isolation.h"
 
 namespace cellfeed::io {
 
 std::recursive_mutex& Hdf5Mutex();
+
+// Called with each element (and attribute) just before libhdf5 reads it. Set only by the
+// open probe (tools/probe/), which reports it to its parent so that a crash or hang in
+// libhdf5 can be blamed on the element being read; null (no cost) everywhere else.
+using Hdf5TraceFn = void (*)(const std::string& element, const std::string& attribute);
+void SetHdf5Trace(Hdf5TraceFn fn);
 
 enum class NodeKind { kMissing, kGroup, kDataset, kOther };
 
@@ -76,6 +84,10 @@ class H5File {
   Result<std::vector<std::string>> ReadStrings(const std::string& dataset,
                                                std::optional<std::pair<int64_t, int64_t>>
                                                    range = std::nullopt) const;
+  // From now on, the first read of each string dataset is first done whole by a probe
+  // process (see isolation.h): a global heap that crashes or hangs libhdf5 then costs an
+  // error naming the dataset, not this process.
+  void IsolateStringReads(const IsolationLimits& limits);
 
  private:
   H5File(std::string path, hid_t id, uint64_t userblock)
@@ -85,6 +97,9 @@ class H5File {
   uint64_t userblock_;
   int fd_ = -1;  // libhdf5's own descriptor (sec2 driver), not owned
   FileIdentity identity_;
+  std::optional<IsolationLimits> isolation_;
+  mutable std::mutex probed_mu_;
+  mutable std::set<std::string> probed_;  // string datasets a probe has read whole
 };
 
 }  // namespace cellfeed::io
