@@ -7,7 +7,7 @@ alternating run by run so both see the same machine load, each loader reads whol
 
 - annbatch's Loader on its store (Python 3.12 environment, bench/peers/annbatch_peer312.py:
   zarrs codec pipeline, 2 threads, chunk_size=32, preload_nchunks=512, preload_to_gpu off);
-- cellfeed.Loader on the same store (2 threads);
+- cellfeed.Loader on the same store (2 threads, blocks of 1,024 rows: see CELLFEED);
 - cellfeed.Loader on the original h5ad plates (no conversion at all).
 
 at batch 64 and 4096, warm (page cache filled) and cold (every file of the store or the
@@ -38,9 +38,11 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 PEER = HERE / "peers" / "annbatch_peer312.py"
 THREADS = 2
-# cellfeed's loader settings per batch size: blocks of 64 consecutive rows (one inner chunk
-# of annbatch's store holds ~64 rows; rows of a pre-shuffled store are already random).
-CELLFEED = {64: dict(block_size=64, fetch_factor=64), 4096: dict(block_size=64, fetch_factor=4)}
+# cellfeed's loader settings per batch size on annbatch's store: blocks of 1,024 consecutive
+# rows. The store is pre-shuffled (its rows are already in random order), so a block's rows
+# are as mixed as any; an inner chunk holds ~64 rows, and a block of 64 would decode two
+# chunks for one chunk's rows. (annbatch's Loader likewise reads runs of 32 rows.)
+CELLFEED = {64: dict(block_size=1024, fetch_factor=64), 4096: dict(block_size=1024, fetch_factor=4)}
 H5AD = {64: dict(block_size=16, fetch_factor=64), 4096: dict(block_size=16, fetch_factor=4)}
 
 
