@@ -46,7 +46,9 @@ export HDF5_USE_FILE_LOCKING=FALSE
 # sanitizer/fuzzer runtime, libc and libstdc++).
 where_crashed() {
   local frames first
-  frames=$("$1" -timeout=10 -rss_limit_mb=2048 "$2" 2>&1 | grep -E '^ +#[0-9]+ ' || true)
+  # A malloc limit below the RSS limit: an oversized allocation is then reported with the
+  # stack that made it (the RSS watchdog prints none).
+  frames=$("$1" -timeout=10 -rss_limit_mb=4096 -malloc_limit_mb=2048 "$2" 2>&1 | grep -E '^ +#[0-9]+ ' || true)
   first=$(grep -vE 'fuzzer::|__sanitizer|__asan|__interceptor_|__ubsan|asan_|__lsan| in (malloc|calloc|realloc|free|memcpy|memmove|memset|strlen|operator new.*)( |$)|libc\.so|sysdeps/|__mem(cpy|move|set|cmp)_|libstdc\+\+|libpthread|libgcc|AlarmCallback|StaticAlarm|restore_rt|gsignal|raise |abort |_start|libc_start' <<<"$frames" | head -1 || true)
   case "$first" in
     *libhdf5*) echo libhdf5 ;;

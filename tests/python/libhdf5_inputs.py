@@ -16,7 +16,7 @@ import numpy as np
 
 # Each probe may take this long before its open is called a hang (the 60 s default would
 # only make the test slower: these inputs hang for ever or fail at once).
-OPEN_TIMEOUT = 10
+OPEN_TIMEOUT = 5
 
 
 def read_cellfeed(path: str) -> dict:
