@@ -20,6 +20,22 @@ std::string RealFile() {
 
 const std::string kCrashes = "fuzz/libhdf5-crashes/";
 
+// Under ASan, libhdf5's overreads on these inputs are caught by ASan's memcpy interceptor
+// and abort the process (the test's own, or the instrumented probe) instead of crashing
+// with SIGSEGV or returning an error: the tests below that need libhdf5's plain behaviour
+// on a broken file skip there (they run in the normal and TSan builds).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAsan = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAsan = true;
+#else
+constexpr bool kAsan = false;
+#endif
+#else
+constexpr bool kAsan = false;
+#endif
+
 TEST(Isolation, AGoodFileOpensAndReadsItsStrings) {
   io::IsolationLimits limits;
   auto st = io::ProbeInChild({{"open", RealFile(), ""}, {"strings", RealFile(), "obs/index"}},
@@ -30,6 +46,7 @@ TEST(Isolation, AGoodFileOpensAndReadsItsStrings) {
 }
 
 TEST(Isolation, AProbeErrorIsTheUnisolatedError) {
+  if (kAsan) GTEST_SKIP() << "ASan aborts on libhdf5's overread of this input (see kAsan)";
   OpenOptions plain, isolated;
   plain.isolate = false;
   isolated.isolate = true;
@@ -43,6 +60,7 @@ TEST(Isolation, AProbeErrorIsTheUnisolatedError) {
 }
 
 TEST(Isolation, ACrashIsAnErrorNamingFileAndElement) {
+  if (kAsan) GTEST_SKIP() << "the instrumented probe aborts with an ASan report, not SIGSEGV (see kAsan)";
   const std::string p = kCrashes + "crash-H5O__msg_iterate_real_H5O__attr_exists";
   auto st = io::ProbeInChild({{"open", p, ""}}, io::IsolationLimits{}).front();
   EXPECT_EQ(st.code(), StatusCode::kInvalid);
