@@ -23,29 +23,22 @@ const std::string kCrashes = "fuzz/libhdf5-crashes/";
 // Under ASan, libhdf5's overreads on these inputs are caught by ASan's memcpy interceptor
 // and abort the process (the test's own, or the instrumented probe) instead of crashing
 // with SIGSEGV or returning an error: the tests below that need libhdf5's plain behaviour
-// on a broken file skip there (they run in the normal and TSan builds).
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAsan = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+// on a broken file skip there (they run in the normal build).
+#if defined(__has_feature)
+#define CF_HAS_FEATURE(x) __has_feature(x)
+#else
+#define CF_HAS_FEATURE(x) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || CF_HAS_FEATURE(address_sanitizer)
 constexpr bool kAsan = true;
 #else
 constexpr bool kAsan = false;
 #endif
 // TSan catches the probe's SIGSEGV itself and exits with status 66.
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kTsan = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
+#if defined(__SANITIZE_THREAD__) || CF_HAS_FEATURE(thread_sanitizer)
 constexpr bool kTsan = true;
 #else
 constexpr bool kTsan = false;
-#endif
-#else
-constexpr bool kTsan = false;
-#endif
-#else
-constexpr bool kAsan = false;
 #endif
 
 TEST(Isolation, AGoodFileOpensAndReadsItsStrings) {
