@@ -266,10 +266,11 @@ def _nth_of_worker(w: int, j: int, fetch_factor: int, num_workers: int) -> int:
 
 
 _RESTART_WARNING = (
-    "cellfeed.Loader: the DataLoader started new worker processes for another epoch "
-    "(persistent_workers=False): each epoch, every worker re-opens the files and refills "
-    "its pipeline{spawn} before its first batch. Pass persistent_workers=True to "
-    "DataLoader to keep the workers (set_epoch and load_state_dict still reach them).")
+    "cellfeed.Loader: new DataLoader worker processes started to iterate this Loader again "
+    "(a DataLoader with persistent_workers=False restarts them every epoch; a new DataLoader "
+    "does too): each new worker re-opens the files and refills its pipeline{spawn} before "
+    "its first batch. Pass persistent_workers=True to DataLoader and keep it, to keep the "
+    "workers (set_epoch and load_state_dict still reach them).")
 
 
 def _distributed_defaults(rank, world_size):

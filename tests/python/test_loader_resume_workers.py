@@ -65,13 +65,12 @@ def test_stateful_dataloader_resumes_exactly(loader_files, tmp_path, context):
     assert rest == full[STOP:]
 
 
-@pytest.mark.parametrize("context,resume_workers", [("fork", 2), ("fork", 1), ("fork", 0),
-                                                    ("spawn", 2)])
+@pytest.mark.parametrize("context,resume_workers", [("fork", 2), ("fork", 0), ("spawn", 2)])
 def test_plain_dataloader_resumes_from_the_last_batch(loader_files, tmp_path, context,
                                                       resume_workers):
     full, _ = _run(tmp_path, "full", loader_files, context=context)
     _check_full(full, _direct(loader_files), loader_files.n_same)
-    for stop in (STOP, 1, 7):  # inside a fetch, the first batch, worker 0 and worker 1
+    for stop in (STOP, 7):  # the last consumed batch from worker 1, and from worker 0
         head, state = _run(tmp_path, f"head{stop}", loader_files, stop=stop, context=context)
         assert head == full[:stop]
         rest, _ = _run(tmp_path, f"rest{stop}", loader_files, state_in=state,
