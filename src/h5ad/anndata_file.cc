@@ -2,6 +2,7 @@
 
 #include "h5ad/cellranger_layout.h"
 #include "h5ad/column_reader.h"
+#include "h5ad/file_summary.h"
 
 namespace cellfeed::h5ad {
 
@@ -99,46 +100,8 @@ Status AnnDataFile::OpenAnnData(const std::string& layer) {
   return Status::OK();
 }
 
-namespace {
-
-ArraySummary Summarize(const io::DatasetLayout& d, const std::string& name, double rows_per_elem) {
-  ArraySummary a;
-  a.name = name;
-  a.dtype = DTypeName(d.dtype);
-  a.shape = d.shape;
-  a.storage = !d.compact_bytes.empty() ? "compact" : d.chunked ? "chunked" : "contiguous";
-  a.chunk_shape = d.chunked ? d.chunk_shape : std::vector<int64_t>{};
-  a.filters = d.filters.Describe();
-  a.num_chunks = d.chunked ? static_cast<int64_t>(d.chunks.size()) : 0;
-  a.rows_per_chunk = d.chunked ? static_cast<double>(d.chunk_shape[0]) * rows_per_elem : 0;
-  return a;
-}
-
-}  // namespace
-
 FileSummary AnnDataFile::Summarize() const {
-  FileSummary s;
-  s.path = path_;
-  s.n_obs = n_obs();
-  s.n_vars = n_vars();
-  s.nnz = matrix_.nnz();
-  s.matrix_element = matrix_.element;
-  if (matrix_.encoding == MatrixEncoding::kCsr) {
-    s.encoding = "csr_matrix";
-    // Cells per chunk of data/indices: chunk length over the mean values per cell.
-    const double per_cell = n_obs() > 0 ? static_cast<double>(s.nnz) / n_obs() : 0;
-    const double cells_per_value = per_cell > 0 ? 1.0 / per_cell : 0;
-    s.arrays.push_back(h5ad::Summarize(matrix_.data, matrix_.element + "/data", cells_per_value));
-    s.arrays.push_back(
-        h5ad::Summarize(matrix_.indices, matrix_.element + "/indices", cells_per_value));
-    s.arrays.push_back(h5ad::Summarize(matrix_.indptr, matrix_.element + "/indptr", 1.0));
-  } else {
-    s.encoding = "array";
-    s.arrays.push_back(h5ad::Summarize(matrix_.data, matrix_.element, 1.0));
-  }
-  for (const auto& c : obs_.columns) s.obs_columns.push_back(c.info);
-  for (const auto& c : var_.columns) s.var_columns.push_back(c.info);
-  return s;
+  return SummarizeAnnData(path_, matrix_, n_obs(), n_vars(), obs_, var_);
 }
 
 Result<std::vector<std::string>> AnnDataFile::ReadIndex(const DataFrameLayout& df,

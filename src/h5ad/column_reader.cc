@@ -57,18 +57,17 @@ Column GatherRows(const Column& whole, std::span<const int64_t> rows) {
   return out;
 }
 
-Result<Column> ReadColumn(const AnnDataFile& f, const ColumnLayout& c,
-                          std::span<const int64_t> rows, util::ThreadPool& pool) {
-  if (c.whole) {
-    Column out = GatherRows(*c.whole, rows);
-    out.info = c.info;
-    out.categories = c.categories;
-    out.ordered = c.ordered;
-    return out;
-  }
-  // The chunk table and strings read below describe the file as it was at open.
-  CF_RETURN_IF_ERROR(f.file().CheckUnchanged());
-  CF_RETURN_IF_ERROR(f.h5().CheckUnchanged());
+Column GatherColumn(const ColumnLayout& c, std::span<const int64_t> rows) {
+  Column out = GatherRows(*c.whole, rows);
+  out.info = c.info;
+  out.categories = c.categories;
+  out.ordered = c.ordered;
+  return out;
+}
+
+Result<Column> ReadColumnArrays(const io::RandomAccessFile& file, const std::string& path,
+                                const ColumnLayout& c, std::span<const int64_t> rows,
+                                util::ThreadPool& pool) {
   Column out;
   out.info = c.info;
   out.length = static_cast<int64_t>(rows.size());
@@ -78,16 +77,13 @@ Result<Column> ReadColumn(const AnnDataFile& f, const ColumnLayout& c,
   const std::vector<io::Piece> pieces = RowPieces(rows);
   if (c.values) {
     out.values.resize(rows.size() * DTypeSize(c.info.dtype));
-    reads.push_back({&*c.values, &f.file(), pieces, c.info.dtype, out.values.data()});
+    reads.push_back({&*c.values, &file, pieces, c.info.dtype, out.values.data()});
   }
   if (c.mask) {
     out.mask.resize(rows.size());
-    reads.push_back({&*c.mask, &f.file(), pieces, DType::kBool, out.mask.data()});
+    reads.push_back({&*c.mask, &file, pieces, DType::kBool, out.mask.data()});
   }
   CF_RETURN_IF_ERROR(io::ReadArrays(reads, pool));
-  if (!c.strings.empty()) {
-    CF_ASSIGN_OR_RETURN(out.strings, ReadStringsAt(f.h5(), c.strings, rows));
-  }
   if (c.info.kind == ColumnKind::kCategorical) {
     // Codes must index the categories; -1 means missing.
     std::vector<int64_t> codes(rows.size());
@@ -95,11 +91,24 @@ Result<Column> ReadColumn(const AnnDataFile& f, const ColumnLayout& c,
     const int64_t n_cat = c.categories->length;
     for (size_t i = 0; i < codes.size(); ++i) {
       if (codes[i] < -1 || codes[i] >= n_cat) {
-        return Status::Invalid(f.path() + ": " + c.node + "/codes: code " +
+        return Status::Invalid(path + ": " + c.node + "/codes: code " +
                                std::to_string(codes[i]) + " at row " + std::to_string(rows[i]) +
                                " is outside [-1, " + std::to_string(n_cat) + ")");
       }
     }
+  }
+  return out;
+}
+
+Result<Column> ReadColumn(const AnnDataFile& f, const ColumnLayout& c,
+                          std::span<const int64_t> rows, util::ThreadPool& pool) {
+  if (c.whole) return GatherColumn(c, rows);
+  // The chunk table and strings read below describe the file as it was at open.
+  CF_RETURN_IF_ERROR(f.file().CheckUnchanged());
+  CF_RETURN_IF_ERROR(f.h5().CheckUnchanged());
+  CF_ASSIGN_OR_RETURN(Column out, ReadColumnArrays(f.file(), f.path(), c, rows, pool));
+  if (!c.strings.empty()) {
+    CF_ASSIGN_OR_RETURN(out.strings, ReadStringsAt(f.h5(), c.strings, rows));
   }
   return out;
 }

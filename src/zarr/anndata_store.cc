@@ -7,6 +7,7 @@
 
 #include "h5ad/anndata_file.h"
 #include "h5ad/column_reader.h"
+#include "h5ad/file_summary.h"
 #include "io/array_reader.h"
 #include "zarr/chunk_table.h"
 
@@ -323,48 +324,10 @@ Result<h5ad::DataFrameLayout> ZarrAnnData::ReadDataFrame(const std::string& elem
   return df;
 }
 
-namespace {
-
-ArraySummary SummaryOf(const io::DatasetLayout& d, const std::string& name, double rows_per_elem,
-                       const std::string& storage) {
-  ArraySummary a;
-  a.name = name;
-  a.dtype = DTypeName(d.dtype);
-  a.shape = d.shape;
-  a.storage = storage;
-  a.chunk_shape = d.chunk_shape;
-  a.filters = d.filters.Describe();
-  a.num_chunks = static_cast<int64_t>(d.chunks.size());
-  a.rows_per_chunk = static_cast<double>(d.chunk_shape[0]) * rows_per_elem;
-  return a;
-}
-
-}  // namespace
-
 FileSummary ZarrAnnData::Summarize() const {
-  FileSummary s;
-  s.path = path_;
-  s.n_obs = n_obs();
-  s.n_vars = n_vars();
-  s.nnz = matrix_.nnz();
-  s.matrix_element = matrix_.element;
   const std::string storage = "zarr v" + std::to_string(h_->zarr_format()) +
                               (h_->store().is_zip() ? " zip" : "");
-  if (matrix_.encoding == h5ad::MatrixEncoding::kCsr) {
-    s.encoding = "csr_matrix";
-    const double per_cell = n_obs() > 0 ? static_cast<double>(s.nnz) / n_obs() : 0;
-    const double cells_per_value = per_cell > 0 ? 1.0 / per_cell : 0;
-    s.arrays.push_back(SummaryOf(matrix_.data, matrix_.element + "/data", cells_per_value, storage));
-    s.arrays.push_back(
-        SummaryOf(matrix_.indices, matrix_.element + "/indices", cells_per_value, storage));
-    s.arrays.push_back(SummaryOf(matrix_.indptr, matrix_.element + "/indptr", 1.0, storage));
-  } else {
-    s.encoding = "array";
-    s.arrays.push_back(SummaryOf(matrix_.data, matrix_.element, 1.0, storage));
-  }
-  for (const auto& c : obs_.columns) s.obs_columns.push_back(c.info);
-  for (const auto& c : var_.columns) s.var_columns.push_back(c.info);
-  return s;
+  return h5ad::SummarizeAnnData(path_, matrix_, n_obs(), n_vars(), obs_, var_, storage);
 }
 
 Result<std::vector<std::string>> ZarrAnnData::ReadIndex(const h5ad::DataFrameLayout& df,
@@ -377,43 +340,9 @@ Result<std::vector<std::string>> ZarrAnnData::ReadIndex(const h5ad::DataFrameLay
 
 Result<Column> ZarrAnnData::ReadColumn(const h5ad::ColumnLayout& c, std::span<const int64_t> rows,
                                        util::ThreadPool& pool) const {
-  if (c.whole) {
-    Column out = h5ad::GatherRows(*c.whole, rows);
-    out.info = c.info;
-    out.categories = c.categories;
-    out.ordered = c.ordered;
-    return out;
-  }
+  if (c.whole) return h5ad::GatherColumn(c, rows);
   CF_RETURN_IF_ERROR(CheckUnchanged());
-  Column out;
-  out.info = c.info;
-  out.length = static_cast<int64_t>(rows.size());
-  out.categories = c.categories;
-  out.ordered = c.ordered;
-  std::vector<io::ArrayRead> reads;
-  const std::vector<io::Piece> pieces = h5ad::RowPieces(rows);
-  if (c.values) {
-    out.values.resize(rows.size() * DTypeSize(c.info.dtype));
-    reads.push_back({&*c.values, &file(), pieces, c.info.dtype, out.values.data()});
-  }
-  if (c.mask) {
-    out.mask.resize(rows.size());
-    reads.push_back({&*c.mask, &file(), pieces, DType::kBool, out.mask.data()});
-  }
-  CF_RETURN_IF_ERROR(io::ReadArrays(reads, pool));
-  if (c.info.kind == ColumnKind::kCategorical) {
-    std::vector<int64_t> codes(rows.size());
-    ConvertElements(c.info.dtype, out.values.data(), DType::kInt64, codes.data(), codes.size());
-    const int64_t n_cat = c.categories->length;
-    for (size_t i = 0; i < codes.size(); ++i) {
-      if (codes[i] < -1 || codes[i] >= n_cat) {
-        return Status::Invalid(path_ + ": " + c.node + "/codes: code " + std::to_string(codes[i]) +
-                               " at row " + std::to_string(rows[i]) + " is outside [-1, " +
-                               std::to_string(n_cat) + ")");
-      }
-    }
-  }
-  return out;
+  return h5ad::ReadColumnArrays(file(), path_, c, rows, pool);
 }
 
 }  // namespace cellfeed::zarr
