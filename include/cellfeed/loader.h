@@ -41,8 +41,9 @@ struct LoaderOptions {
   // stream: the epoch's cells are then the corpus's lanes for (split, epoch).
   std::shared_ptr<const Corpus> corpus;
   std::string split = "train";
-  // Model inputs computed on the producer threads over each whole fetch (null = none);
-  // each cell's randomness is keyed by (sampling.seed, epoch, cell key, purpose).
+  // Model inputs (null = none), computed batch by batch a few batches ahead of the
+  // consumer on every collection thread; each cell's randomness is keyed by
+  // (sampling.seed, epoch, cell key, purpose).
   std::shared_ptr<const transform::Pipeline> transform;
 };
 

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <thread>
 
+#include "exec/inputs_ahead.h"
 #include "exec/ordered_window.h"
 #include "exec/matrix_pool.h"
 #include "exec/recycle_pool.h"
@@ -18,6 +19,7 @@ namespace {
 struct DecodedFetch {
   Status status;
   std::vector<Batch> batches;
+  std::shared_ptr<exec::FetchInputs> inputs;  // the batches' transform work, if any
 };
 
 // The 64-bit key each fetch row's transform randomness derives from: the global row id,
@@ -47,6 +49,7 @@ struct Loader::Impl {
   exec::OrderedWindow<DecodedFetch> window;
   std::shared_ptr<exec::MatrixPool> matrices;
   std::shared_ptr<exec::RecyclePool<transform::Outputs>> inputs;  // LoaderOptions::transform
+  std::unique_ptr<exec::InputsAhead> inputs_ahead;                  // computes them
   int64_t epoch = 0;
   std::mutex lifecycle;  // Start/Stop may come from different threads
   std::vector<std::thread> producers;
@@ -54,29 +57,34 @@ struct Loader::Impl {
 
   // Consumer side.
   DecodedFetch current;
+  int64_t current_seq = -1;  // its index in the window
   size_t next_in_current = 0;
   std::atomic<bool> finished{true};
 
   // Fetch buffers in use at once: `depth` claimed or waiting, one being consumed, one
   // whose last batch the consumer may still hold.
-  // Model inputs are per batch: as many buffers as those fetches hold batches.
-  Impl(int depth, int64_t batches_per_fetch)
-      : window(depth),
-        matrices(exec::MatrixPool::Make(depth + 2)),
-        inputs(exec::RecyclePool<transform::Outputs>::Make(static_cast<size_t>((depth + 2) * batches_per_fetch))) {}
+  explicit Impl(int depth) : window(depth), matrices(exec::MatrixPool::Make(depth + 2)) {}
+
+  // Model inputs run `ahead` batches beyond the consumer on every collection thread; the
+  // pool keeps those buffers, plus a few the consumer may still hold.
+  void MakeInputsStage(int threads) {
+    const int64_t ahead = std::max(4, 2 * threads);
+    inputs = exec::RecyclePool<transform::Outputs>::Make(static_cast<size_t>(ahead + 4));
+    inputs_ahead = std::make_unique<exec::InputsAhead>(threads, ahead);
+  }
 
   void Produce();
   Result<EpochPlan> MakePlan(int64_t epoch, std::shared_ptr<const EpochSelection>* lanes) const;
   bool ReadInParallel() const;
   Result<DecodedFetch> DecodeFetch(const Fetch& fetch, int64_t skip_batches) const;
-  Result<std::shared_ptr<const transform::Outputs>> TransformBatch(
-      const CsrMatrix& X, int64_t begin, int64_t end, const std::vector<int64_t>& rows,
-      const std::vector<uint64_t>& keys) const;
+  Result<std::shared_ptr<const transform::Outputs>> TransformBatch(const exec::FetchInputs& f,
+                                                                   size_t batch) const;
   void StopProducers() {
     std::lock_guard<std::mutex> lock(lifecycle);
     window.Close();
     for (std::thread& t : producers) t.join();
     producers.clear();
+    if (inputs_ahead) inputs_ahead->Stop();
   }
 };
 
@@ -96,16 +104,19 @@ Result<DecodedFetch> Loader::Impl::DecodeFetch(const Fetch& fetch, int64_t skip_
     for (int32_t p : b) rows->push_back(fetch.rows[static_cast<size_t>(p)]);
   std::unique_ptr<CsrMatrix> X = matrices->Take();
   CF_RETURN_IF_ERROR(collection->ReadInto(*rows, *X, ReadInParallel()));
-  std::vector<uint64_t> keys;  // per row: what its model inputs' randomness derives from
+  auto matrix = matrices->Share(std::move(X));
+  DecodedFetch out;
   if (options.transform) {
     std::vector<int32_t> copies;  // corpus lanes: the copy of each row, batch order
     if (!fetch.lanes.empty()) {
       for (const auto& b : fetch.batches)
         for (int32_t p : b) copies.push_back(selection->lanes[static_cast<size_t>(fetch.lanes[static_cast<size_t>(p)])].copy);
     }
-    keys = CellKeys(*rows, copies);
+    out.inputs = std::make_shared<exec::FetchInputs>();
+    out.inputs->matrix = matrix;
+    out.inputs->rows = rows;
+    out.inputs->keys = CellKeys(*rows, copies);  // per row: what its randomness derives from
   }
-  auto matrix = matrices->Share(std::move(X));
   auto obs = std::make_shared<std::vector<Column>>();
   for (const std::string& name : options.obs_columns) {
     CF_ASSIGN_OR_RETURN(Column c, collection->Obs(name, std::span<const int64_t>(*rows)));
@@ -119,7 +130,6 @@ Result<DecodedFetch> Loader::Impl::DecodeFetch(const Fetch& fetch, int64_t skip_
       for (int32_t p : b) src->push_back(selection->lanes[static_cast<size_t>(fetch.lanes[static_cast<size_t>(p)])].source);
     sources = std::move(src);
   }
-  DecodedFetch out;
   const int64_t per_fetch = options.sampling.fetch_factor;
   int64_t begin = 0;
   for (size_t j = 0; j < fetch.batches.size(); ++j) {
@@ -133,9 +143,7 @@ Result<DecodedFetch> Loader::Impl::DecodeFetch(const Fetch& fetch, int64_t skip_
       b.fetch_rows = rows;
       b.fetch_obs = obs;
       b.fetch_sources = sources;
-      if (options.transform) {
-        CF_ASSIGN_OR_RETURN(b.inputs, TransformBatch(*matrix, begin, begin + n, *rows, keys));
-      }
+      if (out.inputs) out.inputs->ranges.emplace_back(begin, begin + n);  // inputs come later
       out.batches.push_back(std::move(b));
     }
     begin += n;
@@ -143,18 +151,16 @@ Result<DecodedFetch> Loader::Impl::DecodeFetch(const Fetch& fetch, int64_t skip_
   return out;
 }
 
-// One batch's model inputs (fetch rows begin .. end - 1, in batch order), into recycled
-// buffers. Per batch, not per fetch: a fetch of 64 batches of dense 19,266-wide inputs
-// would hold ~0.8 GB at once; a batch holds 1/fetch_factor of that, and batches skipped
-// on resume cost nothing.
-Result<std::shared_ptr<const transform::Outputs>> Loader::Impl::TransformBatch(
-    const CsrMatrix& X, int64_t begin, int64_t end, const std::vector<int64_t>& rows,
-    const std::vector<uint64_t>& keys) const {
+// One batch's model inputs, into recycled buffers (run by InputsAhead's threads). Batches
+// skipped on resume are never transformed.
+Result<std::shared_ptr<const transform::Outputs>> Loader::Impl::TransformBatch(const exec::FetchInputs& f,
+                                                                               size_t batch) const {
   std::unique_ptr<transform::Outputs> out = inputs->Take();
+  const auto [begin, end] = f.ranges[batch];
   const size_t b = static_cast<size_t>(begin), n = static_cast<size_t>(end - begin);
-  transform::FetchCells cells{std::span<const int64_t>(rows).subspan(b, n),
-                              std::span<const uint64_t>(keys).subspan(b, n), options.sampling.seed, epoch};
-  CF_RETURN_IF_ERROR(options.transform->Run(X, begin, end, cells, *out));
+  transform::FetchCells cells{std::span<const int64_t>(*f.rows).subspan(b, n),
+                              std::span<const uint64_t>(f.keys).subspan(b, n), options.sampling.seed, epoch};
+  CF_RETURN_IF_ERROR(options.transform->Run(*f.matrix, begin, end, cells, *out));
   return inputs->Share(std::move(out));
 }
 
@@ -170,6 +176,7 @@ void Loader::Impl::Produce() {
       auto decoded = DecodeFetch(plan->GetFetch(k), k == first_fetch ? skip_batches : 0);
       if (decoded.ok()) {
         item = std::move(decoded).value();
+        if (item.inputs) inputs_ahead->Add(i, std::move(item.inputs));
       } else {
         item.status = decoded.status();
       }
@@ -202,8 +209,9 @@ Result<std::unique_ptr<Loader>> Loader::Make(std::shared_ptr<const Collection> c
       return r.ok() ? Status::Invalid("obs column '" + name + "' not found") : r.status();
     }
   }
-  auto impl = std::make_unique<Impl>(options.prefetch, std::max<int64_t>(1, options.sampling.fetch_factor));
+  auto impl = std::make_unique<Impl>(options.prefetch);
   impl->collection = std::move(collection);
+  if (options.transform) impl->MakeInputsStage(impl->collection->threads());
   impl->options = options;
   const auto& offsets = impl->collection->file_offsets();
   for (size_t f = 0; f + 1 < offsets.size(); ++f) {
@@ -295,9 +303,13 @@ Status Loader::Start(int64_t epoch, int64_t start_batch) {
   }
   m.window.Reset(static_cast<int64_t>(m.fetch_ids.size()));
   m.current = DecodedFetch{};
+  m.current_seq = -1;
   m.next_in_current = 0;
   m.finished = false;
   m.num_producers = std::max(1, std::min(m.options.prefetch, 2));
+  if (m.inputs_ahead) {
+    m.inputs_ahead->Start([&m](const exec::FetchInputs& f, size_t j) { return m.TransformBatch(f, j); });
+  }
   std::lock_guard<std::mutex> lock(m.lifecycle);
   for (int p = 0; p < m.num_producers; ++p) m.producers.emplace_back([&m] { m.Produce(); });
   return Status::OK();
@@ -307,7 +319,19 @@ Result<std::optional<Batch>> Loader::Next(std::chrono::milliseconds timeout) {
   Impl& m = *impl_;
   while (!m.finished) {
     if (m.next_in_current < m.current.batches.size()) {
-      return std::optional<Batch>(std::move(m.current.batches[m.next_in_current++]));
+      Batch& b = m.current.batches[m.next_in_current];
+      if (m.inputs_ahead) {
+        auto r = m.inputs_ahead->Take(m.current_seq, m.next_in_current, timeout);
+        if (!r.ok()) {
+          if (r.status().code() == StatusCode::kCancelled && r.status().message() == "timeout") return r.status();
+          m.finished = true;
+          Stop();
+          return r.status();
+        }
+        b.inputs = std::move(r).value();
+      }
+      ++m.next_in_current;
+      return std::optional<Batch>(std::move(b));
     }
     DecodedFetch item;
     using Pop = exec::OrderedWindow<DecodedFetch>::PopResult;
@@ -325,6 +349,7 @@ Result<std::optional<Batch>> Loader::Next(std::chrono::milliseconds timeout) {
           return item.status;
         }
         m.current = std::move(item);
+        ++m.current_seq;
         m.next_in_current = 0;
         break;
     }
