@@ -78,7 +78,7 @@ void WriteDense(const DenseOutput& o, const StageContext& ctx, const CellState& 
   Tensor* down_t = ctx.has_target ? &out.tensors[slot++] : nullptr;
 
   // Values in float32 first (the row of a float32 output, or scratch for bfloat16).
-  thread_local std::vector<float> scratch;
+  std::vector<float>& scratch = c.scratch.dense;
   float* row;
   if (o.dtype == ValueType::kFloat32) {
     row = reinterpret_cast<float*>(out.tensors[kValues].data.data()) + i * W;
@@ -105,7 +105,7 @@ void WriteDense(const DenseOutput& o, const StageContext& ctx, const CellState& 
     const ValueMask& vm = o.value_mask;
     // The masked positions are also listed, so replacing their values touches only them
     // (~0.3 nnz + 0.03 V of them) instead of scanning the row.
-    thread_local std::vector<int32_t> masked;
+    std::vector<int32_t>& masked = c.scratch.masked;
     masked.clear();
     for (size_t k = 0; k < c.idx.size(); ++k) {
       if (c.x[k] != 0 && rng.Bernoulli(vm.nonzero)) {

@@ -160,8 +160,8 @@ Status Pipeline::Run(const CsrMatrix& X, int64_t row_begin, int64_t row_end, con
       },
       m.spec.output);
 
-  thread_local CellState c;
-  thread_local std::vector<std::pair<int32_t, double>> pairs;
+  CellState c;  // its buffers are reused by every cell of the batch
+  std::vector<std::pair<int32_t, double>>& pairs = c.scratch.pairs;
   for (int64_t i = 0; i < n; ++i) {
     c.row = cells.rows[static_cast<size_t>(i)];
     c.key = cells.keys[static_cast<size_t>(i)];

@@ -44,7 +44,7 @@ void WriteRank(const RankOutput& o, const StageContext& ctx, const CellState& c,
   const int64_t genes_max = special ? L - 2 : L;
   const double n_counts = o.n_counts_all_genes ? c.all_total : c.total;
 
-  thread_local std::vector<std::pair<double, int32_t>> ranked;
+  std::vector<std::pair<double, int32_t>>& ranked = c.scratch.ranked;
   ranked.clear();
   if (n_counts > 0) {
     for (size_t k = 0; k < c.idx.size(); ++k) {

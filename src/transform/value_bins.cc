@@ -62,9 +62,9 @@ void WriteBinned(const BinnedOutput& o, const StageContext& ctx, const CellState
   const uint8_t* present = ctx.map->present[c.file].data();
 
   // Bins of the nonzero values.
-  thread_local std::vector<double> sorted, edges;
-  thread_local std::vector<int32_t> genes;
-  thread_local std::vector<float> bins;
+  std::vector<double>&sorted = c.scratch.sorted, &edges = c.scratch.edges;
+  std::vector<int32_t>& genes = c.scratch.genes;
+  std::vector<float>& bins = c.scratch.bins;
   sorted.clear();
   for (double x : c.x)
     if (x != 0) sorted.push_back(x);
@@ -112,7 +112,7 @@ void WriteBinned(const BinnedOutput& o, const StageContext& ctx, const CellState
     if (o.sample) {
       // Partial Fisher-Yates over positions, then back to vocabulary order.
       CellRng pick(CellStreamKey(ctx.seed, ctx.epoch, c.key, kPurposeSample));
-      thread_local std::vector<int32_t> pos;
+      std::vector<int32_t>& pos = c.scratch.pos;
       pos.resize(genes.size());
       for (size_t j = 0; j < pos.size(); ++j) pos[j] = static_cast<int32_t>(j);
       for (size_t j = 0; j < room; ++j) {
