@@ -114,13 +114,16 @@ class UserGeneformer(UserTransform):
     """Geneformer's tokenizer, per cell: normalize by n_counts and the gene medians, rank,
     <cls> ... <eos>, pad to 4,096; then the MLM collator's 15% with 80/10/10."""
 
-    def __init__(self, c2v, V, seed, medians):
+    def __init__(self, c2v, V, seed, medians, pad="fixed"):
         super().__init__(c2v, V, seed)
         self.medians = medians
+        self.pad = pad
 
     def __call__(self, X) -> dict:
         indptr, idx, val, n_counts = self.on_vocab(X)
         B, L, rng = len(indptr) - 1, 4096, self.rng
+        if self.pad == "batch":  # as Geneformer's collator: to the longest row
+            L = min(L, int(np.diff(indptr).max(initial=0)) + 2)
         ids = np.zeros((B, L), np.int64)
         for i in range(B):
             gi, gv = idx[indptr[i]:indptr[i + 1]], val[indptr[i]:indptr[i + 1]]
@@ -146,9 +149,15 @@ class UserScgpt(UserTransform):
     """scGPT's binning (per cell: quantile edges of the nonzero values, digitize) and its
     collator (<cls>, sample 1,199 genes, pad, mask 40%)."""
 
+    def __init__(self, c2v, V, seed, pad="fixed"):
+        super().__init__(c2v, V, seed)
+        self.pad = pad
+
     def __call__(self, X) -> dict:
         indptr, idx, val, _ = self.on_vocab(X)
         B, L, nb, rng = len(indptr) - 1, 1200, 51, self.rng
+        if self.pad == "batch":
+            L = min(L, int(np.diff(indptr).max(initial=0)) + 1)
         gene_ids = np.full((B, L), self.V + 1, np.int64)
         values = np.full((B, L), -2.0, np.float32)
         for i in range(B):
@@ -234,6 +243,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--fetch-factor", type=int, default=64)
     ap.add_argument("--presets", nargs="*", default=["aido_cell_rda", "scfoundation_rda", "geneformer_mlm",
                                                      "scgpt_masked_value"])
+    ap.add_argument("--pad", choices=["fixed", "batch"], default="fixed",
+                    help="token presets' padding, on both paths: to the maximum length or the batch's longest row")
     ap.add_argument("--out", default=None, help="write the JSON here too")
     args = ap.parse_args(argv)
     if args.data_dir is None:
@@ -268,10 +279,12 @@ def main(argv=None) -> dict:
     presets = {
         "aido_cell_rda": (dataclasses.replace(ci.aido_cell_rda(), vocab=panel), lambda: UserRda(c2v_panel, PANEL, 1, "aido"), True),
         "scfoundation_rda": (dataclasses.replace(ci.scfoundation_rda(), vocab=panel), lambda: UserRda(c2v_panel, PANEL, 1, "scf"), True),
-        "geneformer_mlm": (dataclasses.replace(ci.geneformer_mlm(), vocab=gf_vocab), lambda: UserGeneformer(c2v_gf, 4 + n_gf, 1, gf_medians), False),
-        "scgpt_masked_value": (dataclasses.replace(ci.scgpt_masked_value(), vocab=panel), lambda: UserScgpt(c2v_panel, PANEL, 1), False),
+        "geneformer_mlm": (dataclasses.replace(ci.geneformer_mlm(pad=args.pad), vocab=gf_vocab),
+                           lambda: UserGeneformer(c2v_gf, 4 + n_gf, 1, gf_medians, args.pad), False),
+        "scgpt_masked_value": (dataclasses.replace(ci.scgpt_masked_value(pad=args.pad), vocab=panel),
+                               lambda: UserScgpt(c2v_panel, PANEL, 1, args.pad), False),
     }
-    result = {"data_dir": args.data_dir, "cells": plain.collection.n_obs, "settings": settings,
+    result = {"data_dir": args.data_dir, "cells": plain.collection.n_obs, "settings": settings, "pad": args.pad,
               "epochs": args.epochs, "user_batches": args.user_batches, "threads": threads,
               "memcpy_bytes_per_second": memcpy_bandwidth(threads),
               "memcpy_bytes_per_second_1_thread": memcpy_bandwidth(1),

@@ -164,6 +164,7 @@ struct RankOutput {
   bool mlm = true;
   double mlm_probability = 0.15;
   double mask_fraction = 0.8, random_fraction = 0.1;  // of the selected tokens
+  bool pad_to_batch = false;        // rows as long as the batch's longest (else max length)
 };
 
 // scGPT value binning and collation (gene ids = vocabulary positions).
@@ -175,6 +176,7 @@ struct BinnedOutput {
   int32_t cls_id = -1, pad_id = -1; // -1: vocab_size, vocab_size + 1
   float pad_value = -2.0f, mask_value = -1.0f, cls_value = 0.0f;
   double mask_ratio = 0.4;
+  bool pad_to_batch = false;        // rows as long as the batch's longest (else max_length)
 };
 
 using Output = std::variant<DenseOutput, RankOutput, BinnedOutput>;

@@ -110,6 +110,7 @@ tf::Output OutputFromDict(const nb::dict& d) {
     o.mlm_probability = Num(d, "mlm_probability", 0.15);
     o.mask_fraction = Num(d, "mask_fraction", 0.8);
     o.random_fraction = Num(d, "random_fraction", 0.1);
+    o.pad_to_batch = Flag(d, "pad_to_batch", false);
     return o;
   }
   if (kind == "binned") {
@@ -124,6 +125,7 @@ tf::Output OutputFromDict(const nb::dict& d) {
     o.mask_value = static_cast<float>(Num(d, "mask_value", -1.0));
     o.cls_value = static_cast<float>(Num(d, "cls_value", 0.0));
     o.mask_ratio = Num(d, "mask_ratio", 0.4);
+    o.pad_to_batch = Flag(d, "pad_to_batch", false);
     return o;
   }
   ThrowIfError(Status::Invalid("unknown output kind '" + kind + "'"));

@@ -117,16 +117,19 @@ class RankTokens:
     mlm_probability: float = 0.15
     mask_fraction: float = 0.8
     random_fraction: float = 0.1
-    pad: str = "fixed"  # or "batch": slice each batch to its longest row (a view)
+    pad: str = "fixed"  # or "batch": rows as long as the batch's longest (sized by the engine)
 
     def _dict(self, vocab):
+        if self.pad not in ("fixed", "batch"):
+            raise ValueError(f"pad must be 'fixed' or 'batch', got {self.pad!r}")
         if vocab.medians is None:
             raise ValueError("RankTokens needs a vocabulary with gene medians (Vocabulary.geneformer())")
         if self.n_counts not in ("all", "mapped"):
             raise ValueError(f"n_counts must be 'all' or 'mapped', got {self.n_counts!r}")
         med = [0.0 if (m is None or not np.isfinite(m)) else float(m) for m in vocab.medians]
         d = {k: v for k, v in asdict(self).items() if k != "pad"}
-        d.update(kind="rank", medians=med, pad_id=0, mask_id=1, cls_id=2, eos_id=3, first_gene_id=4)
+        d.update(kind="rank", medians=med, pad_id=0, mask_id=1, cls_id=2, eos_id=3, first_gene_id=4,
+                 pad_to_batch=self.pad == "batch")
         return d
 
 
@@ -145,11 +148,13 @@ class ValueBins:
     mask_value: float = -1.0
     cls_value: float = 0.0
     mask_ratio: float = 0.4
-    pad: str = "fixed"
+    pad: str = "fixed"  # or "batch"
 
     def _dict(self, vocab):
+        if self.pad not in ("fixed", "batch"):
+            raise ValueError(f"pad must be 'fixed' or 'batch', got {self.pad!r}")
         d = {k: v for k, v in asdict(self).items() if k != "pad"}
-        d["kind"] = "binned"
+        d.update(kind="binned", pad_to_batch=self.pad == "batch")
         return d
 
 
@@ -209,14 +214,9 @@ class Pipeline:
 
 
 def convert_arrays(arrays: dict, pad: str, dtype: str) -> dict:
+    # pad="batch" rows are already sized by the engine to the batch's longest row.
     out = {}
-    length = arrays.get("length")
-    cut = None
-    if pad == "batch" and length is not None and len(length):
-        cut = int(length.max())
     for k, a in arrays.items():
-        if cut is not None and a.ndim == 2:
-            a = a[:, :cut]
         if torch is not None:
             if k == "values" and dtype == "bfloat16":
                 t = torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)

@@ -73,11 +73,23 @@ void LayoutBinned(const BinnedOutput& o, const StageContext& ctx, int64_t n, Out
 void WriteBinned(const BinnedOutput& o, const StageContext& ctx, const CellState& c, int64_t i,
                  Outputs& out);
 
+// pad_to_batch: after every row is written (at the full length's stride, without its
+// padding), move the rows to the batch's longest and pad them there.
+void FinishRank(const RankOutput& o, int64_t n, Outputs& out);
+void FinishBinned(const BinnedOutput& o, const StageContext& ctx, int64_t n, Outputs& out);
+
 // Geneformer-style masked-token labels over tokens [begin, end) of one row (tokens.h).
 void MaskTokens(const RankOutput& o, int64_t vocab_size, uint64_t stream_key, int64_t* ids,
                 int64_t* labels, int64_t begin, int64_t end);
 
 // Sets a tensor's name, type and shape, reusing its buffer.
 void ShapeTensor(Tensor& t, const char* name, TensorType type, std::vector<int64_t> shape);
+
+// The longest of n row lengths, at least 1 (a batch of empty cells keeps one column).
+int64_t LongestRow(const int64_t* len, int64_t n);
+
+// Re-strides a [n, L] tensor whose row r holds len[r] valid elements to [n, Lb] (Lb <= L),
+// filling positions len[r]..Lb-1 with *pad (one element of the tensor's type).
+void ShrinkRows(Tensor& t, int64_t L, int64_t Lb, const int64_t* len, const void* pad);
 
 }  // namespace cellfeed::transform

@@ -55,6 +55,27 @@ void ShapeTensor(Tensor& t, const char* name, TensorType type, std::vector<int64
   ResizeForOverwrite(t.data, static_cast<size_t>(bytes));
 }
 
+int64_t LongestRow(const int64_t* len, int64_t n) {
+  int64_t m = 1;
+  for (int64_t r = 0; r < n; ++r) m = std::max(m, len[r]);
+  return m;
+}
+
+void ShrinkRows(Tensor& t, int64_t L, int64_t Lb, const int64_t* len, const void* pad) {
+  const size_t e = TensorTypeSize(t.type);
+  const int64_t n = t.shape[0];
+  uint8_t* d = t.data.data();
+  // Row r moves from r * L to r * Lb <= r * L: in increasing r nothing unread is overwritten.
+  for (int64_t r = 0; r < n; ++r) {
+    uint8_t* dst = d + static_cast<size_t>(r * Lb) * e;
+    const int64_t keep = std::min(len[r], Lb);
+    if (r > 0) std::memmove(dst, d + static_cast<size_t>(r * L) * e, static_cast<size_t>(keep) * e);
+    for (int64_t j = keep; j < Lb; ++j) std::memcpy(dst + static_cast<size_t>(j) * e, pad, e);
+  }
+  t.shape[1] = Lb;
+  t.data.resize(static_cast<size_t>(n * Lb) * e);
+}
+
 struct Pipeline::Impl {
   GeneMap map;
   PipelineSpec spec;
@@ -228,6 +249,8 @@ Status Pipeline::Run(const CsrMatrix& X, int64_t row_begin, int64_t row_end, con
         },
         m.spec.output);
   }
+  if (const auto* r = std::get_if<RankOutput>(&m.spec.output)) FinishRank(*r, n, out);
+  if (const auto* b = std::get_if<BinnedOutput>(&m.spec.output)) FinishBinned(*b, sctx, n, out);
   return Status::OK();
 }
 

@@ -5,7 +5,8 @@
 // genes only, as BioNeMo); genes ranked by descending x_norm with ties in vocabulary
 // order (a stable sort; Geneformer's argsort is not stable); V1 keeps the first 2,048
 // tokens, V2 puts <cls> first and <eos> last around the first 4,094. Rows are padded to
-// the fixed length with <pad>.
+// the fixed length with <pad>, or (pad_to_batch) to the batch's longest row: Write then
+// leaves the padding out and FinishRank moves the rows together and pads them.
 //
 // Tensors: "input_ids" [n, L] int64, "attention_mask" [n, L] bool, "length" [n] int64,
 // with MLM "labels" [n, L] int64 (-100 where not selected).
@@ -66,18 +67,31 @@ void WriteRank(const RankOutput& o, const StageContext& ctx, const CellState& c,
   if (special) ids[len++] = o.cls_id;
   for (size_t k = 0; k < keep; ++k) ids[len++] = ranked[k].second;
   if (special) ids[len++] = o.eos_id;
-  for (int64_t j = len; j < L; ++j) ids[j] = o.pad_id;
+  const int64_t filled = o.pad_to_batch ? len : L;  // padding now, or in FinishRank
+  for (int64_t j = len; j < filled; ++j) ids[j] = o.pad_id;
   uint8_t* att = out.tensors[kAttention].data.data() + i * L;
   std::memset(att, 1, static_cast<size_t>(len));
-  std::memset(att + len, 0, static_cast<size_t>(L - len));
+  std::memset(att + len, 0, static_cast<size_t>(filled - len));
   reinterpret_cast<int64_t*>(out.tensors[kLength].data.data())[i] = len;
   if (o.mlm) {
     int64_t* labels = reinterpret_cast<int64_t*>(out.tensors[kLabels].data.data()) + i * L;
-    std::fill(labels, labels + L, int64_t{-100});
+    std::fill(labels, labels + filled, int64_t{-100});
     MaskTokens(o, ctx.map->vocab_size,
                CellStreamKey(ctx.seed, ctx.epoch, c.key, kPurposeTokenMask), ids, labels,
                special ? 1 : 0, special ? len - 1 : len);
   }
+}
+
+void FinishRank(const RankOutput& o, int64_t n, Outputs& out) {
+  if (!o.pad_to_batch) return;
+  const int64_t* len = reinterpret_cast<const int64_t*>(out.tensors[kLength].data.data());
+  const int64_t L = RowLength(o);
+  const int64_t Lb = LongestRow(len, n);
+  const int64_t pad = o.pad_id, no_label = -100;
+  const uint8_t off = 0;
+  ShrinkRows(out.tensors[kIds], L, Lb, len, &pad);
+  ShrinkRows(out.tensors[kAttention], L, Lb, len, &off);
+  if (o.mlm) ShrinkRows(out.tensors[kLabels], L, Lb, len, &no_label);
 }
 
 }  // namespace cellfeed::transform

@@ -9,7 +9,8 @@
 // Collation (scgpt.data_collator): <cls> (value cls_value) first, then the cell's genes
 // in vocabulary order; longer cells keep <cls> and max_length - 1 genes drawn at random
 // without replacement (kept in vocabulary order) or the first ones; padded with pad_id
-// and pad_value; each non-pad, non-cls position is masked with probability mask_ratio.
+// and pad_value (to max_length, or with pad_to_batch to the batch's longest row, which
+// FinishBinned does after the rows are written); each non-pad, non-cls position is masked with probability mask_ratio.
 //
 // Tensors: "gene_ids" [n, L] int64, "values" [n, L] float32 (bins), "masked_values"
 // [n, L] float32, "attention_mask" [n, L] bool (0 at padding), "length" [n] int64.
@@ -137,17 +138,31 @@ void WriteBinned(const BinnedOutput& o, const StageContext& ctx, const CellState
     val[j + 1] = bins[j];
   }
   const int64_t len = static_cast<int64_t>(n_keep) + 1;
-  for (int64_t j = len; j < L; ++j) {
+  const int64_t filled = o.pad_to_batch ? len : L;  // padding now, or in FinishBinned
+  for (int64_t j = len; j < filled; ++j) {
     ids[j] = pad_id;
     val[j] = o.pad_value;
   }
-  std::memcpy(masked, val, static_cast<size_t>(L) * sizeof(float));
+  std::memcpy(masked, val, static_cast<size_t>(filled) * sizeof(float));
   CellRng mask(CellStreamKey(ctx.seed, ctx.epoch, c.key, kPurposeValueMask));
   for (int64_t j = 1; j < len; ++j)
     if (mask.Bernoulli(o.mask_ratio)) masked[j] = o.mask_value;
   std::memset(att, 1, static_cast<size_t>(len));
-  std::memset(att + len, 0, static_cast<size_t>(L - len));
+  std::memset(att + len, 0, static_cast<size_t>(filled - len));
   reinterpret_cast<int64_t*>(out.tensors[kLength].data.data())[i] = len;
+}
+
+void FinishBinned(const BinnedOutput& o, const StageContext& ctx, int64_t n, Outputs& out) {
+  if (!o.pad_to_batch) return;
+  const int64_t* len = reinterpret_cast<const int64_t*>(out.tensors[kLength].data.data());
+  const int64_t L = o.max_length;
+  const int64_t Lb = LongestRow(len, n);
+  const int64_t pad_id = o.pad_id >= 0 ? o.pad_id : ctx.map->vocab_size + 1;
+  const uint8_t off = 0;
+  ShrinkRows(out.tensors[kIds], L, Lb, len, &pad_id);
+  ShrinkRows(out.tensors[kValues], L, Lb, len, &o.pad_value);
+  ShrinkRows(out.tensors[kMasked], L, Lb, len, &o.pad_value);
+  ShrinkRows(out.tensors[kAttention], L, Lb, len, &off);
 }
 
 }  // namespace cellfeed::transform

@@ -137,12 +137,38 @@ def test_geneformer_mlm_statistics(files):
     assert ((r >= 4) & (r < V)).all()
 
 
-def test_geneformer_pad_to_batch_maximum(files):
-    col = cellfeed.open(files["gf"])
-    loader = cellfeed.Loader(col, batch_size=4, fetch_factor=2, shuffle=False,
-                             inputs=cellfeed.inputs.geneformer_mlm(1, pad="batch"))
-    b = next(iter(loader))
-    assert b.inputs["input_ids"].shape[1] == int(b.inputs["length"].max())
+@pytest.mark.parametrize("preset", ["geneformer_v2", "scgpt"])
+def test_pad_to_batch_is_fixed_padding_cut_to_the_longest_row(files, preset):
+    """pad="batch" rows are sized by the engine: every tensor equals the pad="fixed" one
+    cut to the batch's longest row, contiguous, for every batch of a shuffled epoch (small
+    batches make the cut vary; the empty cells make some rows shorter than the cut)."""
+    if preset == "scgpt":
+        col = cellfeed.open(files["sg"])
+        vocab = cellfeed.vocab.Vocabulary.from_genes(files["sym"])
+        make = lambda pad: cellfeed.inputs.scgpt_masked_value(genes=vocab, max_length=450, pad=pad)
+    else:
+        col = cellfeed.open(files["gf"])
+        # rows longer than any cell, so that no batch fills them
+        make = lambda pad: cellfeed.inputs.Pipeline(
+            "geneformer", (), cellfeed.inputs.RankTokens(2, max_tokens=6000, pad=pad))
+    kw = dict(batch_size=3, fetch_factor=4, block_size=2, seed=11)
+    fixed = list(cellfeed.Loader(col, inputs=make("fixed"), **kw))
+    cut = list(cellfeed.Loader(col, inputs=make("batch"), **kw))
+    assert len(fixed) == len(cut) > 10
+    widths = set()
+    for f, c in zip(fixed, cut):
+        assert sorted(f.inputs) == sorted(c.inputs)
+        n = int(f.inputs["length"].max())
+        widths.add(n)
+        for k, a in f.inputs.items():
+            b = c.inputs[k]
+            if a.dim() == 2:
+                assert a.shape[1] > n and b.shape == (a.shape[0], n), k
+                assert b.is_contiguous(), k
+                assert torch.equal(b, a[:, :n]), k
+            else:
+                assert torch.equal(a, b), k
+    assert len(widths) > 3  # the cut varies from batch to batch
 
 
 def _scgpt_bins_reference(x):
