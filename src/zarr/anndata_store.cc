@@ -15,10 +15,17 @@ namespace cellfeed::zarr {
 
 bool LooksLikeZarr(const std::string& path) {
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return false;
-  if (S_ISDIR(st.st_mode)) return true;
+  std::string file = path;
+  if (::stat(path.c_str(), &st) != 0) {
+    // A group inside a zip file ("coll.zip/dataset_0"): the zip's signature decides.
+    auto in = SplitInsideFile(path);
+    if (!in) return false;
+    file = in->file;
+  } else if (S_ISDIR(st.st_mode)) {
+    return true;
+  }
   unsigned char sig[4] = {0, 0, 0, 0};
-  FILE* f = std::fopen(path.c_str(), "rb");
+  FILE* f = std::fopen(file.c_str(), "rb");
   if (!f) return false;
   const size_t n = std::fread(sig, 1, 4, f);
   std::fclose(f);
@@ -32,9 +39,6 @@ Result<std::vector<std::string>> ExpandCollection(const std::string& path) {
   CF_ASSIGN_OR_RETURN(Node root, h->Get(""));
   CF_ASSIGN_OR_RETURN(auto enc, StringAttr(root, "encoding-type", h->Where("")));
   if (!enc || *enc != "annbatch-preshuffled") return std::vector<std::string>{path};
-  if (h->store().is_zip()) {
-    return Status::Unsupported(path + ": a zipped annbatch collection; unzip it to a directory");
-  }
   std::vector<std::string> out;
   for (int i = 0;; ++i) {
     const std::string name = "dataset_" + std::to_string(i);

@@ -96,7 +96,8 @@ Result<io::DatasetLayout> DescribeArray(const Hierarchy& h, const std::string& n
     if (loc->deflated) {
       return Status::Unsupported(swhere + ": a DEFLATE-compressed shard in a zip cannot be "
                                  "read in parts; store the zip's members uncompressed (STORED, "
-                                 "zarr's ZipStore default)");
+                                 "zarr's ZipStore default; zip -0 -r, or Python's zipfile "
+                                 "with ZIP_STORED)");
     }
     std::vector<int64_t> per(rank);
     int64_t n_inner = 1;

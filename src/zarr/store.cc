@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <set>
 
@@ -91,12 +92,14 @@ struct Member {
 
 class ZipStore final : public Store {
  public:
-  static Result<std::unique_ptr<Store>> Make(const std::string& path) {
+  // `inner`: the group of the zip that is the store ("" = the zip's root).
+  static Result<std::unique_ptr<Store>> Make(const std::string& zip, const std::string& inner) {
     auto s = std::unique_ptr<ZipStore>(new ZipStore());
-    s->path_ = path;
-    CF_ASSIGN_OR_RETURN(auto f, io::RandomAccessFile::Open(path));
+    s->path_ = inner.empty() ? zip : zip + "/" + inner;
+    s->zip_ = zip;
+    CF_ASSIGN_OR_RETURN(auto f, io::RandomAccessFile::Open(zip));
     s->main_ = f;
-    CF_RETURN_IF_ERROR(s->ReadCentralDirectory());
+    CF_RETURN_IF_ERROR(s->ReadCentralDirectory(inner));
     return std::unique_ptr<Store>(std::move(s));
   }
   bool is_zip() const override { return true; }
@@ -149,7 +152,7 @@ class ZipStore final : public Store {
   }
 
  private:
-  Status ReadCentralDirectory() {
+  Status ReadCentralDirectory(const std::string& inner) {
     const uint64_t size = main_->size_at_open();
     const uint64_t tail = std::min<uint64_t>(size, 65535 + 22);
     std::vector<uint8_t> t(tail);
@@ -158,7 +161,13 @@ class ZipStore final : public Store {
     for (int64_t i = static_cast<int64_t>(tail) - 22; i >= 0; --i) {
       if (U32(&t[i]) == 0x06054b50) { eocd = i; break; }
     }
-    if (eocd < 0) return Status::Invalid(path_ + ": not a zip file (no end of central directory)");
+    if (eocd < 0) {
+      if (!inner.empty()) {
+        return Status::Invalid(path_ + ": " + zip_ + " is a file, not a directory nor a zip store "
+                               "(a path below it names a group of a zip store)");
+      }
+      return Status::Invalid(path_ + ": not a zip file (no end of central directory)");
+    }
     uint64_t entries = U16(&t[eocd + 10]);
     uint64_t cd_size = U32(&t[eocd + 12]);
     uint64_t cd_offset = U32(&t[eocd + 16]);
@@ -237,22 +246,50 @@ class ZipStore final : public Store {
       return Status::Invalid(path_ + ": a zip file, but not a zarr store (no zarr.json, .zgroup "
                              "or .zmetadata at its root)");
     }
+    if (!inner.empty()) {
+      prefix_ += inner + "/";
+      if (!has_root(prefix_)) {
+        return Status::Invalid(path_ + ": the zip store " + zip_ + " has no group '" + inner +
+                               "' (no zarr.json, .zgroup or .zmetadata under " + prefix_ + ")");
+      }
+    }
     return Status::OK();
   }
 
   std::map<std::string, Member> members_;
-  std::string prefix_;
+  std::string zip_;     // the zip file itself
+  std::string prefix_;  // what every key of the store starts with inside the zip
 };
 
 }  // namespace
 
+std::optional<InsideFile> SplitInsideFile(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 || errno != ENOTDIR) return std::nullopt;
+  // ENOTDIR: some leading component is a file. The longest such prefix is the file.
+  for (size_t slash = path.rfind('/'); slash != std::string::npos && slash > 0;
+       slash = path.rfind('/', slash - 1)) {
+    const std::string head = path.substr(0, slash);
+    if (::stat(head.c_str(), &st) == 0) {
+      if (!S_ISREG(st.st_mode)) return std::nullopt;
+      std::string inner = path.substr(slash + 1);
+      while (!inner.empty() && inner.back() == '/') inner.pop_back();
+      if (inner.empty()) return std::nullopt;
+      return InsideFile{head, inner};
+    }
+  }
+  return std::nullopt;
+}
+
 Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
-    return Status::IOError(path + ": cannot open: " + std::strerror(errno));
+    const int err = errno;
+    if (auto in = SplitInsideFile(path)) return ZipStore::Make(in->file, in->inner);
+    return Status::IOError(path + ": cannot open: " + std::strerror(err));
   }
   if (S_ISDIR(st.st_mode)) return DirectoryStore::Make(path);
-  return ZipStore::Make(path);
+  return ZipStore::Make(path, "");
 }
 
 Result<std::optional<std::string>> Store::Read(const std::string& key) {

@@ -1,6 +1,8 @@
 // A zarr store's keys and where their bytes are: a directory (one file per key) or a zip
 // file (zarr-python's ZipStore: one member per key). Opening lists what is needed to
 // find any key; afterwards chunk bytes are read with pread at the located offset.
+// A group inside a zip is addressed as a path below the zip file ("coll.zip/dataset_0"),
+// as the same group of a directory store is: the store is then that group's keys.
 #pragma once
 
 #include <map>
@@ -24,9 +26,17 @@ struct KeyLocation {
   uint64_t decoded_size = 0;  // its size once inflated (zip members), else `size`
 };
 
+// For a path below a regular file ("coll.zip/dataset_0", which stat refuses): the file
+// and the rest of the path ("dataset_0"); nullopt for any other path.
+struct InsideFile {
+  std::string file, inner;
+};
+std::optional<InsideFile> SplitInsideFile(const std::string& path);
+
 class Store {
  public:
-  // A directory or a zip file (told by the content: the zip signature).
+  // A directory, a zip file (told by the content: the zip signature), or a group inside a
+  // zip file (see SplitInsideFile).
   static Result<std::unique_ptr<Store>> Open(const std::string& path);
   virtual ~Store() = default;
 

@@ -9,7 +9,8 @@ value for value with anndata's own zarr reader (`anndata.read_zarr` of the same 
   and at the start), big-endian bytes, crc32c, gzip, transpose, the v2 chunk key encoding.
 - zip stores: zarr-python's ZipStore (STORED members) and `zip -r` style zips (DEFLATE
   members, a folder prefix).
-- anndata >= 0.13 (sharded v3 by default, zipped) and annbatch 0.3.1 collections, written
+- anndata >= 0.13 (sharded v3 by default, zipped) and annbatch 0.3.1 collections (a
+  directory, annbatch writing into a ZipStore, the directory zipped), written
   in the separate Python 3.12 environment (see README: scripts/install.sh makes it), whose
   own anndata.read_zarr writes the reference.
 - the real pbmc68k store (data/pbmc68k), and collections mixing h5ad and zarr files.
@@ -325,16 +326,14 @@ def test_anndata013_stores_match_anndata013(modern, name):
     assert_store(store, ad.read_h5ad(ref))
 
 
-def test_annbatch_collection_is_its_datasets_in_order(modern):
-    if "annbatch" not in modern:
-        pytest.skip("annbatch is not installed in the Python 3.12 environment")
-    root, *refs = modern["annbatch"]
+def assert_collection(root, refs) -> None:
+    """cellfeed's collection at `root` is the reference datasets concatenated, in order."""
     assert len(refs) > 1, "the fixture should make several dataset_<i> groups"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         parts = [ad.read_h5ad(r) for r in refs]
         cat = ad.concat(parts)
-    col = cellfeed.open(root)
+    col = cellfeed.open(str(root))
     assert col.files == [f"{root}/dataset_{i}" for i in range(len(refs))]
     assert col.n_obs == cat.n_obs
     assert_matrix(col, cat.X)
@@ -342,6 +341,49 @@ def test_annbatch_collection_is_its_datasets_in_order(modern):
     for name in ["cell_type", "donor", "batch", "src_path"]:
         got = col.obs(name)[name]
         assert list(got.astype(str)) == list(cat.obs[name].astype(str))
+    assert list(col.var_names) == list(parts[0].var_names)
+
+
+def annbatch_fixture(modern, name="annbatch"):
+    if name not in modern:
+        pytest.skip("annbatch is not installed in the Python 3.12 environment")
+    return modern[name][0], modern[name][1:]
+
+
+def test_annbatch_collection_is_its_datasets_in_order(modern):
+    root, refs = annbatch_fixture(modern)
+    assert_collection(root, refs)
+
+
+def test_annbatch_collection_written_into_a_zip_store(modern):
+    # annbatch's add_adatas into zarr-python's ZipStore; references read back by annbatch.
+    root, refs = annbatch_fixture(modern, "annbatch_zip")
+    assert_collection(root, refs)
+    # A dataset of the zip, addressed below it, opens alone as that dataset.
+    one = cellfeed.open(f"{root}/dataset_1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert_matrix(one, ad.read_h5ad(refs[1]).X)
+
+
+@pytest.mark.parametrize("prefix", ["", "annbatch_collection.zarr/"])
+def test_annbatch_collection_zipped_stored(modern, tmp_path, prefix):
+    # The directory collection zipped with Python's zipfile (STORED), with and without the
+    # folder prefix `zip -r` gives: the same rows as annbatch's directory.
+    root, refs = annbatch_fixture(modern)
+    z = zip_store(root, tmp_path / "coll.zip", prefix=prefix)
+    assert_collection(z, refs)
+
+
+def test_annbatch_collection_zipped_deflate_is_refused(modern, tmp_path):
+    # annbatch shards X; a DEFLATEd shard cannot be read in parts: a clear error that says
+    # to zip STORED instead (zarr-python reads it by inflating whole shards).
+    root, _ = annbatch_fixture(modern)
+    z = zip_store(root, tmp_path / "coll.zip", deflate=True)
+    with pytest.raises(Exception) as e:
+        cellfeed.open(str(z))
+    msg = str(e.value)
+    assert str(z) in msg and "dataset_0" in msg and "DEFLATE" in msg, msg
 
 
 def test_cli_inspects_a_zarr_store(tmp_path):

@@ -169,6 +169,21 @@ def write_modern(outdir, pbmc68k: str | None = None) -> dict:
             ad.io.read_elem(gr[f"dataset_{i}"]).write_h5ad(ref)
             made["annbatch"].append(ref)
             i += 1
+        # annbatch writing straight into zarr-python's ZipStore (its own zipped layout);
+        # the references are what annbatch reads back from the zip, dataset by dataset.
+        zroot = outdir / "annbatch_collection.zarr.zip"
+        store = zarr.storage.ZipStore(str(zroot), mode="w")
+        coll = annbatch.DatasetCollection(zarr.open_group(store, mode="w"))
+        coll.add_adatas([str(p) for p in h5], dataset_size=400, shuffle_chunk_size=100)
+        store.close()
+        made["annbatch_zip"] = [zroot]
+        store = zarr.storage.ZipStore(str(zroot), mode="r")
+        coll = annbatch.DatasetCollection(zarr.open_group(store, mode="r"), mode="r")
+        for i, group in enumerate(coll):
+            ref = outdir / f"annbatch_zip_dataset_{i}.reference.h5ad"
+            ad.io.read_elem(group).write_h5ad(ref)
+            made["annbatch_zip"].append(ref)
+        store.close()
     return {k: [str(p) for p in v] for k, v in made.items()}
 
 
