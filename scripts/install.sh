@@ -45,4 +45,9 @@ if [ ! -x .venv-zarr312/bin/python ]; then
     echo "warning: no python3.12: the zarr tests that need anndata >= 0.13 / annbatch will skip" >&2
   fi
 fi
+# scGPT's own code (0.2.4, as published), unpacked without its dependencies: the tests
+# compare the value bins with its `binning` (tests/python/test_scgpt_reference.py).
+if [ ! -f .scgpt-ref/scgpt/preprocess.py ]; then
+  python3 -m pip install -q --no-deps --target .scgpt-ref scgpt==0.2.4
+fi
 echo "cellfeed installed: $(python3 -c 'import cellfeed; print(cellfeed.__version__)')"
