@@ -93,6 +93,11 @@ class Corpus {
   int num_sources() const { return static_cast<int>(spec_.sources.size()); }
   const std::string& source_name(int s) const { return spec_.sources[s].name; }
 
+  // This evaluated corpus over `collection`: the same files opened again (a forked
+  // DataLoader worker's own handles and threads), without evaluating filters, QC and
+  // subsamples again. An error unless it holds the same files with the same rows.
+  Result<std::shared_ptr<const Corpus>> WithCollection(std::shared_ptr<const Collection> collection) const;
+
   // The lanes of one epoch of a split ("train", "val" or "test").
   Result<std::shared_ptr<const EpochSelection>> ForEpoch(const std::string& split,
                                                          int64_t epoch) const;

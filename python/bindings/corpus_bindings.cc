@@ -117,6 +117,12 @@ void BindCorpus(nb::module_& m) {
             return std::const_pointer_cast<Corpus>(ValueOrThrow(std::move(r)));
           },
           nb::arg("collection"), nb::arg("sources"), nb::arg("options"), nb::arg("extra_columns"))
+      .def(
+          "with_collection",
+          [](const Corpus& c, std::shared_ptr<Collection> collection) {
+            return std::const_pointer_cast<Corpus>(ValueOrThrow(c.WithCollection(std::move(collection))));
+          },
+          nb::arg("collection"))
       .def("counts",
            [](const Corpus& c) {
              nb::list out;

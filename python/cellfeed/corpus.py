@@ -28,6 +28,9 @@ from . import _cellfeed
 from .collection import Collection, open as open_collection
 from .qc import QC_COLUMNS, qc_columns_for
 
+# Evaluated corpora a fork inherited from its parent (see Corpus._reopen_forked).
+_FORKED_AWAY: list[Any] = []
+
 SPLITS = ("train", "val", "test")
 
 
@@ -242,8 +245,7 @@ class Corpus:
         files = self.files
         index = {f: i for i, f in enumerate(files)}
         layers = self.file_layers
-        collection = open_collection(files, layer=layers, threads=self.threads, join=self.join,
-                                     values=self.values)
+        collection = self._open_files(self.threads)
         extra = qc_columns_for(self, collection, files)
         sources = []
         for s, sfiles in zip(self.sources, self._files):
@@ -264,6 +266,21 @@ class Corpus:
         engine = _cellfeed.Corpus.make(collection._c, sources, options, extra)
         self._built = (collection, engine)
         return self
+
+    def _open_files(self, threads: int | None) -> Collection:
+        return open_collection(self.files, layer=self.file_layers, threads=threads, join=self.join,
+                               values=self.values)
+
+    def _reopen_forked(self, threads: int | None) -> None:
+        """In a forked process (a DataLoader worker): the files are opened again, for handles
+        and threads of its own, and the evaluated corpus is kept: filters, QC columns and
+        subsamples are not evaluated again (at 100M cells that took 36 s per worker)."""
+        collection, engine = self._built
+        # The parent's objects own threads that do not exist in this process: they are
+        # kept, never destroyed here.
+        _FORKED_AWAY.append(self._built)
+        fresh = self._open_files(self.threads if self.threads is not None else threads)
+        self._built = (fresh, engine.with_collection(fresh._c))
 
     @property
     def collection(self) -> Collection:

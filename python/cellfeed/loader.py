@@ -489,7 +489,10 @@ class Loader(_Base):
     def _reopen(self, threads: int | None = None) -> None:
         """Opens the files again in this process (a DataLoader worker, an unpickled copy);
         `threads` applies where the user left threads= unset."""
-        if self.corpus is not None:
+        if self.corpus is not None and self.corpus._built is not None and self._forked:
+            self.corpus._reopen_forked(threads)
+            self._collection = self.corpus.collection
+        elif self.corpus is not None:
             self.corpus._built = None
             saved = self.corpus.threads
             if saved is None:

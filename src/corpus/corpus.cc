@@ -500,6 +500,18 @@ Result<std::shared_ptr<const Corpus>> Corpus::Make(std::shared_ptr<const Collect
   return std::shared_ptr<const Corpus>(std::move(c));
 }
 
+Result<std::shared_ptr<const Corpus>> Corpus::WithCollection(std::shared_ptr<const Collection> collection) const {
+  if (!collection) return Status::Invalid("corpus: no collection");
+  if (collection->files() != collection_->files() || collection->file_offsets() != collection_->file_offsets()) {
+    return Status::Invalid("corpus: the collection opened again does not hold the declared files with "
+                           "the same rows (a file changed since the corpus was evaluated?)");
+  }
+  // Everything evaluated is immutable and shared; only the collection differs.
+  auto c = std::shared_ptr<Corpus>(new Corpus(*this));
+  c->collection_ = std::move(collection);
+  return std::shared_ptr<const Corpus>(std::move(c));
+}
+
 Result<std::shared_ptr<const EpochSelection>> Corpus::TrainLanes(int64_t epoch) const {
   auto sel = std::make_shared<EpochSelection>();
   const uint64_t epoch_key = spec_.resample_each_epoch ? static_cast<uint64_t>(epoch) + 1 : 0;

@@ -578,6 +578,37 @@ def test_dataloader_workers_deliver_the_same_batches(files):
         assert got == direct
 
 
+def test_forked_workers_keep_the_evaluated_corpus(files, tmp_path, monkeypatch):
+    """A forked DataLoader worker opens the files again but does not evaluate the
+    declaration again (filters, QC, subsamples): evaluations are counted by the processes
+    that run them, through the QC step every evaluation goes through."""
+    torch = pytest.importorskip("torch")
+    log = tmp_path / "evaluations.txt"
+    real = cellfeed.corpus.qc_columns_for
+
+    def counted(*a, **k):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real(*a, **k)
+
+    monkeypatch.setattr(cellfeed.corpus, "qc_columns_for", counted)
+    c = cellfeed.Corpus([cellfeed.Source("a", files[0], cells=150, where="n_genes_by_counts > 0"),
+                         cellfeed.Source("b", files[1], weight=None)], seed=4)
+    loader = cellfeed.Loader(c, batch_size=16, block_size=2, fetch_factor=2)
+    direct = {b.index: np.asarray(b.rows).tolist() for b in loader}
+    assert log.read_text().split() == [str(os.getpid())]
+    for persistent in (False, True):
+        dl = torch.utils.data.DataLoader(loader, batch_size=None, num_workers=2,
+                                         multiprocessing_context="fork", persistent_workers=persistent)
+        for _ in range(2):
+            assert {b.index: np.asarray(b.rows).tolist() for b in dl} == direct
+    assert log.read_text().split() == [str(os.getpid())]  # no worker evaluated it
+    # A changed file is refused rather than read through a stale selection.
+    col = cellfeed.open([files[1], files[0]])
+    with pytest.raises(ValueError, match="same rows"):
+        c._engine.with_collection(col._c)
+
+
 def test_torchrun_two_ranks_deliver_the_declared_counts(files, tmp_path):
     pytest.importorskip("torch")
     here = Path(__file__).parent
