@@ -10,7 +10,10 @@ filter on. Each step runs in a fresh process so its peak RSS is its own:
 - filter: a corpus keeping half the drugs and pcnt_mito < 10 (~48% of the cells);
 - mixture: three sources (plates 1-5, 6-10, 11-14) with exact counts of 20/15/10% of the cells;
 - plan: the mixture's Loader (batch 64, block 16, fetch factor 64), its epoch-0 plan and
-  first batch.
+  first batch;
+- workers: the filter's Loader in a torch DataLoader with 2 forked workers: the seconds
+  from iter() to the first batch (each worker opens the files again; it keeps the
+  evaluated corpus rather than evaluating the filter again, which "filter" times).
 Prints JSON: seconds and peak RSS (MB) per step.
 """
 
@@ -34,7 +37,7 @@ t_open = time.perf_counter() - t0
 n = col.n_obs
 out = {"cells": n, "open_seconds": t_open}
 t0 = time.perf_counter()
-if step == "filter":
+if step in ("filter", "workers"):
     drugs = [f"drug_{i:03d}" for i in range(0, 380, 2)]
     c = cellfeed.Corpus([cellfeed.Source("half", files, where=f"drug in {drugs!r} and pcnt_mito < 10")]).build()
     out["selected"] = int(c.counts()["train"].sum())
@@ -44,6 +47,15 @@ elif step in ("mixture", "plan"):
                          cellfeed.Source("c", files[10:], cells=n // 10)], seed=1).build()
     out["selected"] = int(c.counts()["requested"].sum())
 out["build_seconds"] = time.perf_counter() - t0
+if step == "workers":
+    import torch
+    loader = cellfeed.Loader(c, batch_size=64, block_size=16, fetch_factor=64)
+    dl = torch.utils.data.DataLoader(loader, batch_size=None, num_workers=2, multiprocessing_context="fork")
+    t0 = time.perf_counter()
+    it = iter(dl)
+    next(it)
+    out["first_batch_seconds"] = time.perf_counter() - t0
+    del it
 if step == "plan":
     t0 = time.perf_counter()
     loader = cellfeed.Loader(c, batch_size=64, block_size=16, fetch_factor=64)
@@ -82,7 +94,7 @@ def main(argv=None) -> dict:
             paths.append(path)
     files = json.dumps([str(p) for p in paths])
     result = {"cells": args.cells}
-    for step in ("open", "filter", "mixture", "plan"):
+    for step in ("open", "filter", "mixture", "plan", "workers"):
         r = subprocess.run([sys.executable, "-c", STEP, files, step], capture_output=True, text=True, check=True)
         result[step] = json.loads(r.stdout.strip().splitlines()[-1])
         print(step, result[step], file=sys.stderr, flush=True)
