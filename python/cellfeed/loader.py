@@ -297,7 +297,8 @@ class Loader(_Base):
                  threads: int | None = None, layer: str | None = None, join="inner",
                  output: str = "scipy", remainder: str = "pad", prefetch: int = 2,
                  transform=None, values: str = "finite", split: str = "train", inputs=None,
-                 worker_transport: str = "shm", device=None, pin_memory: bool = True):
+                 worker_transport: str = "shm", device=None, pin_memory: bool = True,
+                 isolate: bool | None = None, open_timeout: float | None = None):
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         if worker_transport not in ("shm", "pickle"):
@@ -313,6 +314,10 @@ class Loader(_Base):
                                  "need no hand-off")
         self.corpus = None
         self.split = split
+        if (isolate is not None or open_timeout is not None) and isinstance(paths_or_collection, (Corpus, Collection)):
+            raise ValueError("Loader(isolate=, open_timeout=) apply when the Loader opens the files "
+                             "itself; a Collection or Corpus keeps the settings it was opened with "
+                             "(cellfeed.open(..., isolate=...))")
         if isinstance(paths_or_collection, Corpus):
             # A declared corpus: its collection (every file of every source) and its lanes.
             self.corpus = paths_or_collection.build()
@@ -324,9 +329,10 @@ class Loader(_Base):
             self._collection = paths_or_collection
             self._open_args = paths_or_collection._open_args
         else:
-            self._open_args = (paths_or_collection, layer, threads, join, values)
-            self._collection = open_collection(paths_or_collection, layer=layer, threads=threads,
-                                               join=join, values=values)
+            # open()'s positional order: DataLoader workers reopen with the same settings
+            self._open_args = (paths_or_collection, layer, threads, join, values, False, isolate,
+                               open_timeout)
+            self._collection = open_collection(*self._open_args)
         self.batch_size = int(batch_size)
         if isinstance(block_size, str) and block_size != "chunk":
             raise ValueError(f"block_size must be a positive integer or 'chunk', got {block_size!r}")

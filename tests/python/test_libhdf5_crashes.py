@@ -158,3 +158,30 @@ def test_a_missing_probe_is_an_error_not_an_unprotected_open():
     p = CRASHES / "crash-H5HG_read_H5T__conv_vlen"
     r = _python(_OBS_NAMES, p, env_extra={"CELLFEED_PROBE": "/nonexistent/cellfeed-probe"})
     assert r.returncode == 1 and "OSError" in r.stderr and "cellfeed-probe" in r.stderr, r.stderr
+
+
+_LOADER = ("import sys, cellfeed\n"
+           "kw = dict(isolate=None if sys.argv[2] == '-' else sys.argv[2] == '1')\n"
+           "if len(sys.argv) > 3: kw['open_timeout'] = float(sys.argv[3])\n"
+           "cellfeed.Loader(sys.argv[1], **kw)\n")
+
+
+def test_loader_takes_the_isolation_switches():
+    # The Loader's own open: isolate=False lets libhdf5 kill the process, the default
+    # turns the crash into a ValueError; open_timeout bounds a hang.
+    p = CRASHES / "crash-H5C_protect_H5AC_protect"
+    assert _python(_LOADER, p, "0").returncode < 0
+    r = _python(_LOADER, p, "-")
+    assert r.returncode == 1 and "ValueError" in r.stderr and "libhdf5 crashed" in r.stderr, r.stderr
+    t = CRASHES / "timeout-H5C_protect_H5AC_protect"
+    r = _python(_LOADER, t, "1", "2")
+    assert r.returncode == 1 and "OSError" in r.stderr and "within 2 s" in r.stderr, r.stderr
+
+
+def test_loader_refuses_isolation_switches_for_an_opened_collection(tmp_path):
+    import anndata as ad
+    import cellfeed
+    a = ad.AnnData(np.ones((4, 3), np.float32))
+    a.write_h5ad(tmp_path / "a.h5ad")
+    with pytest.raises(ValueError, match="opened with"):
+        cellfeed.Loader(cellfeed.open(tmp_path / "a.h5ad"), isolate=False)
