@@ -9,6 +9,7 @@
 
 #include "cellfeed/status.h"
 #include "cellfeed/transform.h"
+#include "transform/radix_sort.h"
 
 namespace cellfeed::transform {
 
@@ -33,7 +34,7 @@ struct CellState {
     std::vector<std::pair<int32_t, double>> pairs;  // gathered (vocabulary id, value)
     std::vector<float> dense;                       // a bfloat16 row in float32
     std::vector<int32_t> masked;                    // value-masked positions
-    std::vector<std::pair<double, int32_t>> ranked; // rank tokens
+    std::vector<KeyedId> ranked, ranked_tmp;        // rank tokens
     std::vector<double> sorted, edges;              // value bins
     std::vector<int32_t> genes, pos;
     std::vector<float> bins;

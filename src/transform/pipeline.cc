@@ -188,9 +188,12 @@ Status Pipeline::Run(const CsrMatrix& X, int64_t row_begin, int64_t row_end, con
     c.key = cells.keys[static_cast<size_t>(i)];
     c.file = m.map.FileOf(c.row);
     const int32_t* to_vocab = m.map.column_to_vocab[c.file].data();
-    pairs.clear();
+    // Straight into the cell's arrays; only a map that reorders or merges genes needs the
+    // sort-and-sum pass below (the usual map keeps the file's order: one pass, no copy).
+    c.idx.clear();
+    c.x.clear();
     c.all_total = 0;
-    bool sorted = true;
+    bool ordered = true;  // ids strictly ascending: sorted, no two file genes on one id
     int32_t last = -1;
     for (int64_t o = X.indptr[row_begin + i]; o < X.indptr[row_begin + i + 1]; ++o) {
       const float v = X.data[static_cast<size_t>(o)];
@@ -205,22 +208,30 @@ Status Pipeline::Run(const CsrMatrix& X, int64_t row_begin, int64_t row_end, con
       c.all_total += v;
       const int32_t g = to_vocab[col];
       if (g < 0) continue;
-      sorted = sorted && g > last;
+      ordered = ordered && g > last;
       last = std::max(last, g);
-      pairs.emplace_back(g, v);
+      c.idx.push_back(g);
+      c.x.push_back(v);
     }
-    if (!sorted) std::sort(pairs.begin(), pairs.end(), [](auto& a, auto& b) { return a.first < b.first; });
-    c.idx.clear();
-    c.x.clear();
-    c.raw_total = 0;
-    for (const auto& [g, v] : pairs) {
-      if (!c.idx.empty() && c.idx.back() == g) {
-        c.x.back() += v;  // several file genes on one vocabulary gene: summed
-      } else {
-        c.idx.push_back(g);
-        c.x.push_back(v);
+    if (!ordered) {
+      pairs.clear();
+      for (size_t k = 0; k < c.idx.size(); ++k) pairs.emplace_back(c.idx[k], c.x[k]);
+      std::sort(pairs.begin(), pairs.end(), [](auto& a, auto& b) { return a.first < b.first; });
+      c.idx.clear();
+      c.x.clear();
+      c.raw_total = 0;
+      for (const auto& [g, v] : pairs) {
+        if (!c.idx.empty() && c.idx.back() == g) {
+          c.x.back() += v;  // several file genes on one vocabulary gene: summed
+        } else {
+          c.idx.push_back(g);
+          c.x.push_back(v);
+        }
+        c.raw_total += v;
       }
-      c.raw_total += v;
+    } else {
+      c.raw_total = 0;
+      for (double v : c.x) c.raw_total += v;
     }
     c.total = c.raw_total;
     c.has_target = false;

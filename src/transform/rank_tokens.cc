@@ -15,6 +15,7 @@
 
 #include "transform/cell_rng.h"
 #include "transform/cell_state.h"
+#include "transform/radix_sort.h"
 
 namespace cellfeed::transform {
 
@@ -45,27 +46,23 @@ void WriteRank(const RankOutput& o, const StageContext& ctx, const CellState& c,
   const int64_t genes_max = special ? L - 2 : L;
   const double n_counts = o.n_counts_all_genes ? c.all_total : c.total;
 
-  std::vector<std::pair<double, int32_t>>& ranked = c.scratch.ranked;
+  std::vector<KeyedId>& ranked = c.scratch.ranked;
   ranked.clear();
   if (n_counts > 0) {
     for (size_t k = 0; k < c.idx.size(); ++k) {
       const double med = o.medians[static_cast<size_t>(c.idx[k])];
       if (c.x[k] == 0 || !(med > 0)) continue;
-      ranked.emplace_back(-(c.x[k] / n_counts * 10000.0 / med), c.idx[k]);
+      ranked.push_back({DescendingKey(c.x[k] / n_counts * 10000.0 / med), c.idx[k]});
     }
   }
-  // (-x_norm, id) ascending = x_norm descending, ties by id: the stable order.
+  // x_norm descending, ties in vocabulary order: the stable order (ids come ascending).
+  RadixSortByKey(ranked, c.scratch.ranked_tmp);
   const size_t keep = std::min<size_t>(ranked.size(), static_cast<size_t>(genes_max));
-  // (A total order, ids being distinct: any sort gives the same result.) partial_sort's
-  // heap was 3x slower than introsort when every gene is kept, the usual case.
-  const auto mid = ranked.begin() + static_cast<std::ptrdiff_t>(keep);
-  if (mid != ranked.end()) std::nth_element(ranked.begin(), mid, ranked.end());
-  std::sort(ranked.begin(), mid);
 
   int64_t* ids = reinterpret_cast<int64_t*>(out.tensors[kIds].data.data()) + i * L;
   int64_t len = 0;
   if (special) ids[len++] = o.cls_id;
-  for (size_t k = 0; k < keep; ++k) ids[len++] = ranked[k].second;
+  for (size_t k = 0; k < keep; ++k) ids[len++] = ranked[k].id;
   if (special) ids[len++] = o.eos_id;
   const int64_t filled = o.pad_to_batch ? len : L;  // padding now, or in FinishRank
   for (int64_t j = len; j < filled; ++j) ids[j] = o.pad_id;
