@@ -8,7 +8,7 @@
 # so the bundled cellfeed-probe runs, a Loader epoch, `cellfeed inspect` and `cellfeed corpus`.
 # That run has an empty environment (env -i) and, where a mount namespace can be made
 # (root, unshare), the system's copies of the bundled libraries replaced by empty files,
-# as on a machine without them.
+# as on a machine without them (all but those the interpreter maps itself: libcrypto, libffi).
 # usage: scripts/wheel_smoke.sh [WHEEL]      (default: the one in dist/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +54,8 @@ cd "$WORK/fixtures"
 exec env -i PATH=/usr/bin:/bin HOME="$WORK/home" LANG=C.UTF-8 \
   "$WORK/venv/bin/python" "$ROOT/tests/wheel/smoke.py" "$WORK/fixtures" "$site" "$WORK/venv/bin"
 RUN
-if unshare -m --propagation private true 2>/dev/null; then
+touch "$WORK/home/mount-test"
+if unshare -m --propagation private mount --bind /dev/null "$WORK/home/mount-test" 2>/dev/null; then
   echo "== run (env -i; ${#hide[@]} system library files hidden in a mount namespace)"
   unshare -m --propagation private bash "$WORK/run.sh" "${hide[@]}"
   hidden="${#hide[@]} system library files hidden"
