@@ -12,3 +12,9 @@ ctest --test-dir build/test --output-on-failure -j"$(nproc)"
 bash scripts/sanitize.sh all
 
 python3 -m pytest tests/python -q -p no:cacheprovider
+
+# The self-contained wheel (README, "Building a self-contained wheel"): built in the build
+# folder install.sh used, so it only packages and repairs (~20 s), then installed into a
+# clean venv and smoke-tested there (~30 s). Its last line: "wheel smoke: OK (TAG, ...)".
+bash scripts/build_wheel.sh
+bash scripts/wheel_smoke.sh
