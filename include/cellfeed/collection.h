@@ -47,6 +47,11 @@ struct OpenOptions {
   std::optional<int64_t> probe_memory_mb;
 };
 
+// A check polled about 5 times a second while open probes run (process-wide; the Python
+// module installs one that runs Python's signal handlers): true kills the probes and the
+// open fails Cancelled, so Ctrl-C does not wait out a hanging file's probe timeout.
+void SetOpenInterruptCheck(bool (*check)());
+
 // What `cellfeed inspect` reports about one array.
 struct ArraySummary {
   std::string name;        // e.g. "X/data"

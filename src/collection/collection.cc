@@ -167,6 +167,8 @@ MergedCategories MergeCategories(const std::vector<const h5ad::ColumnLayout*>& l
 
 }  // namespace
 
+void SetOpenInterruptCheck(bool (*check)()) { io::SetProbeInterruptCheck(check); }
+
 Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::string>& given,
                                                      const OpenOptions& options) {
   if (given.empty()) return Status::Invalid("no files given");

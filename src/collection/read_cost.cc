@@ -81,7 +81,7 @@ Result<ReadCost> Collection::MeasureReadCost(std::span<const std::vector<int64_t
   wave_end.push_back(reads.size());
   Buffer<uint8_t> arena;
   ResizeForOverwrite(arena, arena_bytes);
-  std::memset(arena.data(), 0, arena.size());  // fault the pages in, as a warm loader has
+  if (!arena.empty()) std::memset(arena.data(), 0, arena.size());  // fault the pages in, as a warm loader has
   for (size_t i = 0; i < reads.size(); ++i) {
     if (!reads[i].discard_output) reads[i].out = arena.data() + slot[i];
   }

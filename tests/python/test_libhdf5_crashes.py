@@ -185,3 +185,33 @@ def test_loader_refuses_isolation_switches_for_an_opened_collection(tmp_path):
     a.write_h5ad(tmp_path / "a.h5ad")
     with pytest.raises(ValueError, match="opened with"):
         cellfeed.Loader(cellfeed.open(tmp_path / "a.h5ad"), isolate=False)
+
+
+def test_ctrl_c_during_a_hanging_probe_interrupts_it():
+    # The timeout input hangs libhdf5 (and so its probe) until the 60 s limit: SIGINT two
+    # seconds in must end the open with KeyboardInterrupt at once, its probe killed.
+    import os
+    import signal
+    import time
+    p = CRASHES / "timeout-H5C_protect_H5AC_protect"
+    code = ("import sys, time, cellfeed\n"
+            "print('opening', flush=True)\n"
+            "t = time.monotonic()\n"
+            "try:\n"
+            "    cellfeed.open(sys.argv[1], open_timeout=60)\n"
+            "except KeyboardInterrupt:\n"
+            "    print(f'interrupted after {time.monotonic() - t:.1f}', flush=True)\n"
+            "    sys.exit(7)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELLFEED_")}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(p)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "opening"
+    time.sleep(2.0)
+    probes = subprocess.run(["pgrep", "-f", f"cellfeed-probe open {p}"], capture_output=True, text=True)
+    assert probes.stdout.split(), "the probe is not running"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)  # far below the probe's 60 s
+    assert proc.returncode == 7, (out, err)
+    assert float(out.split()[-1]) < 20, out
+    for pid in probes.stdout.split():  # killed and reaped, not left running
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]

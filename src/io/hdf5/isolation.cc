@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -24,6 +25,8 @@ namespace cellfeed::io {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+std::atomic<InterruptCheck> g_interrupt_check{nullptr};
 
 std::optional<std::string> Env(const char* name) {
   const char* v = std::getenv(name);
@@ -217,6 +220,8 @@ std::string ProbeExecutable() {
   return found;
 }
 
+void SetProbeInterruptCheck(InterruptCheck check) { g_interrupt_check.store(check); }
+
 std::vector<Status> ProbeInChild(const std::vector<ProbeJob>& jobs, const IsolationLimits& limits,
                                  int parallel) {
   std::vector<Status> out(jobs.size());
@@ -253,8 +258,21 @@ std::vector<Status> ProbeInChild(const std::vector<ProbeJob>& jobs, const Isolat
       soonest = std::min(soonest, c.deadline);
     }
     const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(soonest - Clock::now());
-    const int ms = static_cast<int>(std::clamp<int64_t>(wait.count() + 1, 0, 1000));
+    const int ms = static_cast<int>(std::clamp<int64_t>(wait.count() + 1, 0, 200));
     const int n = ::poll(pfds.data(), pfds.size(), ms);
+    if (const InterruptCheck check = g_interrupt_check.load(); check != nullptr && check()) {
+      for (Child& c : running) ::kill(c.pid, SIGKILL);
+      for (Child& c : running) {
+        ::close(c.fd);
+        int wstatus = 0;
+        WaitFor(c.pid, &wstatus);
+        out[c.job] = Status::Cancelled(jobs[c.job].path + ": interrupted while its open probe ran");
+      }
+      for (; next < jobs.size(); ++next) {
+        out[next] = Status::Cancelled(jobs[next].path + ": interrupted before its open probe ran");
+      }
+      return out;
+    }
     if (n < 0 && errno != EINTR) {
       for (Child& c : running) ::kill(c.pid, SIGKILL);  // cannot watch them: stop them
     }

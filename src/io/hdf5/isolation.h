@@ -44,6 +44,13 @@ struct ProbeJob {
   int fd = -1;
 };
 
+// The host's interrupt check, polled (about 5 times a second) while probes run: when it
+// returns true every running probe is killed and the unfinished jobs end Cancelled, so
+// Ctrl-C does not wait out a hanging file's timeout. The Python module installs one that
+// runs Python's signal handlers on the main thread. nullptr (the default): none.
+using InterruptCheck = bool (*)();
+void SetProbeInterruptCheck(InterruptCheck check);
+
 // Runs every job, at most `parallel` at once, each under `limits`; one Status per job.
 std::vector<Status> ProbeInChild(const std::vector<ProbeJob>& jobs, const IsolationLimits& limits,
                                  int parallel = 1);
