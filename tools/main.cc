@@ -105,6 +105,8 @@ int main(int argc, char** argv) {
                "cellfeed's loader.\n`cellfeed COMMAND --help` describes each command's options.",
                "cellfeed"};
   app.require_subcommand(1);
+  // A repeated option: the last one counts (as before CLI11; scripts append overrides).
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.set_version_flag("--version", CELLFEED_VERSION);
   const std::vector<Command> commands = {AddInspectCommand(app), AddCheckCommand(app),
                                          AddBenchCommand(app), AddCorpusCommand(app)};

@@ -298,9 +298,10 @@ def test_bad_values_are_usage_errors(tmp_path, args, message):
     assert r.stdout == ""
 
 
-def test_block_size_chunk_and_equals_form(tmp_path):
+def test_block_size_chunk_equals_form_and_repeats(tmp_path):
     f = _write_h5ad(tmp_path / "a.h5ad")
-    r = cellfeed_cli("bench", f, "--block-size", "chunk", "--batch-size=16", "--epochs", 1,
+    # a repeated option: the last one counts
+    r = cellfeed_cli("bench", f, "--block-size", "chunk", "--batch-size", 4, "--batch-size=16", "--epochs", 1,
                      "--warmup", 0, "--seconds", 1000, "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
