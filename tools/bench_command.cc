@@ -77,6 +77,7 @@ int RunBench(BenchArgs& a) {
   } else {
     lo.sampling.block_size = std::stoll(a.block_size);  // checked by Integer(1, "chunk")
   }
+  if (progress.Due()) progress.Draw("bench: opening " + std::to_string(files.size()) + " file(s)");
   auto col = Collection::Open(files, oo);
   if (!col.ok()) {
     return Fail(progress, col.status().message());
@@ -87,6 +88,7 @@ int RunBench(BenchArgs& a) {
     return Fail(progress, loader.status().message());
   }
   Loader& l = *loader.value();
+  progress.Clear();  // opened: the first batch's line is drawn at once
   using Clock = std::chrono::steady_clock;
   const auto t_start = Clock::now();
   auto t_measure = t_start;
@@ -96,7 +98,10 @@ int RunBench(BenchArgs& a) {
   double elapsed = 0;
   // The fetches consumed while measuring, replayed decode-only for --limit.
   std::vector<std::vector<int64_t>> fetches;
-  const std::vector<int64_t>* last_fetch = nullptr;
+  // A fetch is known by its epoch and number in it (Batch::index / fetch_factor), not by
+  // the address of its rows: the next epoch's fetch often reuses a freed one's memory, and
+  // was then not counted (--seconds 0.1 ran for minutes on a one-fetch file).
+  int64_t last_epoch = -1, last_fetch = -1;
   int64_t fetches_seen = 0;
   for (int64_t epoch = 0;; ++epoch) {
     if (Status st = l.Start(epoch); !st.ok()) {
@@ -129,8 +134,10 @@ int RunBench(BenchArgs& a) {
         continue;  // this batch was produced during warm-up
       }
       if (!measuring) continue;
-      if (batch.fetch_rows.get() != last_fetch) {
-        last_fetch = batch.fetch_rows.get();
+      const int64_t fetch_number = batch.index / lo.sampling.fetch_factor;
+      if (epoch != last_epoch || fetch_number != last_fetch) {
+        last_epoch = epoch;
+        last_fetch = fetch_number;
         ++fetches_seen;
         if (limit) fetches.push_back(*batch.fetch_rows);
       }

@@ -371,5 +371,22 @@ def test_bench_progress_on_a_terminal_only(tmp_path):
     assert rc == 0
     assert json.loads(out).keys() == json.loads(piped.stdout).keys()
     assert json.loads(out)["cells"] == json.loads(piped.stdout)["cells"] == 600
-    assert re.search(r"\rbench: \d+\.\d / 1000 s, 0 cells, ", tty), tty  # the first batch draws at once
+    assert tty.startswith("\rbench: opening 1 file(s)")
+    assert re.search(r"\rbench: \d+\.\d / 1000 s, 0 cells, ", tty), tty
     assert tty.endswith("\r") and tty.split("\r")[-2].strip() == ""  # erased at the end
+
+
+def test_bench_counts_each_epochs_fetch(paths):
+    """--min-fetches counts fetches, also when each epoch is one fetch whose memory the
+    next epoch's reuses (they were told apart by address: the run went on for minutes)."""
+    path = paths["real_pbmc68k"]
+    with h5py.File(path, "r") as f:
+        X = f["X"]
+        n = X.shape[0] if isinstance(X, h5py.Dataset) else len(X["indptr"]) - 1
+    assert n < 64 * 16  # one fetch per epoch
+    r = cellfeed_cli("bench", path, "--seconds", 0, "--warmup", 0, "--min-fetches", 8, "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    # measuring stops at the first batch past the 8th fetch: the 9th epoch's first
+    assert out["epochs_started"] == 9
+    assert out["cells"] == 8 * n + 64
