@@ -1,5 +1,5 @@
 // `cellfeed bench FILE... [--batch-size N] [--block-size N|chunk] [--fetch-factor N] [--label COL]
-//  [--seconds S] [--warmup S] [--threads N] [--seed N] [--layer NAME] [--epochs N]
+//  [--seconds S] [--warmup S] [--threads N] [--seed N] [--layer NAME] [--values V] [--epochs N]
 //  [--min-fetches N] [--limit] [--json]`
 //
 // Streams epochs of the Loader for --seconds and --min-fetches fetches (default 8), or
@@ -11,16 +11,20 @@
 // measuring as a read-and-decode-only pass (Collection::MeasureReadCost) and reports
 // cellfeed's throughput as a fraction of that hardware floor (uncompressed bytes copied
 // into fetch buffers), and of the same replay into a cache-resident scratch buffer.
+// On a terminal, a progress line on stderr shows the seconds and cells so far.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "cellfeed/loader.h"
 #include "commands.h"
 #include "json_writer.h"
+#include "option_checks.h"
+#include "progress.h"
 
 namespace cellfeed::tools {
 
@@ -40,101 +44,51 @@ double EntropyBits(const Column& labels, int64_t begin, int64_t end) {
   return h;
 }
 
-bool ParseInt(const std::string& s, int64_t& out) {
-  try {
-    size_t used = 0;
-    out = std::stoll(s, &used);
-    return used == s.size();
-  } catch (...) {
-    return false;
-  }
-}
-
-}  // namespace
-
-int BenchCommand(const std::vector<std::string>& args) {
+struct BenchArgs {
+  std::vector<std::string> files;
   LoaderOptions lo;
   OpenOptions oo;
-  std::string label;
+  std::string label, block_size;
   double seconds = 10, warmup = 1;
   int64_t max_epochs = 0;  // 0: as many as --seconds allows
   // The window spans at least this many fetches: fetches decoded ahead during warm-up
   // would otherwise count as free work when fetches are slow.
   int64_t min_fetches = 8;
   bool json = false, limit = false;
-  std::vector<std::string> files;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&](int64_t& out) {
-      if (i + 1 >= args.size() || !ParseInt(args[i + 1], out)) {
-        std::fprintf(stderr, "cellfeed bench: %s needs an integer\n", a.c_str());
-        return false;
-      }
-      ++i;
-      return true;
-    };
-    int64_t v = 0;
-    if (a == "--json") {
-      json = true;
-    } else if (a == "--limit") {
-      limit = true;
-    } else if (a == "--batch-size") {
-      if (!value(lo.sampling.batch_size)) return 2;
-    } else if (a == "--block-size" && i + 1 < args.size() && args[i + 1] == "chunk") {
-      lo.sampling.chunk_blocks = true;  // one block per storage chunk
-      ++i;
-    } else if (a == "--block-size") {
-      if (!value(lo.sampling.block_size)) return 2;
-    } else if (a == "--fetch-factor") {
-      if (!value(lo.sampling.fetch_factor)) return 2;
-    } else if (a == "--threads") {
-      if (!value(v)) return 2;
-      oo.threads = static_cast<int>(v);
-    } else if (a == "--min-fetches") {
-      if (!value(min_fetches)) return 2;
-    } else if (a == "--epochs") {
-      if (!value(max_epochs)) return 2;
-    } else if (a == "--seed") {
-      if (!value(v)) return 2;
-      lo.sampling.seed = static_cast<uint64_t>(v);
-    } else if (a == "--seconds" || a == "--warmup") {
-      if (i + 1 >= args.size()) {
-        std::fprintf(stderr, "cellfeed bench: %s needs a number\n", a.c_str());
-        return 2;
-      }
-      (a == "--seconds" ? seconds : warmup) = std::atof(args[++i].c_str());
-    } else if (a == "--label" && i + 1 < args.size()) {
-      label = args[++i];
-    } else if (a == "--layer" && i + 1 < args.size()) {
-      oo.layer = args[++i];
-    } else if (a == "--values" && i + 1 < args.size()) {
-      oo.values = args[++i];
-    } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "cellfeed bench: unknown option '%s'\n", a.c_str());
-      return 2;
-    } else {
-      files.push_back(a);
-    }
+};
+
+int Fail(ProgressLine& progress, const std::string& message) {
+  progress.Clear();
+  std::fprintf(stderr, "cellfeed bench: error: %s\n", message.c_str());
+  return 1;
+}
+
+int RunBench(BenchArgs& a) {
+  ProgressLine progress;
+  LoaderOptions& lo = a.lo;
+  const OpenOptions& oo = a.oo;
+  const std::vector<std::string>& files = a.files;
+  const std::string& label = a.label;
+  const double seconds = a.seconds, warmup = a.warmup;
+  const int64_t max_epochs = a.max_epochs, min_fetches = a.min_fetches;
+  const bool json = a.json, limit = a.limit;
+  if (a.block_size == "chunk") {
+    lo.sampling.chunk_blocks = true;  // one block per storage chunk
+  } else {
+    lo.sampling.block_size = std::stoll(a.block_size);  // checked by Integer(1, "chunk")
   }
-  if (files.empty()) {
-    std::fprintf(stderr, "usage: cellfeed bench FILE... [--batch-size N] [--block-size N|chunk] "
-                         "[--fetch-factor N] [--label COLUMN] [--seconds S] [--warmup S] "
-                         "[--threads N] [--seed N] [--layer NAME] [--values finite|counts|any] [--epochs N] [--min-fetches N] [--limit] "
-                         "[--json]\n");
-    return 2;
-  }
+  if (progress.Due()) progress.Draw("bench: opening " + std::to_string(files.size()) + " file(s)");
   auto col = Collection::Open(files, oo);
   if (!col.ok()) {
-    std::fprintf(stderr, "cellfeed bench: error: %s\n", col.status().message().c_str());
-    return 1;
+    return Fail(progress, col.status().message());
   }
   if (!label.empty()) lo.obs_columns = {label};
   auto loader = Loader::Make(col.value(), lo);
   if (!loader.ok()) {
-    std::fprintf(stderr, "cellfeed bench: error: %s\n", loader.status().message().c_str());
-    return 1;
+    return Fail(progress, loader.status().message());
   }
   Loader& l = *loader.value();
+  progress.Clear();  // opened: the first batch's line is drawn at once
   using Clock = std::chrono::steady_clock;
   const auto t_start = Clock::now();
   auto t_measure = t_start;
@@ -144,32 +98,46 @@ int BenchCommand(const std::vector<std::string>& args) {
   double elapsed = 0;
   // The fetches consumed while measuring, replayed decode-only for --limit.
   std::vector<std::vector<int64_t>> fetches;
-  const std::vector<int64_t>* last_fetch = nullptr;
+  // A fetch is known by its epoch and number in it (Batch::index / fetch_factor), not by
+  // the address of its rows: the next epoch's fetch often reuses a freed one's memory, and
+  // was then not counted (--seconds 0.1 ran for minutes on a one-fetch file).
+  int64_t last_epoch = -1, last_fetch = -1;
   int64_t fetches_seen = 0;
   for (int64_t epoch = 0;; ++epoch) {
     if (Status st = l.Start(epoch); !st.ok()) {
-      std::fprintf(stderr, "cellfeed bench: error: %s\n", st.message().c_str());
-      return 1;
+      return Fail(progress, st.message());
     }
     ++epochs;
     bool done = false;
     for (;;) {
       auto b = l.Next();
       if (!b.ok()) {
-        std::fprintf(stderr, "cellfeed bench: error: %s\n", b.status().message().c_str());
-        return 1;
+        return Fail(progress, b.status().message());
       }
       if (!b.value()) break;
       const Batch& batch = *b.value();
       const auto now = Clock::now();
+      if (progress.Due(now)) {
+        char line[160];
+        const double t = std::chrono::duration<double>(now - (measuring ? t_measure : t_start)).count();
+        if (measuring) {
+          std::snprintf(line, sizeof line, "bench: %.1f / %g s, %lld cells, %.0f cells/s, epoch %lld",
+                        t, seconds, (long long)cells, t > 0 ? cells / t : 0.0, (long long)epoch + 1);
+        } else {
+          std::snprintf(line, sizeof line, "bench: warming up, %.1f / %g s", t, warmup);
+        }
+        progress.Draw(line, now);
+      }
       if (!measuring && std::chrono::duration<double>(now - t_start).count() >= warmup) {
         measuring = true;
         t_measure = now;
         continue;  // this batch was produced during warm-up
       }
       if (!measuring) continue;
-      if (batch.fetch_rows.get() != last_fetch) {
-        last_fetch = batch.fetch_rows.get();
+      const int64_t fetch_number = batch.index / lo.sampling.fetch_factor;
+      if (epoch != last_epoch || fetch_number != last_fetch) {
+        last_epoch = epoch;
+        last_fetch = fetch_number;
         ++fetches_seen;
         if (limit) fetches.push_back(*batch.fetch_rows);
       }
@@ -200,10 +168,14 @@ int BenchCommand(const std::vector<std::string>& args) {
   ReadCost cost, scratch;
   double limit_cps = 0, scratch_cps = 0;
   if (limit) {
+    if (progress.enabled()) {
+      progress.Draw("bench: replaying " + std::to_string(fetches.size()) +
+                    " fetches read-and-decode-only (--limit)");
+    }
     auto replay = [&](ReplayDestination dest, ReadCost& out) {
       auto c = col.value()->MeasureReadCost(fetches, dest);
       if (!c.ok()) {
-        std::fprintf(stderr, "cellfeed bench: error: %s\n", c.status().message().c_str());
+        Fail(progress, c.status().message());
         return false;
       }
       out = c.value();
@@ -215,6 +187,7 @@ int BenchCommand(const std::vector<std::string>& args) {
     limit_cps = cost.seconds > 0 ? static_cast<double>(cost.cells) / cost.seconds : 0;
     scratch_cps = scratch.seconds > 0 ? static_cast<double>(scratch.cells) / scratch.seconds : 0;
   }
+  progress.Clear();
   if (json) {
     JsonWriter w;
     w.BeginObject();
@@ -277,6 +250,55 @@ int BenchCommand(const std::vector<std::string>& args) {
     }
   }
   return 0;
+}
+
+}  // namespace
+
+Command AddBenchCommand(CLI::App& root) {
+  auto a = std::make_shared<BenchArgs>();
+  SamplingConfig& s = a->lo.sampling;
+  a->block_size = std::to_string(s.block_size);
+  CLI::App* app = root.add_subcommand(
+      "bench", "loader throughput (cells/s, MB/s decoded) and per-batch label entropy");
+  app->footer("Streams epochs for --seconds (and --min-fetches fetches) after --warmup, or --epochs.\n"
+              "On a terminal, a progress line on stderr shows the seconds and cells so far.");
+  app->add_option("FILE", a->files, "h5ad files or zarr stores, read as one collection")
+      ->required()
+      ->type_name("PATH");
+  app->add_flag("--json", a->json, "print the report as one JSON object");
+  app->add_option("--batch-size", s.batch_size, "cells per batch")
+      ->type_name("N")->check(Integer(1))->capture_default_str();
+  app->add_option("--block-size", a->block_size,
+                  "consecutive cells per sampled block, or 'chunk': one block per storage chunk")
+      ->type_name("N|chunk")->check(Integer(1, "chunk"))->capture_default_str();
+  app->add_option("--fetch-factor", s.fetch_factor, "batches per fetch (read and shuffled together)")
+      ->type_name("N")->check(Integer(1))->capture_default_str();
+  app->add_option("--seed", s.seed, "the sampling seed")
+      ->type_name("N")->check(Integer(0))->capture_default_str();
+  app->add_option("--label", a->label, "an obs column: report the mean and sd of its per-batch entropy (bits)")
+      ->type_name("COLUMN");
+  app->add_option("--seconds", a->seconds, "measure for this long (after --warmup)")
+      ->type_name("S")->check(Number(0))->capture_default_str();
+  app->add_option("--warmup", a->warmup, "seconds of batches not counted first")
+      ->type_name("S")->check(Number(0))->capture_default_str();
+  app->add_option("--epochs", a->max_epochs, "stop after this many epochs; 0: no limit but --seconds")
+      ->type_name("N")->check(Integer(0))->capture_default_str();
+  app->add_option("--min-fetches", a->min_fetches,
+                  "measure over more than this many fetches even past --seconds")
+      ->type_name("N")->check(Integer(0))->capture_default_str();
+  app->add_flag("--limit", a->limit,
+                "replay the measured fetches read-and-decode-only and report cellfeed's "
+                "throughput as a fraction of that hardware limit");
+  app->add_option("--threads", a->oo.threads, "worker threads for reads; 0: one per hardware thread")
+      ->type_name("N")->check(Integer(0))->capture_default_str();
+  app->add_option("--layer", a->oo.layer, "the matrix to read: 'raw' (raw/X), a layers/ name; default X")
+      ->type_name("NAME");
+  app->add_option("--values", a->oo.values,
+                  "what X's values must be: finite (no NaN/inf), counts (also non-negative "
+                  "integers), any")
+      ->type_name("finite|counts|any")
+      ->check(CLI::IsMember({"finite", "counts", "any"}).description(""))->capture_default_str();
+  return {app, [a] { return RunBench(*a); }};
 }
 
 }  // namespace cellfeed::tools

@@ -1,6 +1,8 @@
 // `cellfeed corpus SPEC.toml ...`: the corpus lives in the Python package (TOML, pandas,
 // the plot), so this command hands its arguments to `python3 -m cellfeed corpus`. It takes
-// the python3 beside this program first (a venv's bin/), then the one on PATH.
+// the python3 beside this program first (a venv's bin/), then the one on PATH
+// ($CELLFEED_PYTHON before both). Its options are argparse's: CLI11 passes everything
+// after `corpus` through untouched, --help included (argparse prints the options).
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,7 +18,9 @@
 
 namespace cellfeed::tools {
 
-int CorpusCommand(const std::vector<std::string>& args) {
+namespace {
+
+int RunCorpus(const std::vector<std::string>& args) {
   std::string python = "python3";
   std::error_code ec;
   const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
@@ -33,6 +38,16 @@ int CorpusCommand(const std::vector<std::string>& args) {
   std::fprintf(stderr, "cellfeed corpus: cannot run %s (%s); the corpus command needs the cellfeed "
                "Python package (pip install .)\n", python.c_str(), std::strerror(errno));
   return 2;
+}
+
+}  // namespace
+
+Command AddCorpusCommand(CLI::App& root) {
+  CLI::App* app = root.add_subcommand(
+      "corpus", "validate a corpus declaration (SPEC.toml) and print its report");
+  app->prefix_command();  // every argument after `corpus` goes to python -m cellfeed corpus
+  app->set_help_flag();   // --help too: argparse answers it
+  return {app, [app] { return RunCorpus(app->remaining()); }};
 }
 
 }  // namespace cellfeed::tools

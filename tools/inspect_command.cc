@@ -1,5 +1,6 @@
-// `cellfeed inspect FILE... [--json] [--layer NAME]`
+// `cellfeed inspect FILE... [--json] [--layer NAME]`: what a file holds, from its metadata.
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -89,29 +90,7 @@ void WriteJson(JsonWriter& w, const FileSummary& s) {
   w.EndObject();
 }
 
-}  // namespace
-
-int InspectCommand(const std::vector<std::string>& args) {
-  bool json = false;
-  OpenOptions options;
-  options.threads = 1;
-  std::vector<std::string> files;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--json") {
-      json = true;
-    } else if (args[i] == "--layer" && i + 1 < args.size()) {
-      options.layer = args[++i];
-    } else if (!args[i].empty() && args[i][0] == '-') {
-      std::fprintf(stderr, "cellfeed inspect: unknown option '%s'\n", args[i].c_str());
-      return 2;
-    } else {
-      files.push_back(args[i]);
-    }
-  }
-  if (files.empty()) {
-    std::fprintf(stderr, "usage: cellfeed inspect FILE... [--json] [--layer NAME]\n");
-    return 2;
-  }
+int RunInspect(const std::vector<std::string>& files, bool json, const OpenOptions& options) {
   JsonWriter w;
   w.BeginArray();
   int rc = 0;
@@ -133,6 +112,28 @@ int InspectCommand(const std::vector<std::string>& args) {
   w.EndArray();
   if (json) std::printf("%s\n", w.str().c_str());
   return rc;
+}
+
+}  // namespace
+
+Command AddInspectCommand(CLI::App& root) {
+  struct Args {
+    std::vector<std::string> files;
+    bool json = false;
+    OpenOptions options;
+  };
+  auto a = std::make_shared<Args>();
+  a->options.threads = 1;
+  CLI::App* app = root.add_subcommand(
+      "inspect", "shape, encoding, dtypes, filters, chunking and columns of files (metadata only)");
+  app->add_option("FILE", a->files, "h5ad files, .h5 (10x) files or zarr stores")
+      ->required()
+      ->type_name("PATH");
+  app->add_flag("--json", a->json, "print a JSON array, one object per file");
+  app->add_option("--layer", a->options.layer,
+                  "the matrix to describe: 'raw' (raw/X), a layers/ name; default X")
+      ->type_name("NAME");
+  return {app, [a] { return RunInspect(a->files, a->json, a->options); }};
 }
 
 }  // namespace cellfeed::tools

@@ -19,12 +19,18 @@ def corpus_main(argv) -> int:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="write a bar chart of requested vs available vs delivered")
     p.add_argument("--columns", default="", help="obs columns to report per label, comma-separated")
-    p.add_argument("--split", default="train", choices=["train", "val", "test"])
-    p.add_argument("--world-size", type=int, default=1, help="ranks to report per-rank counts for")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--block-size", default="4", help="an integer, or 'chunk'")
-    p.add_argument("--fetch-factor", type=int, default=16)
-    p.add_argument("--epoch", type=int, default=0)
+    p.add_argument("--split", default="train", choices=["train", "val", "test"],
+                   help="the split whose epoch is reported (default: %(default)s)")
+    p.add_argument("--world-size", type=int, default=1, metavar="N",
+                   help="ranks to report per-rank counts for (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N",
+                   help="cells per batch, for the batch proportions (default: %(default)s)")
+    p.add_argument("--block-size", default="4", metavar="N|chunk",
+                   help="consecutive cells per sampled block, an integer or 'chunk' (default: %(default)s)")
+    p.add_argument("--fetch-factor", type=int, default=16, metavar="N",
+                   help="batches per fetch (default: %(default)s)")
+    p.add_argument("--epoch", type=int, default=0, metavar="N",
+                   help="the epoch whose delivery is reported (default: %(default)s)")
     args = p.parse_args(argv)
     import cellfeed
 
