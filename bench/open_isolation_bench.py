@@ -5,9 +5,11 @@ are read at open) and one large-obs file (write_tiny_plate: --large-cells cells,
 each). For each, alternating runs in this process of cellfeed.open(..., isolate=True) and
 isolate=False (the baseline), and of the first obs_names() read of a fresh collection
 (isolated: a probe first reads the whole obs index once). Reports medians and ratios.
+--atlas DIR adds a third: the 14 plates of an existing collection (e.g. the 100M-cell one
+bench/corpus_scale_bench.py writes to /tmp/cellfeed_bench/tiny_100000000).
 
     python bench/open_isolation_bench.py [--dir DIR] [--cells 14000] [--large-cells 10000000]
-        [--repeats 7] [--json OUT.json]
+        [--atlas DIR] [--repeats 7] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def main() -> int:
     ap.add_argument("--dir", type=Path, default=None, help="where to write the files (kept)")
     ap.add_argument("--cells", type=int, default=14_000, help="cells of the 14-file collection")
     ap.add_argument("--large-cells", type=int, default=10_000_000)
+    ap.add_argument("--atlas", type=Path, default=None, help="a folder of plate*.h5ad files to measure too")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -75,6 +78,13 @@ def main() -> int:
         "large_obs_1_file": {"cells": args.large_cells,
                              **measure([large], args.repeats, None)},
     }
+    if args.atlas is not None:
+        plates = sorted(args.atlas.glob("plate*.h5ad"))
+        if not plates:
+            raise SystemExit(f"{args.atlas}: no plate*.h5ad files")
+        n = cellfeed.open([str(p) for p in plates], isolate=False).n_obs
+        report[f"atlas_{len(plates)}_files"] = {"cells": n, "dir": str(args.atlas),
+                                                 **measure(plates, args.repeats, None)}
     print(f"{'collection':22s} {'what':10s} {'isolated':>10s} {'baseline':>10s} {'ratio':>7s}")
     for name, r in report.items():
         for what in ("open", "obs_names"):
