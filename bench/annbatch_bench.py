@@ -42,7 +42,10 @@ THREADS = 2
 # rows. The store is pre-shuffled (its rows are already in random order), so a block's rows
 # are as mixed as any; an inner chunk holds ~64 rows, and a block of 64 would decode two
 # chunks for one chunk's rows. (annbatch's Loader likewise reads runs of 32 rows.)
-CELLFEED = {64: dict(block_size=1024, fetch_factor=64), 4096: dict(block_size=1024, fetch_factor=4)}
+# On annbatch's pre-shuffled store a fetch of 4 blocks of 1,024 rows is enough at either batch
+# size (entropy comes from the store's shuffle): at batch 4096 fetch factor 1 ran 221-283k
+# cells/s against 142-148k with fetch factor 4 (16 blocks, 4x the memory in flight), same entropy.
+CELLFEED = {64: dict(block_size=1024, fetch_factor=64), 4096: dict(block_size=1024, fetch_factor=1)}
 H5AD = {64: dict(block_size=16, fetch_factor=64), 4096: dict(block_size=16, fetch_factor=4)}
 
 
