@@ -289,15 +289,7 @@ Command AddBenchCommand(CLI::App& root) {
   app->add_flag("--limit", a->limit,
                 "replay the measured fetches read-and-decode-only and report cellfeed's "
                 "throughput as a fraction of that hardware limit");
-  app->add_option("--threads", a->oo.threads, "worker threads for reads; 0: one per hardware thread")
-      ->type_name("N")->check(Integer(0))->capture_default_str();
-  app->add_option("--layer", a->oo.layer, "the matrix to read: 'raw' (raw/X), a layers/ name; default X")
-      ->type_name("NAME");
-  app->add_option("--values", a->oo.values,
-                  "what X's values must be: finite (no NaN/inf), counts (also non-negative "
-                  "integers), any")
-      ->type_name("finite|counts|any")
-      ->check(CLI::IsMember({"finite", "counts", "any"}).description(""))->capture_default_str();
+  AddOpenOptions(app, a->oo, "read");
   return {app, [a] { return RunBench(*a); }};
 }
 

@@ -162,18 +162,7 @@ Command AddCheckCommand(CLI::App& root) {
   app->add_flag("--json", a->json,
                 "print one JSON object: every file's result and the totals (errors still go "
                 "to stderr too)");
-  app->add_option("--layer", a->options.layer, "the matrix to check: 'raw' (raw/X), a layers/ name; default X")
-      ->type_name("NAME");
-  app->add_option("--values", a->options.values,
-                  "what X's values must be: finite (no NaN/inf), counts (also non-negative "
-                  "integers), any")
-      ->type_name("finite|counts|any")
-      ->check(CLI::IsMember({"finite", "counts", "any"}).description(""))
-      ->capture_default_str();
-  app->add_option("--threads", a->options.threads, "worker threads for reads; 0: one per hardware thread")
-      ->type_name("N")
-      ->check(Integer(0))
-      ->capture_default_str();
+  AddOpenOptions(app, a->options, "check");
   app->add_option("--rows", a->rows_per_read, "cells read at a time")
       ->type_name("N")
       ->check(Integer(1))

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <string>
 
+#include "cellfeed/collection.h"
+
 namespace cellfeed::tools {
 
 // An integer of at least `min`; `word` (if not empty) is accepted too (--block-size chunk).
@@ -50,6 +52,23 @@ inline CLI::Validator Number(double min) {
         return "";
       },
       "");
+}
+
+// The open options check and bench share: --layer, --values, --threads. `verb` says what
+// the command does with the matrix ("read", "check").
+inline void AddOpenOptions(CLI::App* app, OpenOptions& o, const std::string& verb) {
+  app->add_option("--layer", o.layer, "the matrix to " + verb + ": 'raw' (raw/X), a layers/ name; default X")
+      ->type_name("NAME");
+  app->add_option("--values", o.values,
+                  "what X's values must be: finite (no NaN/inf), counts (also non-negative "
+                  "integers), any")
+      ->type_name("finite|counts|any")
+      ->check(CLI::IsMember({"finite", "counts", "any"}).description(""))
+      ->capture_default_str();
+  app->add_option("--threads", o.threads, "worker threads for reads; 0: one per hardware thread")
+      ->type_name("N")
+      ->check(Integer(0))
+      ->capture_default_str();
 }
 
 }  // namespace cellfeed::tools

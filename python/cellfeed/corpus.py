@@ -275,7 +275,7 @@ class Corpus:
         """In a forked process (a DataLoader worker): the files are opened again, for handles
         and threads of its own, and the evaluated corpus is kept: filters, QC columns and
         subsamples are not evaluated again (at 100M cells that took 36 s per worker)."""
-        collection, engine = self._built
+        engine = self._built[1]
         # The parent's objects own threads that do not exist in this process: they are
         # kept, never destroyed here.
         _FORKED_AWAY.append(self._built)

@@ -210,10 +210,10 @@ class Pipeline:
 
     def convert_spec(self) -> tuple:
         """What convert() needs, small enough to travel with every batch of a worker."""
-        return (getattr(self.output, "pad", "fixed"), getattr(self.output, "dtype", "float32"))
+        return (getattr(self.output, "dtype", "float32"),)
 
 
-def convert_arrays(arrays: dict, pad: str, dtype: str) -> dict:
+def convert_arrays(arrays: dict, dtype: str) -> dict:
     # pad="batch" rows are already sized by the engine to the batch's longest row.
     out = {}
     for k, a in arrays.items():
