@@ -175,8 +175,8 @@ class _EpochCell:
     """The epoch, in memory shared with the DataLoader workers started from this process
     (forked or spawned), so that set_epoch in the main process reaches persistent workers
     too. Pickled outside of a process start, it becomes a fresh cell with the same value.
-    Two more counters ride along: worker processes started, and whether the restart
-    warning was given (so it is given once, not once per worker)."""
+    Two more counters ride along: worker processes started, and which of the Loader's
+    notes about workers were given (bits: so each is given once, not once per worker)."""
 
     def __init__(self, value: int = 0, raw=None):
         self._raw = raw if raw is not None else multiprocessing.RawArray("q", _CELL_SIZE)
@@ -195,10 +195,14 @@ class _EpochCell:
         """Counts a worker process's first iteration; True (once) when more processes
         have started than num_workers: the DataLoader restarts its workers every epoch."""
         self._raw[1] += 1  # racy between workers; a count off by one only delays the warning
-        if self._raw[1] > num_workers and not self._raw[2]:
-            self._raw[2] = 1
-            return True
-        return False
+        return self._raw[1] > num_workers and self.first_note(_NOTE_RESTART)
+
+    def first_note(self, bit: int) -> bool:
+        """True for the first worker that asks (racy: at worst a note comes twice)."""
+        if self._raw[2] & bit:
+            return False
+        self._raw[2] |= bit
+        return True
 
     # -- a resume point, for the next pass of every worker (and of direct iteration) ------
     def set_resume(self, seed: int, prefix: int, nexts) -> None:
@@ -246,7 +250,9 @@ class _EpochCell:
         return _EpochCell(0, raw)
 
 
-# _EpochCell layout: epoch, worker starts, warned, seed generation, resume active, seed,
+_NOTE_RESTART, _NOTE_SMALL_MACHINE = 1, 2  # the _EpochCell's notes-given bits
+
+# _EpochCell layout: epoch, worker starts, notes given, seed generation, resume active, seed,
 # resume prefix, resume workers, applied flag per worker id, next batch per old worker.
 _MAX_WORKERS = 256
 _APPLIED = 8
@@ -271,6 +277,21 @@ _RESTART_WARNING = (
     "does too): each new worker re-opens the files and refills its pipeline{spawn} before "
     "its first batch. Pass persistent_workers=True to DataLoader and keep it, to keep the "
     "workers (set_epoch and load_state_dict still reach them).")
+
+
+# Where the engine alone fills every core, workers cannot add decoding capacity; they
+# only add the per-batch hand-over between processes (bench/dataloader_bench.py: about
+# 1 CPU ms more per batch of 256 uncompressed cells, where direct iteration spends 1 ms).
+# Measured on 2 CPUs only; from 5 up the Loader says nothing, since nothing was measured.
+_SMALL_MACHINE_CPUS = 4
+_SMALL_MACHINE_WARNING = (
+    "cellfeed.Loader in a DataLoader with {workers} worker(s) on a machine with {cpus} CPU(s): "
+    "the Loader already decodes on all of them outside the GIL, so workers add no decoding; "
+    "each batch now also crosses between processes (a copy into shared memory and two "
+    "messages). On 2 CPUs that delivered 0.4-0.6x of iterating the Loader directly at "
+    "the engine's high rates (docs/PYTORCH.md). Iterate the Loader directly (num_workers=0) "
+    "unless the training step holds the GIL for long. Silence with "
+    "PYTHONWARNINGS='ignore:cellfeed.Loader in a DataLoader'.")
 
 
 def _distributed_defaults(rank, world_size):
@@ -564,6 +585,10 @@ class Loader(_Base):
                 warnings.warn(_RESTART_WARNING.format(
                     spawn=" (and, not forked, starts Python and imports torch)" if spawn else ""),
                     RuntimeWarning, stacklevel=2)
+            if (not self._counted_worker and _cores() <= _SMALL_MACHINE_CPUS
+                    and self._epoch_cell.first_note(_NOTE_SMALL_MACHINE)):
+                warnings.warn(_SMALL_MACHINE_WARNING.format(workers=num_workers, cpus=_cores()),
+                              RuntimeWarning, stacklevel=2)
             self._counted_worker = True
             if self.transform is None and self.worker_transport == "shm":
                 ring = _worker_ring()

@@ -61,9 +61,13 @@ def test_two_workers_every_cell_once(loader_files, output):
     assert np.asarray(first.rows).dtype == np.int64
 
 
+# Every warning is an error, but the one deliberate note on machines of <= 4 CPUs
+# (test_workers_on_a_small_machine_are_told_once; the upper mark takes precedence).
+@pytest.mark.filterwarnings("ignore:cellfeed.Loader in a DataLoader:RuntimeWarning")
 @pytest.mark.filterwarnings("error")
 def test_two_workers_torch_sparse_csr(loader_files):
-    """output="torch": sparse CSR tensors cross the worker -> main process queue."""
+    """output="torch": sparse CSR tensors cross the worker -> main process queue, with no
+    warning (torch's sparse invariant checks, its beta-feature note)."""
     loader = cellfeed.Loader(loader_files.same, output="torch", **KW)
     expected = direct(loader)
     got = _through_workers(loader)
@@ -215,8 +219,9 @@ def test_restarted_workers_warn_once(loader_files, tmp_path):
     import sys
 
     code = f"""
-import warnings, cellfeed
+import warnings, cellfeed, cellfeed.loader
 from torch.utils.data import DataLoader
+cellfeed.loader._SMALL_MACHINE_CPUS = 0  # only the restart note here (forked workers)
 loader = cellfeed.Loader({[str(p) for p in loader_files.same]!r}, **{KW!r})
 for persistent in (True, False):
     dl = DataLoader(loader, batch_size=None, num_workers=2, persistent_workers=persistent)
@@ -232,3 +237,40 @@ for persistent in (True, False):
                                    for w in (p, str(e), str(n))]
     assert proc.stderr.count("persistent_workers=True") == 1, proc.stderr
     assert proc.stderr.count("Warning") == 1, proc.stderr
+
+
+@pytest.mark.parametrize("small,ctx", [(True, "fork"), (True, "spawn"), (False, "fork")])
+def test_workers_on_a_small_machine_are_told_once(loader_files, small, ctx):
+    """Where the engine alone fills every CPU (at most _SMALL_MACHINE_CPUS), the first
+    worker says once that workers cannot add decoding there; nothing from 5 CPUs up.
+    The CPU count is what os.sched_getaffinity gives, so taskset pins it in the test."""
+    import os
+    import subprocess
+    import sys
+
+    cpus = 1 if small else 5
+    if not small and len(os.sched_getaffinity(0)) < cpus:
+        # the threshold itself is moved below this machine's CPUs instead
+        cpus = None
+    code = f"""
+import cellfeed, cellfeed.loader
+from torch.utils.data import DataLoader
+if {cpus is None}:
+    cellfeed.loader._SMALL_MACHINE_CPUS = 0
+loader = cellfeed.Loader({[str(p) for p in loader_files.same]!r}, **{KW!r})
+dl = DataLoader(loader, batch_size=None, num_workers=2, persistent_workers=True,
+                multiprocessing_context={ctx!r})
+for epoch in range(3):
+    loader.set_epoch(epoch)
+    print(sum(len(b) for b in dl), flush=True)
+"""
+    cmd = [sys.executable, "-c", code]
+    if cpus is not None:
+        cmd = ["taskset", "-c", ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:cpus])] + cmd
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == [str(loader_files.n_same)] * 3
+    note = "cellfeed.Loader in a DataLoader with 2 worker(s) on a machine with"
+    assert proc.stderr.count(note) == (1 if small else 0), proc.stderr
+    if small:
+        assert f"with 2 worker(s) on a machine with {cpus} CPU(s)" in proc.stderr
