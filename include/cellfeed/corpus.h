@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cellfeed/collection.h"
@@ -97,6 +98,13 @@ class Corpus {
   // DataLoader worker's own handles and threads), without evaluating filters, QC and
   // subsamples again. An error unless it holds the same files with the same rows.
   Result<std::shared_ptr<const Corpus>> WithCollection(std::shared_ptr<const Collection> collection) const;
+
+  // The evaluated state as bytes, and a corpus made from them over `collection` (which
+  // must hold the same files with the same rows) and its declaration, without evaluating
+  // it again (src/corpus/corpus_blob.cc). The caller checks the files are unchanged.
+  std::string Save() const;
+  static Result<std::shared_ptr<const Corpus>> Restore(std::shared_ptr<const Collection> collection,
+                                                       CorpusSpec spec, std::string_view bytes);
 
   // The lanes of one epoch of a split ("train", "val" or "test").
   Result<std::shared_ptr<const EpochSelection>> ForEpoch(const std::string& split,

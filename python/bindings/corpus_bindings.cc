@@ -23,7 +23,9 @@ SourceSpec SourceFromDict(const nb::dict& d) {
   SourceSpec s;
   s.name = Get<std::string>(d, "name", "");
   s.files = Get<std::vector<int>>(d, "files", {});
-  s.files_collection = nb::cast<std::shared_ptr<Collection>>(d["files_collection"]);
+  if (d.contains("files_collection") && !d["files_collection"].is_none()) {
+    s.files_collection = nb::cast<std::shared_ptr<Collection>>(d["files_collection"]);
+  }
   s.where = Get<std::string>(d, "where", "");
   if (d.contains("cells") && !d["cells"].is_none()) {
     s.quota = QuotaKind::kCount;
@@ -47,6 +49,54 @@ SourceSpec SourceFromDict(const nb::dict& d) {
 
 using FloatArray = nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 
+// The declaration as the Python Corpus hands it over (sources as dicts, options,
+// per-cell extra columns such as QC metrics).
+CorpusSpec SpecFromPython(const Collection& collection, nb::list sources, nb::dict options,
+                          nb::dict extra_columns) {
+  CorpusSpec spec;
+  for (nb::handle h : sources) spec.sources.push_back(SourceFromDict(nb::cast<nb::dict>(h)));
+  spec.epoch_cells = Get<int64_t>(options, "epoch_cells", 0);
+  spec.temperature = Get<double>(options, "temperature", 0);
+  spec.resample_each_epoch = Get<std::string>(options, "subsample", "fixed") == "epoch";
+  spec.seed = Get<uint64_t>(options, "seed", 0);
+  const std::string mode = Get<std::string>(options, "subsample", "fixed");
+  if (mode != "fixed" && mode != "epoch") {
+    ThrowIfError(Status::Invalid("corpus: subsample must be 'fixed' or 'epoch', got '" + mode + "'"));
+  }
+  if (options.contains("split") && !options["split"].is_none()) {
+    nb::dict sd = nb::cast<nb::dict>(options["split"]);
+    spec.split.by = Get<std::string>(sd, "by", "");
+    spec.split.val = Get<std::vector<std::string>>(sd, "val", {});
+    spec.split.test = Get<std::vector<std::string>>(sd, "test", {});
+    if (sd.contains("fractions") && !sd["fractions"].is_none()) {
+      auto f = nb::cast<std::map<std::string, double>>(sd["fractions"]);
+      spec.split.by_fraction = true;
+      spec.split.train = f.count("train") ? f["train"] : 0;
+      spec.split.val_fraction = f.count("val") ? f["val"] : 0;
+      spec.split.test_fraction = f.count("test") ? f["test"] : 0;
+      for (const auto& [k, v] : f) {
+        if (k != "train" && k != "val" && k != "test") {
+          ThrowIfError(Status::Invalid("corpus: split fractions take train, val, test; got '" + k + "'"));
+        }
+      }
+    }
+    spec.split.seed = Get<uint64_t>(sd, "seed", spec.seed);
+    spec.split.leakage_columns = Get<std::vector<std::string>>(sd, "leakage_columns", {});
+  }
+  for (auto [k, v] : extra_columns) {
+    FloatArray a = nb::cast<FloatArray>(v);
+    auto vec = std::make_shared<std::vector<float>>(a.data(), a.data() + a.shape(0));
+    if (static_cast<int64_t>(vec->size()) != collection.n_obs()) {
+      ThrowIfError(Status::Invalid("corpus: column '" + nb::cast<std::string>(k) + "' has " +
+                                   std::to_string(vec->size()) + " values for " +
+                                   std::to_string(collection.n_obs()) + " cells"));
+    }
+    spec.extra_columns[nb::cast<std::string>(k)] = std::move(vec);
+  }
+  return spec;
+}
+
+
 }  // namespace
 
 void BindCorpus(nb::module_& m) {
@@ -69,46 +119,7 @@ void BindCorpus(nb::module_& m) {
           "make",
           [](std::shared_ptr<Collection> collection, nb::list sources, nb::dict options,
              nb::dict extra_columns) {
-            CorpusSpec spec;
-            for (nb::handle h : sources) spec.sources.push_back(SourceFromDict(nb::cast<nb::dict>(h)));
-            spec.epoch_cells = Get<int64_t>(options, "epoch_cells", 0);
-            spec.temperature = Get<double>(options, "temperature", 0);
-            spec.resample_each_epoch = Get<std::string>(options, "subsample", "fixed") == "epoch";
-            spec.seed = Get<uint64_t>(options, "seed", 0);
-            const std::string mode = Get<std::string>(options, "subsample", "fixed");
-            if (mode != "fixed" && mode != "epoch") {
-              ThrowIfError(Status::Invalid("corpus: subsample must be 'fixed' or 'epoch', got '" + mode + "'"));
-            }
-            if (options.contains("split") && !options["split"].is_none()) {
-              nb::dict sd = nb::cast<nb::dict>(options["split"]);
-              spec.split.by = Get<std::string>(sd, "by", "");
-              spec.split.val = Get<std::vector<std::string>>(sd, "val", {});
-              spec.split.test = Get<std::vector<std::string>>(sd, "test", {});
-              if (sd.contains("fractions") && !sd["fractions"].is_none()) {
-                auto f = nb::cast<std::map<std::string, double>>(sd["fractions"]);
-                spec.split.by_fraction = true;
-                spec.split.train = f.count("train") ? f["train"] : 0;
-                spec.split.val_fraction = f.count("val") ? f["val"] : 0;
-                spec.split.test_fraction = f.count("test") ? f["test"] : 0;
-                for (const auto& [k, v] : f) {
-                  if (k != "train" && k != "val" && k != "test") {
-                    ThrowIfError(Status::Invalid("corpus: split fractions take train, val, test; got '" + k + "'"));
-                  }
-                }
-              }
-              spec.split.seed = Get<uint64_t>(sd, "seed", spec.seed);
-              spec.split.leakage_columns = Get<std::vector<std::string>>(sd, "leakage_columns", {});
-            }
-            for (auto [k, v] : extra_columns) {
-              FloatArray a = nb::cast<FloatArray>(v);
-              auto vec = std::make_shared<std::vector<float>>(a.data(), a.data() + a.shape(0));
-              if (static_cast<int64_t>(vec->size()) != collection->n_obs()) {
-                ThrowIfError(Status::Invalid("corpus: column '" + nb::cast<std::string>(k) + "' has " +
-                                             std::to_string(vec->size()) + " values for " +
-                                             std::to_string(collection->n_obs()) + " cells"));
-              }
-              spec.extra_columns[nb::cast<std::string>(k)] = std::move(vec);
-            }
+            CorpusSpec spec = SpecFromPython(*collection, sources, options, extra_columns);
             Result<std::shared_ptr<const Corpus>> r = Status::OK();
             {
               nb::gil_scoped_release release;
@@ -123,6 +134,29 @@ void BindCorpus(nb::module_& m) {
             return std::const_pointer_cast<Corpus>(ValueOrThrow(c.WithCollection(std::move(collection))));
           },
           nb::arg("collection"))
+      .def(
+          "save",
+          [](const Corpus& c) {
+            std::string bytes;
+            {
+              nb::gil_scoped_release release;
+              bytes = c.Save();
+            }
+            return nb::bytes(bytes.data(), bytes.size());
+          })
+      .def_static(
+          "restore",
+          [](std::shared_ptr<Collection> collection, nb::list sources, nb::dict options, nb::bytes saved) {
+            CorpusSpec spec = SpecFromPython(*collection, sources, options, nb::dict());
+            std::string bytes(saved.c_str(), saved.size());
+            Result<std::shared_ptr<const Corpus>> r = Status::OK();
+            {
+              nb::gil_scoped_release release;
+              r = Corpus::Restore(std::move(collection), std::move(spec), bytes);
+            }
+            return std::const_pointer_cast<Corpus>(ValueOrThrow(std::move(r)));
+          },
+          nb::arg("collection"), nb::arg("sources"), nb::arg("options"), nb::arg("saved"))
       .def("counts",
            [](const Corpus& c) {
              nb::list out;

@@ -144,6 +144,7 @@ class Corpus:
         self.base_dir = base_dir
         self._files = [_expand(s.files, base_dir) for s in self.sources]
         self._built = None  # (collection, engine corpus), made on first use
+        self._saved = None  # (fingerprint, evaluated state as bytes), from a pickle
 
     # -- declaration ---------------------------------------------------------------------
     @classmethod
@@ -242,18 +243,38 @@ class Corpus:
         """Evaluates the declaration (done on first use); raises on any unmet declaration."""
         if self._built is not None:
             return self
+        fingerprint = self.fingerprint  # of the files as they are before they are read
+        saved = getattr(self, "_saved", None)
+        if saved is not None and saved[0] == fingerprint:
+            # Pickled after evaluation (a spawned DataLoader worker, an unpickled Loader),
+            # and the files are unchanged: the evaluation comes with it.
+            collection = self._open_files(self.threads)
+            sources, options = self._engine_declaration(None)
+            engine = _cellfeed.Corpus.restore(collection._c, sources, options, saved[1])
+            self._built = (collection, engine)
+            self._built_fingerprint = fingerprint
+            return self
+        collection = self._open_files(self.threads)
+        extra = qc_columns_for(self, collection, self.files)
+        sources, options = self._engine_declaration(collection)
+        engine = _cellfeed.Corpus.make(collection._c, sources, options, extra)
+        self._built = (collection, engine)
+        self._built_fingerprint = fingerprint
+        return self
+
+    def _engine_declaration(self, collection):
+        """(sources, options) as the engine takes them; each source's files opened on their
+        own for its evaluation, unless `collection` is None (restoring an evaluation)."""
         files = self.files
         index = {f: i for i, f in enumerate(files)}
         layers = self.file_layers
-        collection = self._open_files(self.threads)
-        extra = qc_columns_for(self, collection, files)
         sources = []
         for s, sfiles in zip(self.sources, self._files):
-            sub = open_collection(sfiles, layer=[layers[index[f]] for f in sfiles], threads=self.threads,
-                                  values=self.values)
             d = {k: v for k, v in asdict(s).items() if k != "files"}
             d["files"] = [index[f] for f in sfiles]
-            d["files_collection"] = sub._c
+            d["files_collection"] = None if collection is None else open_collection(
+                sfiles, layer=[layers[index[f]] for f in sfiles], threads=self.threads,
+                values=self.values)._c
             sources.append(d)
         options = {"epoch_cells": self.epoch_cells, "temperature": self.temperature,
                    "subsample": self.subsample, "seed": self.seed}
@@ -263,9 +284,7 @@ class Corpus:
                                 "fractions": self.split.fractions,
                                 "seed": self.seed if self.split.seed is None else self.split.seed,
                                 "leakage_columns": list(self.split.leakage_columns)}
-        engine = _cellfeed.Corpus.make(collection._c, sources, options, extra)
-        self._built = (collection, engine)
-        return self
+        return sources, options
 
     def _open_files(self, threads: int | None) -> Collection:
         return open_collection(self.files, layer=self.file_layers, threads=threads, join=self.join,
@@ -323,10 +342,16 @@ class Corpus:
                             fetch_factor=fetch_factor, drop_last=drop_last, remainder=remainder,
                             max_batches=max_batches)
 
-    # -- pickling: DataLoader workers rebuild from the declaration ---------------------------
+    # -- pickling: the declaration, and its evaluation once there is one -------------------
     def __getstate__(self):
+        """A spawned DataLoader worker (or any unpickling process) opens the files again;
+        an evaluated corpus also carries its evaluation (row selections as bitmaps: ~12 MB
+        per selection at 100M cells), used there when the declaration's fingerprint (its
+        files' paths, sizes and mtimes) still matches, else evaluated again."""
         state = self.__dict__.copy()
         state["_built"] = None
+        if self._built is not None:
+            state["_saved"] = (self._built_fingerprint, self._built[1].save())
         return state
 
     def __repr__(self) -> str:

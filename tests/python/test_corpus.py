@@ -9,6 +9,7 @@ import collections
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -607,6 +608,80 @@ def test_forked_workers_keep_the_evaluated_corpus(files, tmp_path, monkeypatch):
     col = cellfeed.open([files[1], files[0]])
     with pytest.raises(ValueError, match="same rows"):
         c._engine.with_collection(col._c)
+
+
+def _evaluated(c):
+    """Everything an evaluated corpus answers, in plain values."""
+    lanes = [(e, name, copy, rows.tolist()) for e in (0, 1)
+             for name, copy, rows in c.epoch_rows("train", epoch=e)]
+    return (c.counts().to_dict(), c.leaks().to_dict(),
+            [c.rows(split=sp).tolist() for sp in ("train", "val", "test")],
+            c._engine.class_targets(), lanes)
+
+
+@pytest.mark.parametrize("subsample", ["fixed", "epoch"])
+def test_a_pickled_corpus_carries_its_evaluation(files, tmp_path, monkeypatch, subsample):
+    """An evaluated corpus, pickled (as a spawned DataLoader worker gets it), is not
+    evaluated again where it is unpickled while its files are unchanged; with a file
+    touched since, it is. Both answer exactly what the original evaluation does."""
+    import pickle
+
+    log = tmp_path / "evaluations.txt"
+    real = cellfeed.corpus.qc_columns_for
+
+    def counted(*a, **k):
+        with open(log, "a") as f:
+            f.write("evaluated\n")
+        return real(*a, **k)
+
+    monkeypatch.setattr(cellfeed.corpus, "qc_columns_for", counted)
+    copies = [shutil.copy(f, tmp_path / Path(f).name) for f in files[:2]]
+    c = cellfeed.Corpus([cellfeed.Source("a", copies[0], cells=150, where="n_genes_by_counts > 2"),
+                         cellfeed.Source("b", copies[1], cells=90, balance_by="grade", upsample=True),
+                         cellfeed.Source("w", copies[1], cells=40, weight_column="small")],
+                        split=cellfeed.Split(by="sample", val=["sample1"], leakage_columns=["cell_type"]),
+                        subsample=subsample, seed=4)
+    expected = _evaluated(c)
+    assert log.read_text().split() == ["evaluated"]
+    blob = pickle.dumps(c)
+    restored = pickle.loads(blob)
+    assert _evaluated(restored) == expected
+    assert log.read_text().split() == ["evaluated"]  # not evaluated again
+    loader = cellfeed.Loader(restored, batch_size=16, block_size=2, fetch_factor=2)
+    ref = cellfeed.Loader(c, batch_size=16, block_size=2, fetch_factor=2)
+    for e in (0, 1):
+        loader.set_epoch(e)
+        ref.set_epoch(e)
+        assert [np.asarray(b.rows).tolist() for b in loader] == [np.asarray(b.rows).tolist() for b in ref]
+    # A file touched since the evaluation: evaluated again, same answers.
+    st = os.stat(copies[1])
+    os.utime(copies[1], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert _evaluated(pickle.loads(blob)) == expected
+    assert log.read_text().split() == ["evaluated"] * 2
+    # Damaged saved bytes are an error, never a silent selection.
+    _, saved = pickle.loads(blob)._saved
+    col = cellfeed.open(copies)
+    sources, options = c._engine_declaration(None)
+    for bad, msg in [(saved[:-7], "truncated|damaged"), (b"x" + saved[1:], "wrong header"),
+                     (saved + b"\0", "damaged")]:
+        with pytest.raises(ValueError, match=msg):
+            cellfeed._cellfeed.Corpus.restore(col._c, sources, options, bad)
+    with pytest.raises(ValueError, match="other files or rows"):
+        cellfeed._cellfeed.Corpus.restore(cellfeed.open(copies[::-1])._c, sources, options, saved)
+
+
+def test_spawned_workers_get_the_evaluated_corpus(files):
+    """Spawned DataLoader workers (whose processes import cellfeed afresh) deliver the
+    corpus's batches exactly: the evaluation arrives with the pickled Loader."""
+    torch = pytest.importorskip("torch")
+    c = cellfeed.Corpus([cellfeed.Source("a", files[0], cells=150, where="n_genes_by_counts > 0"),
+                         cellfeed.Source("b", files[1], weight=None)], seed=4)
+    loader = cellfeed.Loader(c, batch_size=16, block_size=2, fetch_factor=2)
+    direct = {b.index: np.asarray(b.rows).tolist() for b in loader}
+    dl = torch.utils.data.DataLoader(loader, batch_size=None, num_workers=2,
+                                     multiprocessing_context="spawn", persistent_workers=True)
+    for _ in range(2):
+        assert {b.index: np.asarray(b.rows).tolist() for b in dl} == direct
 
 
 def test_torchrun_two_ranks_deliver_the_declared_counts(files, tmp_path):
