@@ -13,7 +13,11 @@ filter on. Each step runs in a fresh process so its peak RSS is its own:
   first batch;
 - workers: the filter's Loader in a torch DataLoader with 2 forked workers: the seconds
   from iter() to the first batch (each worker opens the files again; it keeps the
-  evaluated corpus rather than evaluating the filter again, which "filter" times).
+  evaluated corpus rather than evaluating the filter again, which "filter" times);
+- spawn: the same with 2 spawned workers, which get the Loader by pickle: the evaluation
+  comes with it (Corpus.__getstate__), so they open the files but do not evaluate;
+- spawn_reevaluate: the same, with the evaluation left out of the pickle (as before
+  2026-12-03): each spawned worker evaluates the filter again.
 Prints JSON: seconds and peak RSS (MB) per step.
 """
 
@@ -37,7 +41,7 @@ t_open = time.perf_counter() - t0
 n = col.n_obs
 out = {"cells": n, "open_seconds": t_open}
 t0 = time.perf_counter()
-if step in ("filter", "workers"):
+if step in ("filter", "workers", "spawn", "spawn_reevaluate"):
     drugs = [f"drug_{i:03d}" for i in range(0, 380, 2)]
     c = cellfeed.Corpus([cellfeed.Source("half", files, where=f"drug in {drugs!r} and pcnt_mito < 10")]).build()
     out["selected"] = int(c.counts()["train"].sum())
@@ -47,10 +51,14 @@ elif step in ("mixture", "plan"):
                          cellfeed.Source("c", files[10:], cells=n // 10)], seed=1).build()
     out["selected"] = int(c.counts()["requested"].sum())
 out["build_seconds"] = time.perf_counter() - t0
-if step == "workers":
+if step == "spawn_reevaluate":
+    state = cellfeed.Corpus.__getstate__
+    cellfeed.Corpus.__getstate__ = lambda self: dict(state(self), _saved=None)
+if step in ("workers", "spawn", "spawn_reevaluate"):
     import torch
     loader = cellfeed.Loader(c, batch_size=64, block_size=16, fetch_factor=64)
-    dl = torch.utils.data.DataLoader(loader, batch_size=None, num_workers=2, multiprocessing_context="fork")
+    dl = torch.utils.data.DataLoader(loader, batch_size=None, num_workers=2,
+                                     multiprocessing_context="fork" if step == "workers" else "spawn")
     t0 = time.perf_counter()
     it = iter(dl)
     next(it)
@@ -73,6 +81,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", type=int, default=100_000_000)
     ap.add_argument("--data-dir", type=Path, default=Path("/tmp/cellfeed_bench"))
+    ap.add_argument("--steps", default="open,filter,mixture,plan,workers,spawn,spawn_reevaluate")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(HERE))
     import h5py
@@ -94,7 +103,7 @@ def main(argv=None) -> dict:
             paths.append(path)
     files = json.dumps([str(p) for p in paths])
     result = {"cells": args.cells}
-    for step in ("open", "filter", "mixture", "plan", "workers"):
+    for step in args.steps.split(","):
         r = subprocess.run([sys.executable, "-c", STEP, files, step], capture_output=True, text=True, check=True)
         result[step] = json.loads(r.stdout.strip().splitlines()[-1])
         print(step, result[step], file=sys.stderr, flush=True)
