@@ -32,7 +32,9 @@ struct CellState {
   // preset's time).
   struct Scratch {
     std::vector<std::pair<int32_t, double>> pairs;  // gathered (vocabulary id, value)
-    std::vector<float> dense;                       // a bfloat16 row in float32
+    std::vector<float> dense;                       // a dense row, streamed out when done
+    std::vector<uint8_t> mask_row;                  // its value mask
+    std::vector<uint16_t> bf16_row;                 // a bfloat16 row
     std::vector<int32_t> masked;                    // value-masked positions
     std::vector<KeyedId> ranked, ranked_tmp;        // rank tokens
     std::vector<double> sorted, edges;              // value bins

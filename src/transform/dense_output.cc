@@ -16,6 +16,7 @@
 
 #include "transform/cell_rng.h"
 #include "transform/cell_state.h"
+#include "transform/stream_store.h"
 
 namespace cellfeed::transform {
 
@@ -77,15 +78,11 @@ void WriteDense(const DenseOutput& o, const StageContext& ctx, const CellState& 
   Tensor* target_t = ctx.has_target ? &out.tensors[slot++] : nullptr;
   Tensor* down_t = ctx.has_target ? &out.tensors[slot++] : nullptr;
 
-  // Values in float32 first (the row of a float32 output, or scratch for bfloat16).
-  std::vector<float>& scratch = c.scratch.dense;
-  float* row;
-  if (o.dtype == ValueType::kFloat32) {
-    row = reinterpret_cast<float*>(out.tensors[kValues].data.data()) + i * W;
-  } else {
-    scratch.resize(static_cast<size_t>(W));
-    row = scratch.data();
-  }
+  // Rows are built in cache-resident scratch and streamed into the tensors
+  // (stream_store.h): the tensors' lines are then written without being read first.
+  CellState::Scratch& sc = c.scratch;
+  sc.dense.resize(static_cast<size_t>(W));
+  float* row = sc.dense.data();
   std::memset(row, 0, static_cast<size_t>(W) * sizeof(float));
   for (size_t k = 0; k < c.idx.size(); ++k) row[c.idx[k]] = static_cast<float>(c.x[k]);
   if (tokens) {
@@ -95,17 +92,17 @@ void WriteDense(const DenseOutput& o, const StageContext& ctx, const CellState& 
     row[V + 1] = static_cast<float>(s);
   }
   uint8_t* att = out.tensors[kAttention].data.data() + i * W;
-  std::memcpy(att, present, static_cast<size_t>(V));
+  StreamCopy(att, present, static_cast<size_t>(V));
   if (tokens) att[V] = att[V + 1] = 1;
 
   if (mask_t) {
-    uint8_t* m = mask_t->data.data() + i * W;
-    std::memset(m, 0, static_cast<size_t>(W));
+    sc.mask_row.assign(static_cast<size_t>(W), 0);
+    uint8_t* m = sc.mask_row.data();
     CellRng rng(CellStreamKey(ctx.seed, ctx.epoch, c.key, kPurposeValueMask));
     const ValueMask& vm = o.value_mask;
     // The masked positions are also listed, so replacing their values touches only them
     // (~0.3 nnz + 0.03 V of them) instead of scanning the row.
-    std::vector<int32_t>& masked = c.scratch.masked;
+    std::vector<int32_t>& masked = sc.masked;
     masked.clear();
     for (size_t k = 0; k < c.idx.size(); ++k) {
       if (c.x[k] != 0 && rng.Bernoulli(vm.nonzero)) {
@@ -131,15 +128,21 @@ void WriteDense(const DenseOutput& o, const StageContext& ctx, const CellState& 
       }
     }
     for (int32_t j : masked) row[j] = vm.value;
+    StreamCopy(mask_t->data.data() + i * W, m, static_cast<size_t>(W));
   }
   if (o.dtype == ValueType::kBFloat16) {
-    uint16_t* dst = reinterpret_cast<uint16_t*>(out.tensors[kValues].data.data()) + i * W;
-    for (int64_t j = 0; j < W; ++j) dst[j] = ToBFloat16(row[j]);
+    sc.bf16_row.resize(static_cast<size_t>(W));
+    for (int64_t j = 0; j < W; ++j) sc.bf16_row[static_cast<size_t>(j)] = ToBFloat16(row[j]);
+    StreamCopy(out.tensors[kValues].data.data() + i * W * 2, sc.bf16_row.data(),
+               static_cast<size_t>(W) * 2);
+  } else {
+    StreamCopy(out.tensors[kValues].data.data() + i * W * 4, row, static_cast<size_t>(W) * 4);
   }
   if (target_t) {
-    float* tr = reinterpret_cast<float*>(target_t->data.data()) + i * V;
+    float* tr = row;  // the values row is out: its scratch is reused for the target
     std::memset(tr, 0, static_cast<size_t>(V) * sizeof(float));
     for (size_t k = 0; k < c.idx.size(); ++k) tr[c.idx[k]] = static_cast<float>(c.target[k]);
+    StreamCopy(target_t->data.data() + i * V * 4, tr, static_cast<size_t>(V) * 4);
     down_t->data[static_cast<size_t>(i)] = c.downsampled ? 1 : 0;
   }
 }
