@@ -148,7 +148,8 @@ void BindCorpus(nb::module_& m) {
           "restore",
           [](std::shared_ptr<Collection> collection, nb::list sources, nb::dict options, nb::bytes saved) {
             CorpusSpec spec = SpecFromPython(*collection, sources, options, nb::dict());
-            std::string bytes(saved.c_str(), saved.size());
+            // A view: `saved` stays referenced by the caller while the GIL is released.
+            std::string_view bytes(saved.c_str(), saved.size());
             Result<std::shared_ptr<const Corpus>> r = Status::OK();
             {
               nb::gil_scoped_release release;

@@ -244,20 +244,16 @@ class Corpus:
         if self._built is not None:
             return self
         fingerprint = self.fingerprint  # of the files as they are before they are read
-        saved = getattr(self, "_saved", None)
-        if saved is not None and saved[0] == fingerprint:
+        collection = self._open_files(self.threads)
+        if self._saved is not None and self._saved[0] == fingerprint:
             # Pickled after evaluation (a spawned DataLoader worker, an unpickled Loader),
             # and the files are unchanged: the evaluation comes with it.
-            collection = self._open_files(self.threads)
             sources, options = self._engine_declaration(None)
-            engine = _cellfeed.Corpus.restore(collection._c, sources, options, saved[1])
-            self._built = (collection, engine)
-            self._built_fingerprint = fingerprint
-            return self
-        collection = self._open_files(self.threads)
-        extra = qc_columns_for(self, collection, self.files)
-        sources, options = self._engine_declaration(collection)
-        engine = _cellfeed.Corpus.make(collection._c, sources, options, extra)
+            engine = _cellfeed.Corpus.restore(collection._c, sources, options, self._saved[1])
+        else:
+            extra = qc_columns_for(self, collection, self.files)
+            sources, options = self._engine_declaration(collection)
+            engine = _cellfeed.Corpus.make(collection._c, sources, options, extra)
         self._built = (collection, engine)
         self._built_fingerprint = fingerprint
         return self
@@ -348,10 +344,11 @@ class Corpus:
         an evaluated corpus also carries its evaluation (row selections as bitmaps: ~12 MB
         per selection at 100M cells), used there when the declaration's fingerprint (its
         files' paths, sizes and mtimes) still matches, else evaluated again."""
+        if self._built is not None and (self._saved is None or self._saved[0] != self._built_fingerprint):
+            # Saved once per evaluation: every spawned worker start pickles the corpus again.
+            self._saved = (self._built_fingerprint, self._built[1].save())
         state = self.__dict__.copy()
         state["_built"] = None
-        if self._built is not None:
-            state["_saved"] = (self._built_fingerprint, self._built[1].save())
         return state
 
     def __repr__(self) -> str:
