@@ -191,15 +191,16 @@ class _EpochCell:
     def value(self, v: int) -> None:
         self._raw[0] = int(v)
 
-    def worker_started(self, num_workers: int) -> bool:
+    def worker_started(self, worker_id: int, num_workers: int) -> bool:
         """Counts a worker process's first iteration; True (once) when more processes
         have started than num_workers: the DataLoader restarts its workers every epoch."""
         self._raw[1] += 1  # racy between workers; a count off by one only delays the warning
-        return self._raw[1] > num_workers and self.first_note(_NOTE_RESTART)
+        return self._raw[1] > num_workers and self.first_note(worker_id, _NOTE_RESTART)
 
-    def first_note(self, bit: int) -> bool:
-        """True for the first worker that asks (racy: at worst a note comes twice)."""
-        if self._raw[2] & bit:
+    def first_note(self, worker_id: int, bit: int) -> bool:
+        """True once, in worker 0: one process reads and writes the bits, so two workers
+        starting together cannot both see a note as not given yet."""
+        if worker_id != 0 or self._raw[2] & bit:
             return False
         self._raw[2] |= bit
         return True
@@ -580,13 +581,13 @@ class Loader(_Base):
         spec = (self.output, None if self.inputs is None else self.inputs.convert_spec())
         ring = None
         if info is not None:
-            if not self._counted_worker and self._epoch_cell.worker_started(num_workers):
+            if not self._counted_worker and self._epoch_cell.worker_started(worker_id, num_workers):
                 spawn = not self._forked
                 warnings.warn(_RESTART_WARNING.format(
                     spawn=" (and, not forked, starts Python and imports torch)" if spawn else ""),
                     RuntimeWarning, stacklevel=2)
             if (not self._counted_worker and _cores() <= _SMALL_MACHINE_CPUS
-                    and self._epoch_cell.first_note(_NOTE_SMALL_MACHINE)):
+                    and self._epoch_cell.first_note(worker_id, _NOTE_SMALL_MACHINE)):
                 warnings.warn(_SMALL_MACHINE_WARNING.format(workers=num_workers, cpus=_cores()),
                               RuntimeWarning, stacklevel=2)
             self._counted_worker = True
