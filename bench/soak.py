@@ -37,12 +37,16 @@ import numpy as np
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
 
-def rss_bytes() -> int:
+def status_bytes(field: str = "VmRSS") -> int:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
+    raise RuntimeError(f"no {field}")
+
+
+def rss_bytes() -> int:
+    return status_bytes("VmRSS")
 
 
 class _MallInfo2(ctypes.Structure):
@@ -75,6 +79,8 @@ def sample() -> dict:
     # malloc and Python's block count are diagnostics only (the verdict is on RSS).
     return {"rss": rss_bytes(), "threads": len(os.listdir("/proc/self/task")),
             "fds": len(os.listdir("/proc/self/fd")), "malloc": malloc_in_use(),
+            # RSS in anonymous memory vs mapped files (libraries' pages touched so far).
+            "rss_anon": status_bytes("RssAnon"), "rss_file": status_bytes("RssFile"),
             "py_blocks": sys.getallocatedblocks()}
 
 
