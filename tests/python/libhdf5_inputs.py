@@ -2,7 +2,9 @@
 through anndata, in a subprocess of the test, writing what each read (or raised) into
 OUT/<name>.npz / OUT/<name>.json:
 
-    python libhdf5_inputs.py cellfeed|reference OUT FILE...
+    python libhdf5_inputs.py cellfeed|reference|heap OUT FILE...
+
+(heap: h5py for numbers, hdf5_heap_reference.py for every string.)
 """
 
 from __future__ import annotations
@@ -47,7 +49,11 @@ def read_reference(path: str) -> dict:
 
 def main() -> None:
     mode, out = sys.argv[1], Path(sys.argv[2])
-    read = read_cellfeed if mode == "cellfeed" else read_reference
+    if mode == "heap":
+        sys.path.insert(0, str(Path(__file__).parent))
+        from hdf5_heap_reference import read_with_heap_reference as read
+    else:
+        read = read_cellfeed if mode == "cellfeed" else read_reference
     for path in sys.argv[3:]:
         name = Path(path).name
         print(json.dumps({"start": name}), flush=True)
