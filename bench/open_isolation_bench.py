@@ -4,7 +4,9 @@ Two collections: a 14-file Tahoe-like one (bench/tahoe_like.py, 62,710 genes: va
 are read at open) and one large-obs file (write_tiny_plate: --large-cells cells, one value
 each). For each, alternating runs in this process of cellfeed.open(..., isolate=True) and
 isolate=False (the baseline), and of the first obs_names() read of a fresh collection
-(isolated: a probe first reads the whole obs index once). Reports medians and ratios.
+(isolated: a probe first reads the whole obs index once); then of a reopen of files
+already probed in this process (as a forked DataLoader worker reopens them), where no
+probe runs. Reports medians and ratios.
 --atlas DIR adds a third: the 14 plates of an existing collection (e.g. the 100M-cell one
 bench/corpus_scale_bench.py writes to /tmp/cellfeed_bench/tiny_100000000).
 
@@ -42,9 +44,19 @@ def measure(paths, repeats: int, obs_rows) -> dict:
     cellfeed.open(paths, isolate=False)  # page cache warm for both
     for _ in range(repeats):
         for iso in (True, False):
+            # A first open each time: a probe that passed is not run again on the same
+            # files in this process (io/hdf5/probe_verdicts.h); the reopen figure is below.
+            cellfeed._cellfeed._forget_open_probes()
             res["open"][iso].append(timed(lambda: cellfeed.open(paths, isolate=iso)))
+            cellfeed._cellfeed._forget_open_probes()
             c = cellfeed.open(paths, isolate=iso)
+            cellfeed._cellfeed._forget_open_probes()
             res["obs_names"][iso].append(timed(lambda: c.obs_names(obs_rows)))
+        # Opening the same files again in this process (or in a forked DataLoader worker).
+        res.setdefault("reopen", {True: [], False: []})
+        cellfeed.open(paths, isolate=True)
+        res["reopen"][True].append(timed(lambda: cellfeed.open(paths, isolate=True)))
+        res["reopen"][False].append(timed(lambda: cellfeed.open(paths, isolate=False)))
     out = {}
     for k, v in res.items():
         iso, base = statistics.median(v[True]), statistics.median(v[False])
@@ -87,7 +99,7 @@ def main() -> int:
                                                  **measure(plates, args.repeats, None)}
     print(f"{'collection':22s} {'what':10s} {'isolated':>10s} {'baseline':>10s} {'ratio':>7s}")
     for name, r in report.items():
-        for what in ("open", "obs_names"):
+        for what in ("open", "obs_names", "reopen"):
             m = r[what]
             print(f"{name:22s} {what:10s} {m['isolated_s']*1e3:9.1f}ms {m['baseline_s']*1e3:9.1f}ms "
                   f"{m['ratio']:6.2f}x")

@@ -52,6 +52,12 @@ struct OpenOptions {
 // open fails Cancelled, so Ctrl-C does not wait out a hanging file's probe timeout.
 void SetOpenInterruptCheck(bool (*check)());
 
+// A probe that succeeded is not run again on the same file bytes (device, inode, size,
+// mtime, ctime) with the same probe program and limits, in this process or in processes
+// forked from it (DataLoader workers). This forgets those verdicts, so that the next open
+// probes every file again (benchmarks of a first open; tests).
+void ForgetOpenProbes();
+
 // What `cellfeed inspect` reports about one array.
 struct ArraySummary {
   std::string name;        // e.g. "X/data"

@@ -46,6 +46,8 @@ NB_MODULE(_cellfeed, m) {
   });
   g_main_thread = std::this_thread::get_id();  // the importing thread: the main one, usually
   cellfeed::SetOpenInterruptCheck(&PythonInterrupted);
+  m.def("_forget_open_probes", &cellfeed::ForgetOpenProbes,
+        "Forget which files' open probes succeeded, so the next open probes them again.");
   cellfeed::python::BindCollection(m);
   cellfeed::python::BindLoader(m);
   cellfeed::python::BindCorpus(m);

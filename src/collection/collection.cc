@@ -9,6 +9,7 @@
 #include "collection/gene_join.h"
 #include "h5ad/column_reader.h"
 #include "source/anndata_source.h"
+#include "io/hdf5/probe_verdicts.h"
 #include "source/open_probe.h"
 #include "io/array_reader.h"
 
@@ -168,6 +169,7 @@ MergedCategories MergeCategories(const std::vector<const h5ad::ColumnLayout*>& l
 }  // namespace
 
 void SetOpenInterruptCheck(bool (*check)()) { io::SetProbeInterruptCheck(check); }
+void ForgetOpenProbes() { io::ForgetProbeVerdicts(); }
 
 Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::string>& given,
                                                      const OpenOptions& options) {

@@ -1,5 +1,7 @@
 #include "io/hdf5/isolation.h"
 
+#include "io/hdf5/probe_verdicts.h"
+
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -222,10 +224,11 @@ std::string ProbeExecutable() {
 
 void SetProbeInterruptCheck(InterruptCheck check) { g_interrupt_check.store(check); }
 
-std::vector<Status> ProbeInChild(const std::vector<ProbeJob>& jobs, const IsolationLimits& limits,
-                                 int parallel) {
+namespace {
+
+std::vector<Status> RunProbes(const std::vector<ProbeJob>& jobs, const IsolationLimits& limits,
+                              int parallel, const std::string& exe) {
   std::vector<Status> out(jobs.size());
-  const std::string exe = ProbeExecutable();
   if (exe.empty()) {
     for (size_t i = 0; i < jobs.size(); ++i) {
       out[i] = Status::IOError(
@@ -306,6 +309,32 @@ std::vector<Status> ProbeInChild(const std::vector<ProbeJob>& jobs, const Isolat
       out[c.job] = Outcome(jobs[c.job], c, wstatus, limits);
     }
     running = std::move(still);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<Status> ProbeInChild(const std::vector<ProbeJob>& jobs, const IsolationLimits& limits,
+                                 int parallel) {
+  const std::string exe = ProbeExecutable();
+  // Jobs a probe already passed (in this process or before a fork) on the same bytes,
+  // with the same program and limits, are not probed again (io/hdf5/probe_verdicts.h).
+  std::vector<std::string> keys;
+  std::vector<ProbeJob> todo;
+  std::vector<size_t> todo_index;
+  std::vector<Status> out(jobs.size());
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    keys.push_back(exe.empty() ? std::string() : ProbeVerdictKey(jobs[i], exe, limits));
+    if (ProbeSucceededBefore(keys.back())) continue;
+    todo.push_back(jobs[i]);
+    todo_index.push_back(i);
+  }
+  if (todo.empty()) return out;
+  const std::vector<Status> ran = RunProbes(todo, limits, parallel, exe);
+  for (size_t k = 0; k < ran.size(); ++k) {
+    out[todo_index[k]] = ran[k];
+    if (ran[k].ok()) RememberProbeSuccess(keys[todo_index[k]]);
   }
   return out;
 }
