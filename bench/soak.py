@@ -160,6 +160,13 @@ def flat(samples: list[dict], warmup: int, delivered_per_round: float) -> tuple[
     leak_allowance = 0.01 * delivered_per_round * half
     verdict.update({"rss_growth": growth, "rss_noise": noise, "rss_leak_allowance": leak_allowance,
                     "rss_tolerance": noise + leak_allowance})
+    # Diagnostic, not part of the verdict: the least-squares slope of RSS over the rounds
+    # after warm-up, which a long run resolves far below the allowance above.
+    xs = list(range(len(after)))
+    mx, my = statistics.fmean(xs), statistics.fmean(s["rss"] for s in after)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    verdict["rss_slope_bytes_per_round"] = (
+        sum((x - mx) * (s["rss"] - my) for x, s in zip(xs, after)) / sxx if sxx else 0.0)
     ok = (verdict["threads_median_late"] <= verdict["threads_max_first_half"]
           and verdict["fds_median_late"] <= verdict["fds_max_first_half"]
           and growth <= noise + leak_allowance)

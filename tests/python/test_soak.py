@@ -44,6 +44,7 @@ def test_the_flatness_criterion_catches_leaks_and_not_noise():
     # the same rise spread as noise within the first half only: flat.
     mb = 1 << 20
     rising = [300 * mb] * warm + [300 * mb + i * mb for i in range(24)]
-    assert not flat(_series([20] * 28, rss=rising), warm, mb)[0]
+    ok, verdict = flat(_series([20] * 28, rss=rising), warm, mb)
+    assert not ok and abs(verdict["rss_slope_bytes_per_round"] - mb) < 1e-6 * mb
     jitter = [300 * mb] * warm + [300 * mb + (i % 2) * 5 * mb for i in range(24)]
     assert flat(_series([20] * 28, rss=jitter), warm, mb)[0]
