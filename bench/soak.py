@@ -8,7 +8,7 @@ After each round (gc'd) it samples RSS (/proc/self/status VmRSS), threads
 (/proc/self/task) and open descriptors (/proc/self/fd).
 
 After the warm-up rounds the thread and descriptor counts (median of the later half) must
-not exceed the most seen in the first half, and RSS must not grow by more than a derived tolerance: the split of
+exceed the most seen in the first half by at most one, and RSS must not grow by more than a derived tolerance: the split of
 the post-warm-up rounds into halves must differ in median RSS by less than the RSS spread
 seen within the first half (allocator noise) plus what a leak of 1% of the bytes
 delivered per round would add over half the rounds. Exit status 1 when not flat.
@@ -143,11 +143,12 @@ def one_round(paths, epoch: int) -> int:
 def flat(samples: list[dict], warmup: int, delivered_per_round: float) -> tuple[bool, dict]:
     after = samples[warmup:]
     half = len(after) // 2
-    # Counts: the second half's median may not exceed the most seen in the first half after
-    # warm-up. A leak of one thread or descriptor every few rounds raises it; torch's
-    # teardown, which sometimes has not closed a worker's pipe when the round is sampled,
-    # moves single samples by one or two either way (a 24-round smoke under load once read
-    # 19 at the end of warm-up and 20 later, with 19-20 throughout).
+    # Counts: the second half's median may exceed the most seen in the first half after
+    # warm-up by at most one. A leak of one thread or descriptor every few rounds raises
+    # it by more; torch's teardown, which sometimes has not closed a worker's pipe when the
+    # round is sampled, moves single samples by one or two either way, and a helper
+    # created once and kept adds one for good (two CI smokes under load: 19 at the end of
+    # warm-up and 19-20 after; 19 through the first half and 20 through the second).
     verdict = {}
     for k in ("threads", "fds"):
         verdict[f"{k}_at_warmup"] = samples[warmup - 1][k]
@@ -167,8 +168,8 @@ def flat(samples: list[dict], warmup: int, delivered_per_round: float) -> tuple[
     sxx = sum((x - mx) ** 2 for x in xs)
     verdict["rss_slope_bytes_per_round"] = (
         sum((x - mx) * (s["rss"] - my) for x, s in zip(xs, after)) / sxx if sxx else 0.0)
-    ok = (verdict["threads_median_late"] <= verdict["threads_max_first_half"]
-          and verdict["fds_median_late"] <= verdict["fds_max_first_half"]
+    ok = (verdict["threads_median_late"] <= verdict["threads_max_first_half"] + 1
+          and verdict["fds_median_late"] <= verdict["fds_max_first_half"] + 1
           and growth <= noise + leak_allowance)
     return ok, verdict
 
