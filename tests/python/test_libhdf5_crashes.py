@@ -94,15 +94,15 @@ def _heap_reference():
 def test_the_heap_reference_reads_what_anndata_reads(tmp_path):
     """The independent heap reader used above, on good anndata-written files (LZF and
     gzip chunks; categorical, string and nullable columns): equal to anndata's read."""
+    ref = _heap_reference()  # puts the helpers' folder on sys.path
+    from libhdf5_inputs import read_reference
     sys.path.insert(0, str(REPO / "scripts"))
     from make_flipped_files import write_base
-    sys.path.insert(0, str(HELPER.parent))
-    from libhdf5_inputs import read_reference
 
     write_base(tmp_path / "base.h5ad")
     files = [REPO / "fuzz" / "corpus" / "h5ad" / n for n in ("lzf.h5ad", "gzip.h5ad")]
     for path in files + [tmp_path / "base.h5ad"]:
-        got, want = _heap_reference().read_with_heap_reference(str(path)), read_reference(str(path))
+        got, want = ref.read_with_heap_reference(str(path)), read_reference(str(path))
         assert sorted(got) == sorted(want) and any(k.startswith("obs:") for k in want), path
         for k in want:
             np.testing.assert_array_equal(got[k], want[k], err_msg=f"{path.name}: {k}")

@@ -1,7 +1,5 @@
 #include "io/hdf5/isolation.h"
 
-#include "io/hdf5/probe_verdicts.h"
-
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -19,6 +17,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
+
+#include "io/hdf5/probe_verdicts.h"
 
 extern char** environ;
 
