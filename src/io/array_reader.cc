@@ -193,12 +193,14 @@ Status ReadUnfilteredRanges(const ArrayRead& r, const RandomAccessFile& file,
   const Piece* run = begin;
   const bool direct = r.out_type == L.dtype && !r.discard_output;
   std::vector<struct iovec> iov;
+  // A mapped file has no cost per read to save: only touching pieces are merged.
+  const uint64_t merge_hole = file.mapped() ? 0 : kMergeHoleBytes;
   while (run != end) {
     // Extend the run while the next piece starts close after the furthest end so far.
     int64_t lo = run->src, hi = run->src + run->count;
     const Piece* stop = run + 1;
     while (stop != end &&
-           static_cast<uint64_t>(std::max<int64_t>(stop->src - hi, 0)) * esize <= kMergeHoleBytes) {
+           static_cast<uint64_t>(std::max<int64_t>(stop->src - hi, 0)) * esize <= merge_hole) {
       hi = std::max(hi, stop->src + stop->count);
       ++stop;
     }

@@ -100,7 +100,11 @@ Result<std::shared_ptr<RandomAccessFile>> RandomAccessFile::Open(const std::stri
     ::close(fd);
     return id.status();
   }
-  return std::shared_ptr<RandomAccessFile>(new RandomAccessFile(path, fd, id.value()));
+  // Injected faults apply to preads: a file under test is then never mapped.
+  std::unique_ptr<MappedFile> mapped;
+  if (Fault().kind == InjectedFault::kNone) mapped = MappedFile::Map(fd, id.value().size);
+  return std::shared_ptr<RandomAccessFile>(
+      new RandomAccessFile(path, fd, id.value(), std::move(mapped)));
 }
 
 RandomAccessFile::~RandomAccessFile() { ::close(fd_); }
@@ -121,7 +125,20 @@ bool RandomAccessFile::IsCached(uint64_t offset) const {
   }
 }
 
+bool RandomAccessFile::FromMapping(uint64_t offset, uint64_t size, void* out, Status& st) const {
+  if (!mapped_ || offset > mapped_->size() || size > mapped_->size() - offset) return false;
+  if (mapped_->Copy(offset, out, static_cast<size_t>(size))) {
+    st = Status::OK();
+  } else {
+    st = Status::IOError(path_ + ": file is truncated or changed: the " + std::to_string(size) +
+                         " bytes at offset " + std::to_string(offset) +
+                         " are no longer in it (SIGBUS reading its mapping)");
+  }
+  return true;
+}
+
 Status RandomAccessFile::ReadAt(uint64_t offset, uint64_t size, void* out) const {
+  if (Status st; FromMapping(offset, size, out, st)) return st;
   auto* dst = static_cast<char*>(out);
   uint64_t done = 0;
   while (done < size) {
@@ -145,6 +162,19 @@ Status RandomAccessFile::ReadAt(uint64_t offset, uint64_t size, void* out) const
 }
 
 Status RandomAccessFile::ReadAtV(uint64_t offset, std::span<const struct iovec> buffers) const {
+  if (mapped_) {
+    uint64_t total = 0;
+    for (const struct iovec& v : buffers) total += v.iov_len;
+    if (offset <= mapped_->size() && total <= mapped_->size() - offset) {
+      for (const struct iovec& v : buffers) {
+        Status st;
+        FromMapping(offset, v.iov_len, v.iov_base, st);
+        if (!st.ok()) return st;
+        offset += v.iov_len;
+      }
+      return Status::OK();
+    }
+  }
   std::vector<struct iovec> iov(buffers.begin(), buffers.end());
   size_t first = 0;
   uint64_t pos = offset;

@@ -1,4 +1,5 @@
-// A file read with pread from any thread, with no shared offset and no libhdf5.
+// A file read from any thread, with no shared offset and no libhdf5: by guarded copies
+// out of a read-only mapping where one is kept (io/mapped_file.h), by pread otherwise.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <sys/uio.h>
 
 #include "cellfeed/status.h"
+#include "io/mapped_file.h"
 
 namespace cellfeed::io {
 
@@ -40,6 +42,9 @@ class RandomAccessFile {
   // Whether the page holding `offset` is in the page cache: a one-byte read that may not
   // wait for the device (preadv2 RWF_NOWAIT). True where the kernel cannot tell.
   bool IsCached(uint64_t offset) const;
+  // Whether reads are copies out of a mapping: no fixed cost per read, so readers need
+  // not merge nearby ranges into one.
+  bool mapped() const { return mapped_ != nullptr; }
   const std::string& path() const { return path_; }
   uint64_t size_at_open() const { return identity_.size; }
   uint64_t device() const { return identity_.device; }  // st_dev / st_ino at open
@@ -48,11 +53,16 @@ class RandomAccessFile {
   Status CheckUnchanged() const { return identity_.CheckUnchanged(fd_, path_); }
 
  private:
-  RandomAccessFile(std::string path, int fd, FileIdentity identity)
-      : path_(std::move(path)), fd_(fd), identity_(identity) {}
+  RandomAccessFile(std::string path, int fd, FileIdentity identity,
+                   std::unique_ptr<MappedFile> mapped)
+      : path_(std::move(path)), fd_(fd), identity_(identity), mapped_(std::move(mapped)) {}
+  // The bytes [offset, offset + size) from the mapping: OK, an IOError (pages gone), or
+  // false when the mapping does not cover them (the caller preads).
+  bool FromMapping(uint64_t offset, uint64_t size, void* out, Status& st) const;
   std::string path_;
   int fd_;
   FileIdentity identity_;
+  std::unique_ptr<MappedFile> mapped_;
 };
 
 }  // namespace cellfeed::io
