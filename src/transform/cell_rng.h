@@ -51,7 +51,28 @@ class CellRng {
   uint64_t Below(uint64_t bound) { return g_.Below(bound); }
   bool Bernoulli(double p) { return Uniform() < p; }
 
-  int64_t Binomial(int64_t n, double p) {
+  // (1 - q)^m for one probability, computed once per trial count m < kCached instead of
+  // once per value (std::pow was 4% of RDA thinning); each entry is std::pow's own result.
+  class PowTable {
+   public:
+    static constexpr int64_t kCached = 64;
+    explicit PowTable(double p) : base_(1 - (p > 0.5 ? 1 - p : p)) {
+      for (double& v : value_) v = -1;
+    }
+    double Of(double base, int64_t m) {
+      if (base != base_ || m >= kCached) return std::pow(base, static_cast<double>(m));
+      double& v = value_[m];
+      if (v < 0) v = std::pow(base, static_cast<double>(m));
+      return v;
+    }
+
+   private:
+    double base_;
+    double value_[kCached];
+  };
+
+  // `table`, when given, was made for this p.
+  int64_t Binomial(int64_t n, double p, PowTable* table = nullptr) {
     if (n <= 0 || !(p > 0)) return 0;
     if (p >= 1) return n;
     const bool flip = p > 0.5;
@@ -59,7 +80,7 @@ class CellRng {
     int64_t k = 0;
     for (int64_t left = n; left > 0;) {
       const int64_t m = std::min<int64_t>(left, 512);
-      k += SmallBinomial(m, q);
+      k += SmallBinomial(m, q, table);
       left -= m;
     }
     return flip ? n - k : k;
@@ -90,11 +111,11 @@ class CellRng {
 
  private:
   // BINV for m <= 512 trials and q <= 1/2.
-  int64_t SmallBinomial(int64_t m, double q) {
+  int64_t SmallBinomial(int64_t m, double q, PowTable* table) {
     if (m == 1) return Uniform() < q ? 1 : 0;
     const double s = q / (1 - q);
     const double a = static_cast<double>(m + 1) * s;
-    double r = std::pow(1 - q, static_cast<double>(m));
+    double r = table ? table->Of(1 - q, m) : std::pow(1 - q, static_cast<double>(m));
     double u = Uniform();
     int64_t x = 0;
     while (u > r) {

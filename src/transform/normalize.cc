@@ -29,9 +29,10 @@ void ApplyNormalizeTotal(const NormalizeTotal& s, CellState& c) {
 }
 
 void ApplyLog1p(CellState& c) {
-  for (double& x : c.x) x = std::log1p(x);
+  Log1pMemo& log1p = c.scratch.log1p;
+  for (double& x : c.x) x = log1p(x);
   if (c.has_target)
-    for (double& x : c.target) x = std::log1p(x);
+    for (double& x : c.target) x = log1p(x);
 }
 
 void ApplyClip(const Clip& s, CellState& c) {

@@ -13,9 +13,10 @@ namespace cellfeed::transform {
 namespace {
 
 double ThinValues(std::vector<double>& x, double p, CellRng& rng) {
+  CellRng::PowTable table(p);
   double total = 0;
   for (double& v : x) {
-    v = static_cast<double>(rng.Binomial(static_cast<int64_t>(v), p));
+    v = static_cast<double>(rng.Binomial(static_cast<int64_t>(v), p, &table));
     total += v;
   }
   return total;
