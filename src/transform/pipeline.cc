@@ -190,14 +190,23 @@ Status Pipeline::Run(const CsrMatrix& X, int64_t row_begin, int64_t row_end, con
     const int32_t* to_vocab = m.map.column_to_vocab[c.file].data();
     // Straight into the cell's arrays; only a map that reorders or merges genes needs the
     // sort-and-sum pass below (the usual map keeps the file's order: one pass, no copy).
-    c.idx.clear();
-    c.x.clear();
-    c.all_total = 0;
+    // Locals, not the cell's members, in the loop: stores to c.all_total could alias the
+    // values written through c.x, so the compiler kept the running sum in memory (its
+    // load-add-store chain was most of the gather's time). Sums run in the same order.
+    const int64_t o_begin = X.indptr[row_begin + i], o_end = X.indptr[row_begin + i + 1];
+    c.idx.resize(static_cast<size_t>(o_end - o_begin));
+    c.x.resize(static_cast<size_t>(o_end - o_begin));
+    int32_t* idx = c.idx.data();
+    double* xs = c.x.data();
+    const float* data = X.data.data();
+    const int32_t* indices = X.indices.data();
+    size_t kept = 0;
+    double all_total = 0;
     bool ordered = true;  // ids strictly ascending: sorted, no two file genes on one id
     int32_t last = -1;
-    for (int64_t o = X.indptr[row_begin + i]; o < X.indptr[row_begin + i + 1]; ++o) {
-      const float v = X.data[static_cast<size_t>(o)];
-      const int32_t col = X.indices[static_cast<size_t>(o)];
+    for (int64_t o = o_begin; o < o_end; ++o) {
+      const float v = data[o];
+      const int32_t col = indices[o];
       if (m.needs_counts && !(v >= 0 && v == std::floor(v))) {
         return Status::Invalid(
             m.map.files[c.file] + ": X row " + std::to_string(c.row - m.map.file_offsets[c.file]) +
@@ -205,14 +214,17 @@ Status Pipeline::Run(const CsrMatrix& X, int64_t row_begin, int64_t row_end, con
             ", expected a non-negative integer count: binomial thinning and read-depth "
             "downsampling need raw counts (open the counts layer, e.g. layer='counts')");
       }
-      c.all_total += v;
+      all_total += v;
       const int32_t g = to_vocab[col];
       if (g < 0) continue;
       ordered = ordered && g > last;
       last = std::max(last, g);
-      c.idx.push_back(g);
-      c.x.push_back(v);
+      idx[kept] = g;
+      xs[kept++] = v;
     }
+    c.idx.resize(kept);
+    c.x.resize(kept);
+    c.all_total = all_total;
     if (!ordered) {
       pairs.clear();
       for (size_t k = 0; k < c.idx.size(); ++k) pairs.emplace_back(c.idx[k], c.x[k]);
@@ -230,8 +242,9 @@ Status Pipeline::Run(const CsrMatrix& X, int64_t row_begin, int64_t row_end, con
         c.raw_total += v;
       }
     } else {
-      c.raw_total = 0;
-      for (double v : c.x) c.raw_total += v;
+      double raw_total = 0;
+      for (double v : c.x) raw_total += v;
+      c.raw_total = raw_total;
     }
     c.total = c.raw_total;
     c.has_target = false;
