@@ -65,6 +65,7 @@ struct CellState {
     std::vector<uint16_t> bf16_row;                 // a bfloat16 row
     std::vector<int32_t> masked;                    // value-masked positions
     std::vector<KeyedId> ranked, ranked_tmp;        // rank tokens
+    std::vector<uint32_t> ranked_count;             // their sort's buckets
     std::vector<double> sorted, edges;              // value bins
     std::vector<int32_t> genes, pos;
     std::vector<float> bins;

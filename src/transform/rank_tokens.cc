@@ -56,7 +56,7 @@ void WriteRank(const RankOutput& o, const StageContext& ctx, const CellState& c,
     }
   }
   // x_norm descending, ties in vocabulary order: the stable order (ids come ascending).
-  RadixSortByKey(ranked, c.scratch.ranked_tmp);
+  RadixSortByKey(ranked, c.scratch.ranked_tmp, c.scratch.ranked_count);
   const size_t keep = std::min<size_t>(ranked.size(), static_cast<size_t>(genes_max));
 
   int64_t* ids = reinterpret_cast<int64_t*>(out.tensors[kIds].data.data()) + i * L;

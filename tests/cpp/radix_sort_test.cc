@@ -21,12 +21,52 @@ TEST(RadixSort, EqualsStableSortOfDescendingDoubles) {
         if (kind == 2) x = std::normal_distribution<double>(0, 1e-200)(rng) * (rng() % 2 ? 1 : 1e300);
       }
       std::vector<KeyedId> a(n), tmp;
+      std::vector<uint32_t> count;
       for (size_t i = 0; i < n; ++i) a[i] = {DescendingKey(v[i]), static_cast<int32_t>(i)};
-      RadixSortByKey(a, tmp);
+      RadixSortByKey(a, tmp, count);
       std::vector<int32_t> want(n);
       for (size_t i = 0; i < n; ++i) want[i] = static_cast<int32_t>(i);
       std::stable_sort(want.begin(), want.end(), [&](int32_t x, int32_t y) { return v[x] > v[y]; });
       for (size_t i = 0; i < n; ++i) ASSERT_EQ(a[i].id, want[i]) << "n=" << n << " kind=" << kind << " i=" << i;
+    }
+  }
+}
+
+// Each of the two sorts on its own: the bucket pass on keys like a cell's (counts over
+// log-normal medians, with ties between genes of equal count and median) and its refusal
+// where keys pile up; the byte-digit sort on every kind.
+TEST(RadixSort, BothSortsEqualStableSort) {
+  std::mt19937_64 rng(5);
+  for (size_t n : {64, 65, 500, 1500, 4094, 20000}) {
+    for (int kind = 0; kind < 3; ++kind) {
+      std::vector<double> v(n);
+      std::lognormal_distribution<double> median(0.0, 0.7);
+      std::vector<double> medians(64);
+      for (double& m : medians) m = median(rng);
+      for (double& x : v) {
+        const double count = static_cast<double>(1 + rng() % (kind == 2 ? 2 : 12));
+        if (kind == 0) x = count / 3517.0 * 10000.0 / median(rng);
+        if (kind == 1) x = count / 3517.0 * 10000.0 / medians[rng() % medians.size()];  // ties
+        if (kind == 2) x = count;  // two values: buckets overflow
+      }
+      std::vector<int32_t> want(n);
+      for (size_t i = 0; i < n; ++i) want[i] = static_cast<int32_t>(i);
+      std::stable_sort(want.begin(), want.end(), [&](int32_t x, int32_t y) { return v[x] > v[y]; });
+      std::vector<KeyedId> a(n), b, tmp;
+      std::vector<uint32_t> count;
+      for (size_t i = 0; i < n; ++i) a[i] = {DescendingKey(v[i]), static_cast<int32_t>(i)};
+      b = a;
+      RadixSortByDigits(b, tmp);
+      for (size_t i = 0; i < n; ++i) ASSERT_EQ(b[i].id, want[i]) << "digits n=" << n << " kind=" << kind;
+      b = a;
+      const bool took = BucketSortByKey(b, tmp, count);
+      if (kind == 0) EXPECT_TRUE(took) << "cell-like keys, n=" << n;
+      if (kind == 2 && n >= 500) EXPECT_FALSE(took) << "two distinct keys, n=" << n;
+      if (took) {
+        for (size_t i = 0; i < n; ++i) ASSERT_EQ(b[i].id, want[i]) << "buckets n=" << n << " kind=" << kind;
+      } else {
+        for (size_t i = 0; i < n; ++i) ASSERT_EQ(b[i].id, a[i].id) << "a refused sort changed its input";
+      }
     }
   }
 }
