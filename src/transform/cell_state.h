@@ -41,6 +41,48 @@ class Log1pMemo {
   double value_[256];
 };
 
+// A cell's distinct nonzero values with their counts, in an open-addressed table keyed by
+// the values' bits, when there are at most kMax of them (else Collect says false): the
+// numpy "linear" quantiles of the whole multiset from the sorted distinct values and
+// their running counts, and per value how many edges are <= and < it (numpy.digitize).
+class DistinctValues {
+ public:
+  static constexpr size_t kMax = 256;
+  bool Collect(const std::vector<double>& x);
+  bool empty() const { return n_ == 0; }
+  double Quantile(double q) const;
+  void CountEdges(const std::vector<double>& edges);
+  void EdgeCounts(double x, int64_t& le, int64_t& lt) const {
+    const Slot& s = slots_[Find(Bits(x))];
+    le = s.le;
+    lt = s.lt;
+  }
+
+ private:
+  static constexpr size_t kSlots = 1024;  // a power of two, 4x kMax
+  struct Slot {
+    uint64_t bits;
+    uint32_t count, stamp;
+    int32_t le, lt;
+  };
+  static uint64_t Bits(double x) {
+    uint64_t b;
+    std::memcpy(&b, &x, sizeof b);
+    return b;
+  }
+  size_t Find(uint64_t bits) const {  // the slot holding bits (it is there)
+    size_t i = static_cast<size_t>((bits * 0x9E3779B97F4A7C15ULL) >> 54);
+    while (slots_[i].stamp != stamp_ || slots_[i].bits != bits) i = (i + 1) & (kSlots - 1);
+    return i;
+  }
+  Slot slots_[kSlots] = {};
+  uint32_t stamp_ = 0;          // slots of earlier cells hold older stamps: empty
+  size_t used_[kMax];           // slots in use, then sorted by value
+  size_t n_ = 0;
+  uint64_t total_ = 0;          // nonzero values counted
+  uint64_t cum_[kMax];          // values <= the i-th smallest distinct value
+};
+
 struct CellState {
   int64_t row = 0;        // global row id
   size_t file = 0;
@@ -70,6 +112,7 @@ struct CellState {
     std::vector<int32_t> genes, pos;
     std::vector<float> bins;
     Log1pMemo log1p;
+    DistinctValues distinct;  // value bins
   };
   mutable Scratch scratch;
 };

@@ -44,6 +44,69 @@ double Quantile(const std::vector<double>& v, double q) {
 
 }  // namespace
 
+bool DistinctValues::Collect(const std::vector<double>& x) {
+  if (++stamp_ == 0) {  // wrapped: clear the stamps once every 2^32 cells
+    for (Slot& s : slots_) s.stamp = 0;
+    stamp_ = 1;
+  }
+  n_ = 0;
+  total_ = 0;
+  for (double v : x) {
+    if (v == 0) continue;
+    const uint64_t bits = Bits(v);
+    size_t i = static_cast<size_t>((bits * 0x9E3779B97F4A7C15ULL) >> 54);
+    while (slots_[i].stamp == stamp_ && slots_[i].bits != bits) i = (i + 1) & (kSlots - 1);
+    Slot& s = slots_[i];
+    if (s.stamp != stamp_) {
+      if (n_ == kMax) return false;
+      s = {bits, 0, stamp_, 0, 0};
+      used_[n_++] = i;
+    }
+    ++s.count;
+    ++total_;
+  }
+  std::sort(used_, used_ + n_, [this](size_t a, size_t b) {
+    double x, y;
+    std::memcpy(&x, &slots_[a].bits, sizeof x);
+    std::memcpy(&y, &slots_[b].bits, sizeof y);
+    return x < y;
+  });
+  uint64_t run = 0;
+  for (size_t j = 0; j < n_; ++j) cum_[j] = run += slots_[used_[j]].count;
+  return true;
+}
+
+double DistinctValues::Quantile(double q) const {
+  // Quantile() above, reading the element at a position of the sorted multiset from the
+  // running counts instead of a sorted copy.
+  auto at = [this](size_t pos) {
+    const size_t j = static_cast<size_t>(std::upper_bound(cum_, cum_ + n_, static_cast<uint64_t>(pos)) - cum_);
+    double v;
+    std::memcpy(&v, &slots_[used_[j]].bits, sizeof v);
+    return v;
+  };
+  const double n = static_cast<double>(total_);
+  const double virt = (n - 1) * q;
+  double prev = std::floor(virt);
+  const double gamma = virt - prev;
+  const double last = n - 1;
+  prev = std::clamp(prev, 0.0, last);
+  const double next = std::clamp(std::floor(virt) + 1, 0.0, last);
+  const double a = at(static_cast<size_t>(prev)), b = at(static_cast<size_t>(next));
+  const double diff = b - a;
+  return gamma >= 0.5 ? b - diff * (1 - gamma) : a + diff * gamma;
+}
+
+void DistinctValues::CountEdges(const std::vector<double>& edges) {
+  for (size_t j = 0; j < n_; ++j) {
+    Slot& s = slots_[used_[j]];
+    double x;
+    std::memcpy(&x, &s.bits, sizeof x);
+    s.le = static_cast<int32_t>(std::upper_bound(edges.begin(), edges.end(), x) - edges.begin());
+    s.lt = static_cast<int32_t>(std::lower_bound(edges.begin(), edges.end(), x) - edges.begin());
+  }
+}
+
 void LayoutBinned(const BinnedOutput& o, const StageContext& ctx, int64_t n, Outputs& out) {
   const int64_t L = o.max_length;
   out.tensors.resize(5);
@@ -66,16 +129,30 @@ void WriteBinned(const BinnedOutput& o, const StageContext& ctx, const CellState
   std::vector<double>&sorted = c.scratch.sorted, &edges = c.scratch.edges;
   std::vector<int32_t>& genes = c.scratch.genes;
   std::vector<float>& bins = c.scratch.bins;
-  sorted.clear();
-  for (double x : c.x)
-    if (x != 0) sorted.push_back(x);
-  std::sort(sorted.begin(), sorted.end());
+  DistinctValues& distinct = c.scratch.distinct;
   const int n_edges = o.n_bins - 1;
   edges.resize(static_cast<size_t>(n_edges));
-  if (!sorted.empty()) {
-    for (int e = 0; e < n_edges; ++e) {
-      const double q = e == n_edges - 1 ? 1.0 : e * (1.0 / (n_edges - 1));
-      edges[static_cast<size_t>(e)] = Quantile(sorted, q);
+  // A cell's normalized counts take few distinct values: their counts give the quantiles
+  // (the same elements a full sort would pick) and each value's edge counts are found once.
+  const bool few = distinct.Collect(c.x);
+  if (few) {
+    if (!distinct.empty()) {
+      for (int e = 0; e < n_edges; ++e) {
+        const double q = e == n_edges - 1 ? 1.0 : e * (1.0 / (n_edges - 1));
+        edges[static_cast<size_t>(e)] = distinct.Quantile(q);
+      }
+      distinct.CountEdges(edges);
+    }
+  } else {
+    sorted.clear();
+    for (double x : c.x)
+      if (x != 0) sorted.push_back(x);
+    std::sort(sorted.begin(), sorted.end());
+    if (!sorted.empty()) {
+      for (int e = 0; e < n_edges; ++e) {
+        const double q = e == n_edges - 1 ? 1.0 : e * (1.0 / (n_edges - 1));
+        edges[static_cast<size_t>(e)] = Quantile(sorted, q);
+      }
     }
   }
   CellRng ties(CellStreamKey(ctx.seed, ctx.epoch, c.key, kPurposeBins));
@@ -85,8 +162,13 @@ void WriteBinned(const BinnedOutput& o, const StageContext& ctx, const CellState
   size_t k = 0;
   auto bin_of = [&](double x) -> float {
     if (x == 0) return 0.0f;
-    const auto lo = std::upper_bound(edges.begin(), edges.end(), x) - edges.begin();  // #<= x
-    const auto hi = std::lower_bound(edges.begin(), edges.end(), x) - edges.begin();  // #< x
+    int64_t lo, hi;  // #edges <= x, #edges < x
+    if (few) {
+      distinct.EdgeCounts(x, lo, hi);
+    } else {
+      lo = std::upper_bound(edges.begin(), edges.end(), x) - edges.begin();
+      hi = std::lower_bound(edges.begin(), edges.end(), x) - edges.begin();
+    }
     const double u = ties.Uniform();
     return static_cast<float>(std::ceil(u * static_cast<double>(hi - lo) + static_cast<double>(lo)));
   };

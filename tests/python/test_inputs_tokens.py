@@ -228,6 +228,39 @@ def test_scgpt_binning_and_collation(files):
     assert abs(k - 0.4 * n) < Z * math.sqrt(n * 0.24)
 
 
+def test_scgpt_bins_of_cells_with_many_distinct_values(tmp_path):
+    """Cells whose nonzero values take more distinct values than the engine's table of them
+    (256, src/transform/cell_state.h) are binned through a full sort instead; both kinds
+    of cell, side by side, against the reference."""
+    rng = np.random.default_rng(8)
+    panel = ref.panel()
+    sym = list(rng.choice(panel, 700, replace=False))
+    X = rng.poisson(0.8, (40, 700))
+    for i in range(0, 40, 2):  # 600 genes with distinct counts: 600 distinct values
+        X[i] = 0
+        X[i, rng.choice(700, 600, replace=False)] = rng.permutation(600) + 1
+    path = _write(tmp_path / "distinct.h5ad", X, sym)
+    col = cellfeed.open(path)
+    vocab = cellfeed.vocab.Vocabulary.from_genes(sym)
+    pipe = cellfeed.inputs.Pipeline(vocab, (cellfeed.inputs.NormalizeTotal(), cellfeed.inputs.Log1p()),
+                                    cellfeed.inputs.ValueBins(max_length=701, mask_ratio=0))
+    out = pipe.run(col, np.arange(col.n_obs), seed=2)
+    Xf = ref.read(path).X.toarray().astype(np.float64)
+    tot = Xf.sum(1, keepdims=True)
+    norm = np.log1p(np.divide(Xf * 1e4, tot, out=np.zeros_like(Xf), where=tot > 0))
+    for i in range(col.n_obs):
+        nz = np.nonzero(Xf[i])[0]
+        n = int(out["length"][i])
+        assert n - 1 == len(nz)
+        assert (i % 2 == 0) == (len(np.unique(norm[i][nz])) > 256)
+        l, r = _scgpt_bins_reference(norm[i])
+        b = out["values"][i, 1:n]
+        np.testing.assert_array_equal(out["gene_ids"][i, 1:n], nz)
+        exact = l == r
+        np.testing.assert_array_equal(b[exact], l[exact])
+        assert ((b[~exact] >= r[~exact] + 1) & (b[~exact] <= l[~exact])).all()
+
+
 def test_scgpt_tie_spreading_is_uniform(files):
     """For a tie spanning bins r+1..l, U uniform gives each bin probability 1/(l - r)."""
     from scipy import stats
