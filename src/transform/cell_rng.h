@@ -50,6 +50,15 @@ class CellRng {
   double UniformOpen() { return static_cast<double>((g_.Next() >> 11) + 1) * 0x1.0p-53; }
   uint64_t Below(uint64_t bound) { return g_.Below(bound); }
   bool Bernoulli(double p) { return Uniform() < p; }
+  // Bernoulli(p) in integers, for loops over many positions: with t = BernoulliBound(p),
+  // BernoulliBelow(t) is true exactly when Bernoulli(p) would be for the same draw (Uniform()
+  // is k 2^-53 for the draw's top 53 bits k, and k 2^-53 < p iff k < ceil(p 2^53)).
+  static uint64_t BernoulliBound(double p) {
+    if (!(p > 0)) return 0;
+    if (p >= 1) return uint64_t{1} << 53;
+    return static_cast<uint64_t>(std::ceil(p * 0x1.0p53));
+  }
+  bool BernoulliBelow(uint64_t bound) { return (g_.Next() >> 11) < bound; }
 
   // (1 - q)^m for one probability, computed once per trial count m < kCached instead of
   // once per value (std::pow was 4% of RDA thinning); each entry is std::pow's own result.

@@ -12,8 +12,9 @@ void MaskTokens(const RankOutput& o, int64_t vocab_size, uint64_t stream_key, in
                 int64_t* labels, int64_t begin, int64_t end) {
   CellRng rng(stream_key);
   const uint64_t n_genes = static_cast<uint64_t>(vocab_size - o.first_gene_id);
+  const uint64_t selected = CellRng::BernoulliBound(o.mlm_probability);
   for (int64_t j = begin; j < end; ++j) {
-    if (!rng.Bernoulli(o.mlm_probability)) continue;
+    if (!rng.BernoulliBelow(selected)) continue;
     labels[j] = ids[j];
     const double u = rng.Uniform();
     if (u < o.mask_fraction) {

@@ -227,8 +227,9 @@ void WriteBinned(const BinnedOutput& o, const StageContext& ctx, const CellState
   }
   std::memcpy(masked, val, static_cast<size_t>(filled) * sizeof(float));
   CellRng mask(CellStreamKey(ctx.seed, ctx.epoch, c.key, kPurposeValueMask));
+  const uint64_t mask_bound = CellRng::BernoulliBound(o.mask_ratio);
   for (int64_t j = 1; j < len; ++j)
-    if (mask.Bernoulli(o.mask_ratio)) masked[j] = o.mask_value;
+    if (mask.BernoulliBelow(mask_bound)) masked[j] = o.mask_value;
   std::memset(att, 1, static_cast<size_t>(len));
   std::memset(att + len, 0, static_cast<size_t>(filled - len));
   reinterpret_cast<int64_t*>(out.tensors[kLength].data.data())[i] = len;

@@ -59,6 +59,21 @@ TEST(CellRng, BinomialEdges) {
   EXPECT_EQ(rng.Binomial(-3, 0.5), 0);
 }
 
+// The integer form decides every draw as the double one does, at the probabilities the
+// presets use, at awkward ones and at the ends; and for draws right at the boundary.
+TEST(CellRng, BernoulliBelowEqualsBernoulli) {
+  for (double p : {0.0, 1e-300, 0.03, 0.15, 0.3, 0.4, 0.5, 1.0 / 3.0, 0.1 + 0.2, 1 - 1e-16, 1.0, 2.0, -1.0}) {
+    CellRng a(CellStreamKey(3, 1, 7, kPurposeValueMask)), b(CellStreamKey(3, 1, 7, kPurposeValueMask));
+    const uint64_t bound = CellRng::BernoulliBound(p);
+    for (int i = 0; i < 200000; ++i) ASSERT_EQ(a.Bernoulli(p), b.BernoulliBelow(bound)) << p << " " << i;
+    // k = bound - 1 and k = bound: Uniform() of them straddles p.
+    if (bound > 0 && bound < (uint64_t{1} << 53)) {
+      EXPECT_LT(static_cast<double>(bound - 1) * 0x1.0p-53, p) << p;
+      EXPECT_GE(static_cast<double>(bound) * 0x1.0p-53, p) << p;
+    }
+  }
+}
+
 // Beta(a, b): mean a/(a+b), variance ab/((a+b)^2(a+b+1)); the sample variance's
 // standard error from the fourth central moment
 // mu4 = 3ab(ab(a+b-6) + 2(a+b)^2) / ((a+b)^4 (a+b+1)(a+b+2)(a+b+3)).
