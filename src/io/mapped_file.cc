@@ -76,8 +76,6 @@ void InstallHandlerOnce() {
 
 }  // namespace
 
-bool MappedReadsEnabled() { return ThePolicy() != Policy::kNone; }
-
 std::unique_ptr<MappedFile> MappedFile::Map(int fd, uint64_t size) {
   const Policy p = ThePolicy();
   if (p == Policy::kNone || size == 0 || (p == Policy::kLarge && size < kMapMinBytes)) return nullptr;

@@ -44,7 +44,4 @@ class MappedFile {
   uint64_t size_;
 };
 
-// Whether reads are mapped at all (CELLFEED_MAPPED_READS != "0").
-bool MappedReadsEnabled();
-
 }  // namespace cellfeed::io
