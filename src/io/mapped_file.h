@@ -1,8 +1,8 @@
 // A read-only shared mapping of a whole file, read by guarded copies.
 //
 // Why: on a warm file a preadv costs about 1 us before its first byte (the page-cache
-// lookup on every call) and copies at about 4 GB/s; a copy out of a mapping whose page
-// tables are filled costs about 0.2 us plus memcpy (bench/native/mapped_reads.c). Reads
+// lookup on every call); a copy out of a mapping whose page tables are filled costs a
+// few tens of ns plus a memcpy about twice as fast (bench/native/mapped_reads.c). Reads
 // of filtered corpora are many short runs, so that fixed cost is most of what they pay
 // over unfiltered reads.
 //

@@ -43,14 +43,14 @@ class Log1pMemo {
 
 // A cell's distinct nonzero values with their counts, in an open-addressed table keyed by
 // the values' bits, when there are at most kMax of them (else Collect says false): the
-// numpy "linear" quantiles of the whole multiset from the sorted distinct values and
-// their running counts, and per value how many edges are <= and < it (numpy.digitize).
+// elements of the sorted multiset from the sorted distinct values and their running
+// counts (for its quantiles), and per value how many edges are <= and < it (digitize).
 class DistinctValues {
  public:
   static constexpr size_t kMax = 256;
   bool Collect(const std::vector<double>& x);
-  bool empty() const { return n_ == 0; }
-  double Quantile(double q) const;
+  uint64_t total() const { return total_; }  // nonzero values collected
+  double At(size_t pos) const;                // the pos-th smallest of them
   void CountEdges(const std::vector<double>& edges);
   void EdgeCounts(double x, int64_t& le, int64_t& lt) const {
     const Slot& s = slots_[Find(Bits(x))];

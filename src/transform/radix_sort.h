@@ -1,8 +1,8 @@
 // Stable sorts of (64-bit key, 32-bit id) pairs by key, for rank tokens: ranking a cell's
 // ~400-4,000 genes with std::sort was ~20% of Geneformer's preset, its compares
-// mispredicting on random doubles. A bucket pass by key range with insertion sorts, or
-// where keys pile up, an LSD radix sort by bytes (a digit every key shares costs no
-// pass). Stable: pairs with equal keys keep their input order.
+// mispredicting on random doubles. A bucket pass by key range followed by one insertion
+// sort, or where keys pile up, an LSD radix sort by bytes (a digit every key shares
+// costs no pass). Stable: pairs with equal keys keep their input order.
 #pragma once
 
 #include <algorithm>

@@ -27,19 +27,31 @@ namespace {
 
 enum { kIds, kValues, kMasked, kAttention, kLength };
 
-// numpy.quantile(v, q, method="linear") of sorted v, with numpy's arithmetic: virtual
-// index (n - 1) q, its floor and fraction, and numpy's two-sided lerp.
-double Quantile(const std::vector<double>& v, double q) {
-  const double n = static_cast<double>(v.size());
+// numpy.quantile(v, q, method="linear") of n sorted values, at(i) the i-th smallest, with
+// numpy's arithmetic: virtual index (n - 1) q, its floor and fraction, and numpy's
+// two-sided lerp.
+template <class At>
+double LinearQuantile(size_t count, double q, const At& at) {
+  const double n = static_cast<double>(count);
   const double virt = (n - 1) * q;  // numpy's virtual index of the "linear" method
   double prev = std::floor(virt);
   const double gamma = virt - prev;
   const double last = n - 1;
   prev = std::clamp(prev, 0.0, last);
   const double next = std::clamp(std::floor(virt) + 1, 0.0, last);
-  const double a = v[static_cast<size_t>(prev)], b = v[static_cast<size_t>(next)];
+  const double a = at(static_cast<size_t>(prev)), b = at(static_cast<size_t>(next));
   const double diff = b - a;
   return gamma >= 0.5 ? b - diff * (1 - gamma) : a + diff * gamma;
+}
+
+// The n_bins - 1 edges at linspace(0, 1, n_bins - 1) of n sorted values.
+template <class At>
+void FillEdges(std::vector<double>& edges, size_t count, const At& at) {
+  const int n_edges = static_cast<int>(edges.size());
+  for (int e = 0; e < n_edges; ++e) {
+    const double q = e == n_edges - 1 ? 1.0 : e * (1.0 / (n_edges - 1));
+    edges[static_cast<size_t>(e)] = LinearQuantile(count, q, at);
+  }
 }
 
 }  // namespace
@@ -76,25 +88,12 @@ bool DistinctValues::Collect(const std::vector<double>& x) {
   return true;
 }
 
-double DistinctValues::Quantile(double q) const {
-  // Quantile() above, reading the element at a position of the sorted multiset from the
-  // running counts instead of a sorted copy.
-  auto at = [this](size_t pos) {
-    const size_t j = static_cast<size_t>(std::upper_bound(cum_, cum_ + n_, static_cast<uint64_t>(pos)) - cum_);
-    double v;
-    std::memcpy(&v, &slots_[used_[j]].bits, sizeof v);
-    return v;
-  };
-  const double n = static_cast<double>(total_);
-  const double virt = (n - 1) * q;
-  double prev = std::floor(virt);
-  const double gamma = virt - prev;
-  const double last = n - 1;
-  prev = std::clamp(prev, 0.0, last);
-  const double next = std::clamp(std::floor(virt) + 1, 0.0, last);
-  const double a = at(static_cast<size_t>(prev)), b = at(static_cast<size_t>(next));
-  const double diff = b - a;
-  return gamma >= 0.5 ? b - diff * (1 - gamma) : a + diff * gamma;
+double DistinctValues::At(size_t pos) const {
+  // The element at a position of the sorted multiset, from the running counts.
+  const size_t j = static_cast<size_t>(std::upper_bound(cum_, cum_ + n_, static_cast<uint64_t>(pos)) - cum_);
+  double v;
+  std::memcpy(&v, &slots_[used_[j]].bits, sizeof v);
+  return v;
 }
 
 void DistinctValues::CountEdges(const std::vector<double>& edges) {
@@ -130,17 +129,13 @@ void WriteBinned(const BinnedOutput& o, const StageContext& ctx, const CellState
   std::vector<int32_t>& genes = c.scratch.genes;
   std::vector<float>& bins = c.scratch.bins;
   DistinctValues& distinct = c.scratch.distinct;
-  const int n_edges = o.n_bins - 1;
-  edges.resize(static_cast<size_t>(n_edges));
+  edges.resize(static_cast<size_t>(o.n_bins - 1));
   // A cell's normalized counts take few distinct values: their counts give the quantiles
   // (the same elements a full sort would pick) and each value's edge counts are found once.
   const bool few = distinct.Collect(c.x);
   if (few) {
-    if (!distinct.empty()) {
-      for (int e = 0; e < n_edges; ++e) {
-        const double q = e == n_edges - 1 ? 1.0 : e * (1.0 / (n_edges - 1));
-        edges[static_cast<size_t>(e)] = distinct.Quantile(q);
-      }
+    if (distinct.total() > 0) {
+      FillEdges(edges, distinct.total(), [&](size_t i) { return distinct.At(i); });
       distinct.CountEdges(edges);
     }
   } else {
@@ -148,12 +143,7 @@ void WriteBinned(const BinnedOutput& o, const StageContext& ctx, const CellState
     for (double x : c.x)
       if (x != 0) sorted.push_back(x);
     std::sort(sorted.begin(), sorted.end());
-    if (!sorted.empty()) {
-      for (int e = 0; e < n_edges; ++e) {
-        const double q = e == n_edges - 1 ? 1.0 : e * (1.0 / (n_edges - 1));
-        edges[static_cast<size_t>(e)] = Quantile(sorted, q);
-      }
-    }
+    if (!sorted.empty()) FillEdges(edges, sorted.size(), [&](size_t i) { return sorted[i]; });
   }
   CellRng ties(CellStreamKey(ctx.seed, ctx.epoch, c.key, kPurposeBins));
   // Genes of the cell: nonzero ones (or every present gene), with their bins.
