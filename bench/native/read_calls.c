@@ -6,45 +6,23 @@
 //
 //   cc -O2 bench/native/read_calls.c -o /tmp/read_calls -luring
 //   cat FILE > /dev/null; /tmp/read_calls FILE BYTES_PER_READ READS BATCH
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <liburing.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/uio.h>
-#include <time.h>
-#include <unistd.h>
+#include "random_reads.h"
 
-static double Now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + t.tv_nsec * 1e-9;
-}
+#include <liburing.h>
+#include <sys/uio.h>
 
 int main(int argc, char** argv) {
-  if (argc != 5) {
-    fprintf(stderr, "usage: %s FILE BYTES_PER_READ READS BATCH\n", argv[0]);
-    return 2;
-  }
-  const int fd = open(argv[1], O_RDONLY);
-  const size_t size = (size_t)atol(argv[2]);
-  const int n = atoi(argv[3]), batch = atoi(argv[4]);
-  if (fd < 0 || size == 0 || n <= 0 || batch <= 0) return 2;
-  const off_t span = lseek(fd, 0, SEEK_END) - (off_t)size - 1;
-  const size_t buf_bytes = (size_t)1 << 24;
-  char* buf = aligned_alloc(4096, buf_bytes);
-  for (size_t i = 0; i < buf_bytes; i += 4096) buf[i] = 1;  // no page faults while timing
-  off_t* offsets = malloc(sizeof(off_t) * (size_t)n);
-  unsigned s = 1;
-  for (int i = 0; i < n; ++i) {
-    s = s * 1103515245u + 12345u;
-    offsets[i] = (((off_t)s * 4099) % span) & ~(off_t)3;
-  }
+  struct RandomReads r;
+  const int bad = OpenRandomReads(argc, argv, 1 << 30, &r);
+  if (bad) return bad;
+  const int fd = r.fd, n = r.n, batch = r.batch;
+  const size_t size = r.size;
+  const off_t* offsets = r.offsets;
   for (int rep = 0; rep < 3; ++rep) {
     long got1 = 0, got2 = 0;
     double t0 = Now();
     for (int i = 0; i < n; ++i) {
-      struct iovec v = {buf + ((size_t)i * size) % (buf_bytes - size), size};
+      struct iovec v = {Slot(&r, i), size};
       got1 += preadv(fd, &v, 1, offsets[i]);
     }
     const double one_by_one = Now() - t0;
@@ -58,7 +36,7 @@ int main(int argc, char** argv) {
       const int m = n - i < batch ? n - i : batch;
       for (int j = 0; j < m; ++j) {
         struct io_uring_sqe* e = io_uring_get_sqe(&ring);
-        io_uring_prep_read(e, fd, buf + ((size_t)(i + j) * size) % (buf_bytes - size),
+        io_uring_prep_read(e, fd, Slot(&r, i + j),
                            (unsigned)size, (unsigned long long)offsets[i + j]);
       }
       io_uring_submit_and_wait(&ring, (unsigned)m);
