@@ -219,37 +219,34 @@ def time_user(loader, fn, n_batches: int, warmup: int = 10) -> dict:
             "cells_per_second": cells / dt}
 
 
-def memcpy_bandwidth(threads: int, mb: int = 512, repeats: int = 5) -> float:
-    """Bytes written per second by torch's copy_ (parallel over `threads`), best of repeats."""
+def best_rate(ops, nbytes: int, threads: int, repeats: int) -> float:
+    """nbytes over the fastest of `repeats` calls of each op, with torch on `threads`."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
+    best = 0.0
+    for op in ops:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            op()
+            best = max(best, nbytes / (time.perf_counter() - t0))
+    torch.set_num_threads(old)
+    return best
+
+
+def memcpy_bandwidth(threads: int, mb: int = 512, repeats: int = 5) -> float:
+    """Bytes written per second by torch's copy_ (parallel over `threads`), best of repeats."""
     src = torch.ones(mb * 2**20 // 4)
     dst = torch.empty_like(src)
     dst.copy_(src)
-    best = 0.0
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        dst.copy_(src)
-        best = max(best, dst.numel() * 4 / (time.perf_counter() - t0))
-    torch.set_num_threads(old)
-    return best
+    return best_rate([lambda: dst.copy_(src)], dst.numel() * 4, threads, repeats)
 
 
 def write_bandwidth(threads: int, mb: int = 512, repeats: int = 5) -> float:
     """Bytes written per second by the fastest of torch's fill_ and zero_ (memset), best
     of repeats: what writing tensors can reach here without reading anything."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
     dst = torch.empty(mb * 2**20 // 4)
     dst.zero_()
-    best = 0.0
-    for fill in (lambda: dst.fill_(1.0), dst.zero_):
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fill()
-            best = max(best, dst.numel() * 4 / (time.perf_counter() - t0))
-    torch.set_num_threads(old)
-    return best
+    return best_rate([lambda: dst.fill_(1.0), dst.zero_], dst.numel() * 4, threads, repeats)
 
 
 def main(argv=None) -> dict:
