@@ -164,6 +164,9 @@ void ShapeTensor(Tensor& t, const char* name, TensorType type, std::vector<int64
 // The longest of n row lengths, at least 1 (a batch of empty cells keeps one column).
 int64_t LongestRow(const int64_t* len, int64_t n);
 
+// Fills n elements of e bytes at dst (aligned to e) with copies of *elem.
+void FillElements(void* dst, const void* elem, size_t e, size_t n);
+
 // Re-strides a [n, L] tensor whose row r holds len[r] valid elements to [n, Lb] (Lb <= L),
 // filling positions len[r]..Lb-1 with *pad (one element of the tensor's type).
 void ShrinkRows(Tensor& t, int64_t L, int64_t Lb, const int64_t* len, const void* pad);

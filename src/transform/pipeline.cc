@@ -61,6 +61,23 @@ int64_t LongestRow(const int64_t* len, int64_t n) {
   return m;
 }
 
+void FillElements(void* dst, const void* elem, size_t e, size_t n) {
+  // One loop per element size: a memcpy per element of a size known only at run time was
+  // a library call per padding position (most of a pad_to_batch batch's time).
+  auto fill = [&](auto zero) {
+    decltype(zero) v;
+    std::memcpy(&v, elem, sizeof v);
+    std::fill_n(static_cast<decltype(zero)*>(dst), n, v);
+  };
+  switch (e) {
+    case 1: fill(uint8_t{0}); return;
+    case 2: fill(uint16_t{0}); return;
+    case 4: fill(uint32_t{0}); return;
+    case 8: fill(uint64_t{0}); return;
+  }
+  for (size_t j = 0; j < n; ++j) std::memcpy(static_cast<uint8_t*>(dst) + j * e, elem, e);
+}
+
 void ShrinkRows(Tensor& t, int64_t L, int64_t Lb, const int64_t* len, const void* pad) {
   const size_t e = TensorTypeSize(t.type);
   const int64_t n = t.shape[0];
@@ -70,7 +87,7 @@ void ShrinkRows(Tensor& t, int64_t L, int64_t Lb, const int64_t* len, const void
     uint8_t* dst = d + static_cast<size_t>(r * Lb) * e;
     const int64_t keep = std::min(len[r], Lb);
     if (r > 0) std::memmove(dst, d + static_cast<size_t>(r * L) * e, static_cast<size_t>(keep) * e);
-    for (int64_t j = keep; j < Lb; ++j) std::memcpy(dst + static_cast<size_t>(j) * e, pad, e);
+    FillElements(dst + static_cast<size_t>(keep) * e, pad, e, static_cast<size_t>(Lb - keep));
   }
   t.shape[1] = Lb;
   t.data.resize(static_cast<size_t>(n * Lb) * e);
