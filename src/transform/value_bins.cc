@@ -218,8 +218,17 @@ void WriteBinned(const BinnedOutput& o, const StageContext& ctx, const CellState
   std::memcpy(masked, val, static_cast<size_t>(filled) * sizeof(float));
   CellRng mask(CellStreamKey(ctx.seed, ctx.epoch, c.key, kPurposeValueMask));
   const uint64_t mask_bound = CellRng::BernoulliBound(o.mask_ratio);
-  for (int64_t j = 1; j < len; ++j)
-    if (mask.BernoulliBelow(mask_bound)) masked[j] = o.mask_value;
+  // A select in integers, not a branch: at mask_ratio 0.4 the branch goes either way
+  // about half the time (its mispredictions were a fifth of this function).
+  uint32_t mask_bits;
+  std::memcpy(&mask_bits, &o.mask_value, 4);
+  for (int64_t j = 1; j < len; ++j) {
+    const uint32_t take = 0u - static_cast<uint32_t>(mask.BernoulliBelow(mask_bound));
+    uint32_t v;
+    std::memcpy(&v, masked + j, 4);
+    v = (mask_bits & take) | (v & ~take);
+    std::memcpy(masked + j, &v, 4);
+  }
   std::memset(att, 1, static_cast<size_t>(len));
   std::memset(att + len, 0, static_cast<size_t>(filled - len));
   reinterpret_cast<int64_t*>(out.tensors[kLength].data.data())[i] = len;
