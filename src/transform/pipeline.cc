@@ -209,7 +209,9 @@ Status Pipeline::Run(const CsrMatrix& X, int64_t row_begin, int64_t row_end, con
     // sort-and-sum pass below (the usual map keeps the file's order: one pass, no copy).
     // Locals, not the cell's members, in the loop: stores to c.all_total could alias the
     // values written through c.x, so the compiler kept the running sum in memory (its
-    // load-add-store chain was most of the gather's time). Sums run in the same order.
+    // load-add-store chain was most of the gather's time). Sums run in the same order, both
+    // in this one pass: each is a chain of dependent adds, and two chains in one loop
+    // overlap where a second loop over c.x ran after the first.
     const int64_t o_begin = X.indptr[row_begin + i], o_end = X.indptr[row_begin + i + 1];
     c.idx.resize(static_cast<size_t>(o_end - o_begin));
     c.x.resize(static_cast<size_t>(o_end - o_begin));
@@ -218,7 +220,7 @@ Status Pipeline::Run(const CsrMatrix& X, int64_t row_begin, int64_t row_end, con
     const float* data = X.data.data();
     const int32_t* indices = X.indices.data();
     size_t kept = 0;
-    double all_total = 0;
+    double all_total = 0, raw_total = 0;  // two sums, one pass: each a chain of its own
     bool ordered = true;  // ids strictly ascending: sorted, no two file genes on one id
     int32_t last = -1;
     for (int64_t o = o_begin; o < o_end; ++o) {
@@ -236,6 +238,7 @@ Status Pipeline::Run(const CsrMatrix& X, int64_t row_begin, int64_t row_end, con
       if (g < 0) continue;
       ordered = ordered && g > last;
       last = std::max(last, g);
+      raw_total += v;  // the kept values in order: what summing c.x afterwards gave
       idx[kept] = g;
       xs[kept++] = v;
     }
@@ -259,8 +262,6 @@ Status Pipeline::Run(const CsrMatrix& X, int64_t row_begin, int64_t row_end, con
         c.raw_total += v;
       }
     } else {
-      double raw_total = 0;
-      for (double v : c.x) raw_total += v;
       c.raw_total = raw_total;
     }
     c.total = c.raw_total;
