@@ -108,6 +108,11 @@ struct CellState {
     std::vector<int32_t> masked;                    // value-masked positions
     std::vector<KeyedId> ranked, ranked_tmp;        // rank tokens
     std::vector<uint32_t> ranked_count;             // their sort's buckets
+    struct RankRows {  // pad_to_batch: every cell's kept genes, until the batch's width is known
+      std::vector<KeyedId> genes;
+      std::vector<size_t> begin;  // cell i's genes start at genes[begin[i]]
+      std::vector<uint64_t> keys;
+    } rank_rows;
     std::vector<double> sorted, edges;              // value bins
     std::vector<int32_t> genes, pos;
     std::vector<float> bins;
@@ -149,9 +154,11 @@ void LayoutBinned(const BinnedOutput& o, const StageContext& ctx, int64_t n, Out
 void WriteBinned(const BinnedOutput& o, const StageContext& ctx, const CellState& c, int64_t i,
                  Outputs& out);
 
-// pad_to_batch: after every row is written (at the full length's stride, without its
-// padding), move the rows to the batch's longest and pad them there.
-void FinishRank(const RankOutput& o, int64_t n, Outputs& out);
+// pad_to_batch: after every row is written (value bins: at the full length's stride,
+// without its padding, then moved to the batch's longest and padded there; rank tokens:
+// kept in c's scratch, then written once at the batch's longest).
+void FinishRank(const RankOutput& o, const StageContext& ctx, const CellState& c, int64_t n,
+                Outputs& out);
 void FinishBinned(const BinnedOutput& o, const StageContext& ctx, int64_t n, Outputs& out);
 
 // Geneformer-style masked-token labels over tokens [begin, end) of one row (tokens.h).

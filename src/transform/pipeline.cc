@@ -291,7 +291,7 @@ Status Pipeline::Run(const CsrMatrix& X, int64_t row_begin, int64_t row_end, con
         },
         m.spec.output);
   }
-  if (const auto* r = std::get_if<RankOutput>(&m.spec.output)) FinishRank(*r, n, out);
+  if (const auto* r = std::get_if<RankOutput>(&m.spec.output)) FinishRank(*r, sctx, c, n, out);
   if (const auto* b = std::get_if<BinnedOutput>(&m.spec.output)) FinishBinned(*b, sctx, n, out);
   return Status::OK();
 }
