@@ -108,8 +108,8 @@ struct CellState {
     std::vector<int32_t> masked;                    // value-masked positions
     std::vector<KeyedId> ranked, ranked_tmp;        // rank tokens
     std::vector<uint32_t> ranked_count;             // their sort's buckets
-    struct RankRows {  // pad_to_batch: every cell's kept genes, until the batch's width is known
-      std::vector<KeyedId> genes;
+    struct RankRows {  // pad_to_batch: every cell's kept gene ids, until the batch's width is known
+      std::vector<int32_t> genes;
       std::vector<size_t> begin;  // cell i's genes start at genes[begin[i]]
       std::vector<uint64_t> keys;
     } rank_rows;
@@ -154,9 +154,9 @@ void LayoutBinned(const BinnedOutput& o, const StageContext& ctx, int64_t n, Out
 void WriteBinned(const BinnedOutput& o, const StageContext& ctx, const CellState& c, int64_t i,
                  Outputs& out);
 
-// pad_to_batch: after every row is written (value bins: at the full length's stride,
-// without its padding, then moved to the batch's longest and padded there; rank tokens:
-// kept in c's scratch, then written once at the batch's longest).
+// pad_to_batch, once every cell is done: FinishRank writes the rows Write kept in c's
+// scratch at the batch's longest; FinishBinned moves the rows Write put at the full
+// length's stride (without their padding) to the batch's longest and pads them there.
 void FinishRank(const RankOutput& o, const StageContext& ctx, const CellState& c, int64_t n,
                 Outputs& out);
 void FinishBinned(const BinnedOutput& o, const StageContext& ctx, int64_t n, Outputs& out);

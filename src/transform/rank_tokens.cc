@@ -6,7 +6,7 @@
 // order (a stable sort; Geneformer's argsort is not stable); V1 keeps the first 2,048
 // tokens, V2 puts <cls> first and <eos> last around the first 4,094. Rows are padded to
 // the fixed length with <pad>, or (pad_to_batch) to the batch's longest row: Write then
-// keeps each cell's ranked genes in a batch scratch (a few KB a cell, in cache) and
+// keeps each cell's ranked gene ids in a batch scratch (~6 KB a cell, in cache) and
 // FinishRank writes every row once at the batch's width. Writing rows at the full width
 // and moving them together afterwards touched 4,096-wide rows of three tensors and copied
 // them again (memmove was 13% of the pad_to_batch preset).
@@ -37,19 +37,27 @@ void ShapeRows(const RankOutput& o, int64_t n, int64_t L, Outputs& out) {
   if (o.mlm) ShapeTensor(out.tensors[kLabels], "labels", TensorType::kInt64, {n, L});
 }
 
-// One row of `filled` positions: <cls>, the genes, <eos>, then <pad>; its mask and labels.
-void WriteRow(const RankOutput& o, const StageContext& ctx, uint64_t cell_key, const KeyedId* genes,
-              size_t keep, int64_t filled, int64_t* ids, uint8_t* att, int64_t* labels) {
+int32_t GeneId(const KeyedId& g) { return g.id; }
+int32_t GeneId(int32_t g) { return g; }
+
+// Row r of a batch `width` positions wide: <cls>, the genes, <eos>, then <pad>; its mask
+// and labels.
+template <typename Gene>
+void WriteRow(const RankOutput& o, const StageContext& ctx, uint64_t cell_key, const Gene* genes,
+              size_t keep, Outputs& out, int64_t r, int64_t width) {
   const bool special = o.version != 1;
+  int64_t* ids = reinterpret_cast<int64_t*>(out.tensors[kIds].data.data()) + r * width;
+  uint8_t* att = out.tensors[kAttention].data.data() + r * width;
   int64_t len = 0;
   if (special) ids[len++] = o.cls_id;
-  for (size_t k = 0; k < keep; ++k) ids[len++] = genes[k].id;
+  for (size_t k = 0; k < keep; ++k) ids[len++] = GeneId(genes[k]);
   if (special) ids[len++] = o.eos_id;
-  for (int64_t j = len; j < filled; ++j) ids[j] = o.pad_id;
+  for (int64_t j = len; j < width; ++j) ids[j] = o.pad_id;
   std::memset(att, 1, static_cast<size_t>(len));
-  std::memset(att + len, 0, static_cast<size_t>(filled - len));
-  if (labels) {
-    std::fill(labels, labels + filled, int64_t{-100});
+  std::memset(att + len, 0, static_cast<size_t>(width - len));
+  if (o.mlm) {
+    int64_t* labels = reinterpret_cast<int64_t*>(out.tensors[kLabels].data.data()) + r * width;
+    std::fill(labels, labels + width, int64_t{-100});
     MaskTokens(o, ctx.map->vocab_size, CellStreamKey(ctx.seed, ctx.epoch, cell_key, kPurposeTokenMask),
                ids, labels, special ? 1 : 0, special ? len - 1 : len);
   }
@@ -94,13 +102,10 @@ void WriteRank(const RankOutput& o, const StageContext& ctx, const CellState& c,
     }
     rows.begin.push_back(rows.genes.size());
     rows.keys.push_back(c.key);
-    rows.genes.insert(rows.genes.end(), ranked.begin(), ranked.begin() + static_cast<ptrdiff_t>(keep));
+    for (size_t k = 0; k < keep; ++k) rows.genes.push_back(ranked[k].id);
     return;
   }
-  WriteRow(o, ctx, c.key, ranked.data(), keep, L,
-           reinterpret_cast<int64_t*>(out.tensors[kIds].data.data()) + i * L,
-           out.tensors[kAttention].data.data() + i * L,
-           o.mlm ? reinterpret_cast<int64_t*>(out.tensors[kLabels].data.data()) + i * L : nullptr);
+  WriteRow(o, ctx, c.key, ranked.data(), keep, out, i, L);
 }
 
 void FinishRank(const RankOutput& o, const StageContext& ctx, const CellState& c, int64_t n,
@@ -112,11 +117,9 @@ void FinishRank(const RankOutput& o, const StageContext& ctx, const CellState& c
   const CellState::Scratch::RankRows& rows = c.scratch.rank_rows;
   const int64_t specials = o.version != 1 ? 2 : 0;
   for (int64_t r = 0; r < n; ++r) {
-    WriteRow(o, ctx, rows.keys[static_cast<size_t>(r)], rows.genes.data() + rows.begin[static_cast<size_t>(r)],
-             static_cast<size_t>(len[r] - specials), Lb,
-             reinterpret_cast<int64_t*>(out.tensors[kIds].data.data()) + r * Lb,
-             out.tensors[kAttention].data.data() + r * Lb,
-             o.mlm ? reinterpret_cast<int64_t*>(out.tensors[kLabels].data.data()) + r * Lb : nullptr);
+    const size_t row = static_cast<size_t>(r);
+    WriteRow(o, ctx, rows.keys[row], rows.genes.data() + rows.begin[row],
+             static_cast<size_t>(len[r] - specials), out, r, Lb);
   }
 }
 
