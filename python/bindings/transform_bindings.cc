@@ -161,12 +161,12 @@ void BindTransform(nb::module_& m) {
       .def_prop_ro("reports", &Reports)
       .def("present",
            [](const tf::GeneMap& g, size_t f) {
-             if (f >= g.present.size()) ThrowIfError(Status::OutOfRange("no such file"));
-             return ToNumpy(std::vector<uint8_t>(g.present[f]));
+             if (f >= g.map_of_file.size()) ThrowIfError(Status::OutOfRange("no such file"));
+             return ToNumpy(std::vector<uint8_t>(g.Present(f)));
            })
       .def("column_to_vocab", [](const tf::GeneMap& g, size_t f) {
-        if (f >= g.column_to_vocab.size()) ThrowIfError(Status::OutOfRange("no such file"));
-        return ToNumpy(std::vector<int32_t>(g.column_to_vocab[f]));
+        if (f >= g.map_of_file.size()) ThrowIfError(Status::OutOfRange("no such file"));
+        return ToNumpy(std::vector<int32_t>(g.ColumnToVocab(f)));
       });
 
   m.def(

@@ -72,7 +72,7 @@ void WriteDense(const DenseOutput& o, const StageContext& ctx, const CellState& 
   const int64_t V = ctx.map->vocab_size;
   const bool tokens = o.depth != DepthTokens::kNone;
   const int64_t W = V + (tokens ? 2 : 0);
-  const uint8_t* present = ctx.map->present[c.file].data();
+  const uint8_t* present = ctx.map->Present(c.file).data();
   size_t slot = 2;
   Tensor* mask_t = o.mask ? &out.tensors[slot++] : nullptr;
   Tensor* target_t = ctx.has_target ? &out.tensors[slot++] : nullptr;

@@ -121,6 +121,7 @@ Result<GeneMap> MapGeneIds(const std::vector<std::string>& files,
   map.file_offsets = file_offsets;
   const std::string source =
       spec.var_column.empty() ? "var names" : "var column '" + spec.var_column + "'";
+  std::vector<uint64_t> hashes;  // of each distinct map
   for (size_t f = 0; f < files.size(); ++f) {
     if (ids[f].size() != cols[f].size()) {
       return Status::Invalid(files[f] + ": " + std::to_string(ids[f].size()) +
@@ -166,8 +167,20 @@ Result<GeneMap> MapGeneIds(const std::vector<std::string>& files,
           (spec.id_symbol.empty() ? "" : ", even through the Ensembl ID <-> symbol table") +
           "; map by the other identifier kind or name the var column that holds it");
     }
-    map.column_to_vocab.push_back(std::move(to_vocab));
-    map.present.push_back(std::move(present));
+    // A map made for an earlier file, if one is equal (present follows from to_vocab);
+    // compared by hash first, so thousands of files with different genes stay cheap.
+    uint64_t hash = 0x9E3779B97F4A7C15ULL;
+    for (const int32_t v : to_vocab) hash = (hash ^ static_cast<uint32_t>(v)) * 0x100000001B3ULL;
+    size_t same = 0;
+    while (same < map.column_to_vocab.size() &&
+           !(hashes[same] == hash && map.column_to_vocab[same] == to_vocab))
+      ++same;
+    if (same == map.column_to_vocab.size()) {
+      map.column_to_vocab.push_back(std::move(to_vocab));
+      map.present.push_back(std::move(present));
+      hashes.push_back(hash);
+    }
+    map.map_of_file.push_back(static_cast<uint32_t>(same));
     map.reports.push_back(std::move(rep));
   }
   return map;

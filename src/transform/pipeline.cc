@@ -204,7 +204,7 @@ Status Pipeline::Run(const CsrMatrix& X, int64_t row_begin, int64_t row_end, con
     c.row = cells.rows[static_cast<size_t>(i)];
     c.key = cells.keys[static_cast<size_t>(i)];
     c.file = m.map.FileOf(c.row);
-    const int32_t* to_vocab = m.map.column_to_vocab[c.file].data();
+    const int32_t* to_vocab = m.map.ColumnToVocab(c.file).data();
     // Straight into the cell's arrays; only a map that reorders or merges genes needs the
     // sort-and-sum pass below (the usual map keeps the file's order: one pass, no copy).
     // Locals, not the cell's members, in the loop: stores to c.all_total could alias the

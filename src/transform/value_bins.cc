@@ -122,7 +122,7 @@ void WriteBinned(const BinnedOutput& o, const StageContext& ctx, const CellState
   const int64_t V = ctx.map->vocab_size;
   const int32_t cls_id = o.cls_id >= 0 ? o.cls_id : static_cast<int32_t>(V);
   const int32_t pad_id = o.pad_id >= 0 ? o.pad_id : static_cast<int32_t>(V + 1);
-  const uint8_t* present = ctx.map->present[c.file].data();
+  const uint8_t* present = ctx.map->Present(c.file).data();
 
   // Bins of the nonzero values.
   std::vector<double>&sorted = c.scratch.sorted, &edges = c.scratch.edges;

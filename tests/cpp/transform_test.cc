@@ -120,6 +120,27 @@ TEST(GeneMap, EnsemblIdsAndVersions) {
   EXPECT_EQ(StripEnsemblVersion("TP53.1"), "TP53.1");
 }
 
+TEST(GeneMap, FilesThatMapAlikeShareOneMap) {
+  VocabSpec spec;
+  spec.genes = {"", "TP53", "EGFR", "MYC"};
+  // files 0 and 2 hold the same genes in the same columns (plates of one experiment),
+  // file 1 others: two distinct maps, file 2 using file 0's.
+  std::vector<std::vector<std::string>> ids = {{"TP53", "MYC"}, {"EGFR", "MYC"}, {"TP53", "MYC"}};
+  std::vector<std::vector<int32_t>> cols = {{0, 1}, {2, 1}, {0, 1}};
+  auto r = MapGeneIds({"f0", "f1", "f2"}, ids, cols, {"a", "b", "c"}, {0, 10, 20, 30}, spec);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const GeneMap& m = *r;
+  EXPECT_EQ(m.column_to_vocab.size(), 2u);
+  EXPECT_EQ(m.present.size(), 2u);
+  EXPECT_EQ(m.map_of_file, (std::vector<uint32_t>{0, 1, 0}));
+  EXPECT_EQ(m.ColumnToVocab(2), (std::vector<int32_t>{1, 3, -1}));
+  EXPECT_EQ(m.ColumnToVocab(1), (std::vector<int32_t>{-1, 3, 2}));
+  EXPECT_EQ(m.Present(2), (std::vector<uint8_t>{0, 1, 0, 1}));
+  EXPECT_EQ(m.Present(1), (std::vector<uint8_t>{0, 0, 1, 1}));
+  EXPECT_EQ(m.reports.size(), 3u);  // still one report per file
+  EXPECT_EQ(m.reports[2].file, "f2");
+}
+
 TEST(GeneMap, DuplicatesAbsentAndTranslation) {
   VocabSpec spec;
   spec.genes = {"", "TP53", "EGFR", "MYC"};
@@ -131,10 +152,11 @@ TEST(GeneMap, DuplicatesAbsentAndTranslation) {
   auto r = MapGeneIds({"f0", "f1"}, ids, cols, {"a", "b", "c", "d", "e"}, {0, 10, 20}, spec);
   ASSERT_TRUE(r.ok()) << r.status().message();
   const GeneMap& m = *r;
-  EXPECT_EQ(m.column_to_vocab[0], (std::vector<int32_t>{1, 3, 1, -1, -1}));
-  EXPECT_EQ(m.column_to_vocab[1], (std::vector<int32_t>{-1, -1, -1, 2, -1}));
-  EXPECT_EQ(m.present[0], (std::vector<uint8_t>{0, 1, 0, 1}));
-  EXPECT_EQ(m.present[1], (std::vector<uint8_t>{0, 0, 1, 0}));
+  EXPECT_EQ(m.ColumnToVocab(0), (std::vector<int32_t>{1, 3, 1, -1, -1}));
+  EXPECT_EQ(m.ColumnToVocab(1), (std::vector<int32_t>{-1, -1, -1, 2, -1}));
+  EXPECT_EQ(m.Present(0), (std::vector<uint8_t>{0, 1, 0, 1}));
+  EXPECT_EQ(m.Present(1), (std::vector<uint8_t>{0, 0, 1, 0}));
+  EXPECT_EQ(m.column_to_vocab.size(), 2u);  // different maps: one each
   EXPECT_EQ(m.reports[0].summed, 2);
   EXPECT_EQ(m.reports[0].vocab_missing, 1);
   EXPECT_EQ(m.reports[1].translated, 1);
