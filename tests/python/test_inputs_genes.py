@@ -128,6 +128,30 @@ def test_several_files_mask_per_cell(files):
     assert seen == col.n_obs
 
 
+def test_files_with_the_same_genes_share_a_map(files, tmp_path):
+    """Plates of one experiment (A and a copy of A) share one gene map, B has its own; every
+    cell still gets its own file's values and mask, and every file its own report."""
+    import shutil
+    copy = tmp_path / "A_again.h5ad"
+    shutil.copy(files["A"], copy)
+    paths = [files["A"], files["B"], copy]
+    col = cellfeed.open(paths, join="outer")
+    pipe = cellfeed.inputs.Pipeline("scfoundation", (), cellfeed.inputs.Dense())
+    mapping = pipe.mapping(col)
+    np.testing.assert_array_equal(mapping.column_to_vocab(2), mapping.column_to_vocab(0))
+    np.testing.assert_array_equal(mapping.present(2), mapping.present(0))
+    assert not np.array_equal(mapping.present(1), mapping.present(0))
+    assert [r["file"] for r in mapping.reports] == [str(p) for p in paths]
+    refs = [ref.on_vocab(ref.read(p), PANEL, "symbol", GENCODE) for p in paths]
+    offsets = col.file_offsets
+    got = pipe.run(col, np.arange(col.n_obs))
+    for r in range(col.n_obs):
+        f = int(np.searchsorted(offsets, r, side="right") - 1)
+        dense, present, _ = refs[f]
+        np.testing.assert_array_equal(got["values"][r], dense[r - offsets[f]].astype(np.float32))
+        np.testing.assert_array_equal(got["attention_mask"][r], present)
+
+
 def test_no_overlap_names_file_and_examples(files):
     col = cellfeed.open(files["C"])
     with pytest.raises(ValueError) as e:
