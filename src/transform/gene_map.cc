@@ -8,6 +8,8 @@
 // counts are summed when cells are gathered (as Geneformer does). A vocabulary gene no
 // file gene reaches is absent for that file: zero, and flagged in the presence mask.
 #include <algorithm>
+#include <functional>
+#include <string_view>
 #include <unordered_map>
 
 #include "cellfeed/collection.h"
@@ -121,7 +123,7 @@ Result<GeneMap> MapGeneIds(const std::vector<std::string>& files,
   map.file_offsets = file_offsets;
   const std::string source =
       spec.var_column.empty() ? "var names" : "var column '" + spec.var_column + "'";
-  std::vector<uint64_t> hashes;  // of each distinct map
+  std::vector<size_t> hashes;  // of each distinct map
   for (size_t f = 0; f < files.size(); ++f) {
     if (ids[f].size() != cols[f].size()) {
       return Status::Invalid(files[f] + ": " + std::to_string(ids[f].size()) +
@@ -169,8 +171,8 @@ Result<GeneMap> MapGeneIds(const std::vector<std::string>& files,
     }
     // A map made for an earlier file, if one is equal (present follows from to_vocab);
     // compared by hash first, so thousands of files with different genes stay cheap.
-    uint64_t hash = 0x9E3779B97F4A7C15ULL;
-    for (const int32_t v : to_vocab) hash = (hash ^ static_cast<uint32_t>(v)) * 0x100000001B3ULL;
+    const size_t hash = std::hash<std::string_view>{}(std::string_view(
+        reinterpret_cast<const char*>(to_vocab.data()), to_vocab.size() * sizeof(int32_t)));
     size_t same = 0;
     while (same < map.column_to_vocab.size() &&
            !(hashes[same] == hash && map.column_to_vocab[same] == to_vocab))

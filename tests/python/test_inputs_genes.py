@@ -5,6 +5,8 @@ numpy reference in inputs_reference.py on files written by anndata."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -131,7 +133,6 @@ def test_several_files_mask_per_cell(files):
 def test_files_with_the_same_genes_share_a_map(files, tmp_path):
     """Plates of one experiment (A and a copy of A) share one gene map, B has its own; every
     cell still gets its own file's values and mask, and every file its own report."""
-    import shutil
     copy = tmp_path / "A_again.h5ad"
     shutil.copy(files["A"], copy)
     paths = [files["A"], files["B"], copy]
