@@ -68,3 +68,28 @@ def test_outputs_written(smoke):
     assert sorted(p.name for p in dirs[0].glob("*.png")) == ["grid_gzip.png", "grid_none.png"]
     o = results["open_100m"]
     assert o["n_obs"] == 200_000 and o["open_seconds"] > 0
+
+
+def test_inputs_bench_runs_and_its_bounds_follow_from_its_times(tmp_path):
+    """bench/inputs_bench.py at smoke size, one engine thread: every preset is timed on
+    both paths, and the derived bounds are the stated functions of the measured rates."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import inputs_bench
+    import tahoe_like
+
+    tahoe_like.generate(tmp_path / "plates", 2_000, None)  # 31 batches: 10 warm-up + 4
+    r = inputs_bench.main([str(tmp_path / "plates"), "--epochs", "1", "--user-batches", "4",
+                           "--threads", "1", "--out", str(tmp_path / "inputs.json")])
+    assert json.loads((tmp_path / "inputs.json").read_text())["threads"] == 1
+    plain_bps = r["plain"]["batches_per_second"]
+    assert set(r["presets"]) == {"aido_cell_rda", "scfoundation_rda", "geneformer_mlm", "scgpt_masked_value"}
+    for name, p in r["presets"].items():
+        ours, user = p["cellfeed"]["batches_per_second"], p["user_numpy"]["batches_per_second"]
+        assert p["cellfeed"]["cells"] == r["plain"]["cells"] == r["cells"], name
+        ms = p["ms_per_batch"]
+        assert math.isclose(ms["plain"], 1e3 / plain_bps) and math.isclose(ms["user"], 1e3 / user), name
+        assert math.isclose(ms["added"], 1e3 / ours - 1e3 / plain_bps, abs_tol=1e-9), name
+        assert math.isclose(p["speedup_if_free"], plain_bps / user), name
+        if ms["added"] > 0:
+            assert math.isclose(p["user_over_added"], ms["user"] / ms["added"]), name
+        assert ("bytes_written_vs_memcpy" in p) == name.endswith("_rda"), name
