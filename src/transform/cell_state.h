@@ -12,6 +12,7 @@
 #include "cellfeed/status.h"
 #include "cellfeed/transform.h"
 #include "transform/radix_sort.h"
+#include "transform/vocab_order.h"
 
 namespace cellfeed::transform {
 
@@ -101,7 +102,7 @@ struct CellState {
   // __tls_get_addr, and the compiler did not hoist them out of the loops (8% of a dense
   // preset's time).
   struct Scratch {
-    std::vector<std::pair<int32_t, double>> pairs;  // gathered (vocabulary id, value)
+    VocabOrder vocab_order;                         // a map that reorders: the gather's sort
     std::vector<float> dense;                       // a dense row, streamed out when done
     std::vector<uint8_t> mask_row;                  // its value mask
     std::vector<uint16_t> bf16_row;                 // a bfloat16 row

@@ -199,14 +199,14 @@ Status Pipeline::Run(const CsrMatrix& X, int64_t row_begin, int64_t row_end, con
       m.spec.output);
 
   CellState c;  // its buffers are reused by every cell of the batch
-  std::vector<std::pair<int32_t, double>>& pairs = c.scratch.pairs;
   for (int64_t i = 0; i < n; ++i) {
     c.row = cells.rows[static_cast<size_t>(i)];
     c.key = cells.keys[static_cast<size_t>(i)];
     c.file = m.map.FileOf(c.row);
     const int32_t* to_vocab = m.map.ColumnToVocab(c.file).data();
-    // Straight into the cell's arrays; only a map that reorders or merges genes needs the
-    // sort-and-sum pass below (the usual map keeps the file's order: one pass, no copy).
+    // Straight into the cell's arrays; a map that reorders or merges genes (every real
+    // vocabulary on real files) then needs the vocabulary-order pass below, one that keeps
+    // the file's order (a vocabulary cut from the file's own genes) does not.
     // Locals, not the cell's members, in the loop: stores to c.all_total could alias the
     // values written through c.x, so the compiler kept the running sum in memory (its
     // load-add-store chain was most of the gather's time). Sums run in the same order, both
@@ -238,32 +238,16 @@ Status Pipeline::Run(const CsrMatrix& X, int64_t row_begin, int64_t row_end, con
       if (g < 0) continue;
       ordered = ordered && g > last;
       last = std::max(last, g);
-      raw_total += v;  // the kept values in order: what summing c.x afterwards gave
+      raw_total += v;  // the kept values in file order, whatever the map's order
       idx[kept] = g;
       xs[kept++] = v;
     }
     c.idx.resize(kept);
     c.x.resize(kept);
     c.all_total = all_total;
-    if (!ordered) {
-      pairs.clear();
-      for (size_t k = 0; k < c.idx.size(); ++k) pairs.emplace_back(c.idx[k], c.x[k]);
-      std::sort(pairs.begin(), pairs.end(), [](auto& a, auto& b) { return a.first < b.first; });
-      c.idx.clear();
-      c.x.clear();
-      c.raw_total = 0;
-      for (const auto& [g, v] : pairs) {
-        if (!c.idx.empty() && c.idx.back() == g) {
-          c.x.back() += v;  // several file genes on one vocabulary gene: summed
-        } else {
-          c.idx.push_back(g);
-          c.x.push_back(v);
-        }
-        c.raw_total += v;
-      }
-    } else {
-      c.raw_total = raw_total;
-    }
+    // Several file genes on one vocabulary gene are summed there.
+    if (!ordered) c.scratch.vocab_order.Sort(m.map.vocab_size, c.idx, c.x);
+    c.raw_total = raw_total;
     c.total = c.raw_total;
     c.has_target = false;
     c.downsampled = false;
