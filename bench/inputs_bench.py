@@ -32,8 +32,15 @@ P the plain loader's, C cellfeed's with inputs, W the user path's, added = C - P
   the sparse presets' two targets can hold at once, for any P, only where this is >= 50.
   `--threads` sets the engine's threads on both paths, to see how `added` scales with cores.
 
-The vocabulary is the plates' first 19,264 genes (the panel's size; Tahoe's 62,710
-genes map ~19k panel genes); Geneformer gets the first 20,271 with seeded medians.
+Vocabularies (--vocab): "real" (the default), the shipped ones, as the presets use them: the
+scFoundation/AIDO.Cell panel by symbol (the plates hold GENCODE v44 Ensembl IDs, so they are
+translated) and Geneformer's gc104M dictionary with its medians. Their genes lie scattered
+over the plates' columns in an order of their own, as on real files, so the engine puts
+every cell in vocabulary order. "prefix" (the runs before 2026-12-07): the plates' first
+19,264 genes as the panel and the first 20,271 as Geneformer's, with seeded medians; those
+keep the file's order, which no real vocabulary does. The user path gets each plate's
+column -> vocabulary map from cellfeed.map_genes (a user builds the same from var names);
+where several columns map to one panel gene its dense rows keep one of them.
 Prints JSON: batches/s per path and preset, ratios, bandwidth.
 """
 
@@ -285,6 +292,8 @@ def main(argv=None) -> dict:
                                                      "scgpt_masked_value"])
     ap.add_argument("--pad", choices=["fixed", "batch"], default="fixed",
                     help="token presets' padding, on both paths: to the maximum length or the batch's longest row")
+    ap.add_argument("--vocab", choices=["real", "prefix"], default="real",
+                    help="the shipped vocabularies, or the plates' first genes in file order")
     ap.add_argument("--threads", type=int, default=None, help="engine threads (default: one per core)")
     ap.add_argument("--out", default=None, help="write the JSON here too")
     args = ap.parse_args(argv)
@@ -305,27 +314,29 @@ def main(argv=None) -> dict:
     plain = cellfeed.Loader(paths, **settings)
     names = list(plain.var_names)
     threads = plain.collection.threads if hasattr(plain.collection, "threads") else os.cpu_count()
-    panel = Vocabulary.from_genes(names[:PANEL], by="ensembl", name="bench_panel")
-    rng = np.random.default_rng(7)
-    n_gf = 20_275 - 4
-    medians = np.exp(rng.normal(0.0, 0.7, n_gf))
-    gf_vocab = Vocabulary("bench_geneformer", ("",) * 4 + tuple(names[:n_gf]), "ensembl",
-                          (float("nan"),) * 4 + tuple(float(m) for m in medians))
-    c2v_panel = np.full(len(names), -1, np.int32)
-    c2v_panel[:PANEL] = np.arange(PANEL, dtype=np.int32)
-    c2v_gf = np.full(len(names), -1, np.int32)
-    c2v_gf[:n_gf] = np.arange(4, 4 + n_gf, dtype=np.int32)
-    gf_medians = np.concatenate([np.ones(4), medians])
+    if args.vocab == "real":
+        panel, gf_vocab = Vocabulary.scfoundation(), Vocabulary.geneformer()
+    else:
+        panel = Vocabulary.from_genes(names[:PANEL], by="ensembl", name="bench_panel")
+        rng = np.random.default_rng(7)
+        n_gf = 20_275 - 4
+        gf_vocab = Vocabulary("bench_geneformer", ("",) * 4 + tuple(names[:n_gf]), "ensembl",
+                              (float("nan"),) * 4 + tuple(float(m) for m in np.exp(rng.normal(0.0, 0.7, n_gf))))
+    # The plates share their genes, so one column -> vocabulary map serves every batch.
+    c2v_panel = cellfeed.map_genes(plain.collection, panel).column_to_vocab(0)
+    c2v_gf = cellfeed.map_genes(plain.collection, gf_vocab).column_to_vocab(0)
+    gf_medians = np.asarray(gf_vocab.medians, np.float64)
 
     presets = {
-        "aido_cell_rda": (dataclasses.replace(ci.aido_cell_rda(), vocab=panel), lambda: UserRda(c2v_panel, PANEL, 1, "aido"), True),
-        "scfoundation_rda": (dataclasses.replace(ci.scfoundation_rda(), vocab=panel), lambda: UserRda(c2v_panel, PANEL, 1, "scf"), True),
+        "aido_cell_rda": (dataclasses.replace(ci.aido_cell_rda(), vocab=panel), lambda: UserRda(c2v_panel, len(panel), 1, "aido"), True),
+        "scfoundation_rda": (dataclasses.replace(ci.scfoundation_rda(), vocab=panel), lambda: UserRda(c2v_panel, len(panel), 1, "scf"), True),
         "geneformer_mlm": (dataclasses.replace(ci.geneformer_mlm(pad=args.pad), vocab=gf_vocab),
-                           lambda: UserGeneformer(c2v_gf, 4 + n_gf, 1, gf_medians, args.pad), False),
+                           lambda: UserGeneformer(c2v_gf, len(gf_vocab), 1, gf_medians, args.pad), False),
         "scgpt_masked_value": (dataclasses.replace(ci.scgpt_masked_value(pad=args.pad), vocab=panel),
-                               lambda: UserScgpt(c2v_panel, PANEL, 1, args.pad), False),
+                               lambda: UserScgpt(c2v_panel, len(panel), 1, args.pad), False),
     }
     result = {"data_dir": args.data_dir, "cells": plain.collection.n_obs, "settings": settings, "pad": args.pad,
+              "vocab": args.vocab, "mapped": {"panel": int((c2v_panel >= 0).sum()), "geneformer": int((c2v_gf >= 0).sum())},
               "epochs": args.epochs, "user_batches": args.user_batches, "threads": threads,
               "memcpy_bytes_per_second": memcpy_bandwidth(threads),
               "memcpy_bytes_per_second_1_thread": memcpy_bandwidth(1),
