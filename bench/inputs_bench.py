@@ -36,7 +36,7 @@ Vocabularies (--vocab): "real" (the default), the shipped ones, as the presets u
 scFoundation/AIDO.Cell panel by symbol (the plates hold GENCODE v44 Ensembl IDs, so they are
 translated) and Geneformer's gc104M dictionary with its medians. Their genes lie scattered
 over the plates' columns in an order of their own, as on real files, so the engine puts
-every cell in vocabulary order. "prefix" (the runs before 2026-12-07): the plates' first
+every cell in vocabulary order. "prefix" (every run before this option, up to 2026-12-06): the plates' first
 19,264 genes as the panel and the first 20,271 as Geneformer's, with seeded medians; those
 keep the file's order, which no real vocabulary does. The user path gets each plate's
 column -> vocabulary map from cellfeed.map_genes (a user builds the same from var names);

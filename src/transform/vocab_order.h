@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace cellfeed::transform {
@@ -21,8 +22,9 @@ class VocabOrder {
   // are resized to that count.
   void Sort(int64_t vocab_size, std::vector<int32_t>& idx, std::vector<double>& x) {
     const size_t V = static_cast<size_t>(vocab_size);
-    if (value_.size() != V) {
-      value_.assign(V, 0.0);
+    if (size_ != V) {  // a slot is read only after its first visit assigns it: no zeroing
+      value_.reset(new double[V]);
+      size_ = V;
       bits_.assign((V + 63) / 64, 0);
     }
     uint64_t lo_word = bits_.size(), hi_word = 0;  // the words any id set
@@ -46,15 +48,16 @@ class VocabOrder {
         idx[n] = static_cast<int32_t>(g);
         x[n++] = value_[g];
       }
-      bits_[w] = 0;  // value_ needs no clearing: a first visit assigns
+      bits_[w] = 0;
     }
     idx.resize(n);
     x.resize(n);
   }
 
  private:
-  std::vector<double> value_;   // by vocabulary id
-  std::vector<uint64_t> bits_;  // ids this cell has
+  std::unique_ptr<double[]> value_;  // by vocabulary id
+  size_t size_ = 0;                  // its vocabulary's size
+  std::vector<uint64_t> bits_;       // ids this cell has
 };
 
 }  // namespace cellfeed::transform
