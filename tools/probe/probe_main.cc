@@ -1,10 +1,13 @@
-// `cellfeed-probe open PATH LAYER | strings PATH DATASET [--memory-mb N]`
+// `cellfeed-probe open PATH LAYER | strings PATH DATASET [--memory-mb N] [--parent PID]
+//  [--time-limit-s S]`
 //
 // Does libhdf5's part of opening a file (everything AnnDataFile::Open reads through
 // libhdf5), or reads a string dataset whole, in a process of its own, so that a corrupt
 // file that crashes or hangs libhdf5 kills only this process (see io/hdf5/isolation.h).
 // Stdout is the pipe to the parent: each element is announced before libhdf5 reads it,
 // and the outcome is the last line. Not meant to be run by hand.
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -54,12 +57,31 @@ cellfeed::Status ReadAllStrings(const std::string& path, const std::string& data
   return cellfeed::Status::OK();
 }
 
+// Never outlive the process that started it, however that process ends (a scheduler's
+// SIGKILL included): the kernel sends SIGKILL when the parent dies. The parent may have died
+// between the spawn and this call; then the probe is already an orphan and leaves at once.
+void DieWithParent(pid_t parent) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(cellfeed::io::kProbeOrphanExit);
+}
+
+// And never run past its own limit, even when the parent lives on but no longer waits:
+// SIGALRM after `seconds` of wall time, SIGXCPU (then SIGKILL) after as much CPU time.
+void LimitOwnTime(long long seconds) {
+  if (seconds <= 0) return;
+  rlimit cpu{static_cast<rlim_t>(seconds), static_cast<rlim_t>(seconds + 1)};
+  ::setrlimit(RLIMIT_CPU, &cpu);
+  ::alarm(static_cast<unsigned>(seconds));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 4) return 2;
   const std::string mode = argv[1], path = argv[2], arg = argv[3];
   for (int i = 4; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) == "--parent") DieWithParent(static_cast<pid_t>(std::atoll(argv[i + 1])));
+    if (std::string(argv[i]) == "--time-limit-s") LimitOwnTime(std::atoll(argv[i + 1]));
     if (std::string(argv[i]) == "--memory-mb") {
       const long long mb = std::atoll(argv[i + 1]);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)  // they reserve terabytes

@@ -115,6 +115,13 @@ Status Outcome(const ProbeJob& job, const Child& c, int wstatus, const Isolation
                            std::to_string(limits.memory_mb) + " MB " + what + at +
                            " (a corrupt length?); the limit is CELLFEED_PROBE_MEMORY_MB");
   }
+  if (WIFSIGNALED(wstatus) && (WTERMSIG(wstatus) == SIGALRM || WTERMSIG(wstatus) == SIGXCPU)) {
+    // The probe's own limit ended it before this process's deadline did (this process
+    // was descheduled for a while): the same verdict as a timeout.
+    Child late = c;
+    late.timed_out = true;
+    return Outcome(job, late, 0, limits);
+  }
   if (WIFSIGNALED(wstatus)) {
     return Status::Invalid(path + ": libhdf5 crashed (" + SignalName(WTERMSIG(wstatus)) +
                            ") " + what + at +
@@ -132,6 +139,13 @@ Status Spawn(const std::string& exe, const ProbeJob& job, const IsolationLimits&
                                    job.arg};
   args.push_back("--memory-mb");
   args.push_back(std::to_string(limits.memory_mb));
+  // The probe ends itself when this process dies (its parent-death signal, checked against
+  // the race of a parent that died before it was set) or past its own time limit, so that
+  // no probe outlives a training job killed by its scheduler (docs/RELIABILITY.md).
+  args.push_back("--parent");
+  args.push_back(std::to_string(::getpid()));
+  args.push_back("--time-limit-s");
+  args.push_back(std::to_string(ProbeSelfLimitSeconds(limits.timeout_s)));
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

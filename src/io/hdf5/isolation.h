@@ -59,5 +59,12 @@ std::vector<Status> ProbeInChild(const std::vector<ProbeJob>& jobs, const Isolat
 inline constexpr char kProbeElementLine = 'E';  // "E<element>\t<attribute>\n"
 inline constexpr char kProbeStatusLine = 'S';   // "S<code>\t<message>\n", last
 inline constexpr int kProbeOutOfMemoryExit = 3;
+inline constexpr int kProbeOrphanExit = 4;  // its parent was gone before it could watch it
+
+// The probe's own wall-clock and CPU limit, in whole seconds: past the parent's deadline
+// (which kills it first and reports a timeout), so it only acts when nobody is waiting.
+inline int64_t ProbeSelfLimitSeconds(double timeout_s) {
+  return static_cast<int64_t>(timeout_s * 1.25) + 2;
+}
 
 }  // namespace cellfeed::io
