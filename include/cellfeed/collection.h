@@ -119,6 +119,11 @@ class Collection {
   // One obs column for the given rows (all rows when empty optional).
   Result<Column> Obs(const std::string& column,
                      std::optional<std::span<const int64_t>> rows = std::nullopt) const;
+  // File `file`'s own obs column `column` at its local `rows`, as that file stores it
+  // (categorical codes index the file's own categories): for a column that not every file
+  // of the collection has, where each file must be judged on its own (corpus filters).
+  Result<Column> FileObs(size_t file, const std::string& column,
+                         std::span<const int64_t> rows) const;
   Result<std::vector<std::string>> ObsNames(
       std::optional<std::span<const int64_t>> rows = std::nullopt) const;
   Result<Column> Var(const std::string& column) const;

@@ -120,10 +120,13 @@ def qc_columns_for(corpus, collection, files) -> dict:
     out = {name: np.full(collection.n_obs, np.nan, dtype=np.float32) for name in wanted}
     layers = corpus.file_layers
     for i, (f, summary) in enumerate(zip(files, collection.summaries())):
-        in_obs = {c[0] for c in summary["obs_columns"]}
-        if wanted <= in_obs:
-            continue  # the file's own columns win: no pass over its X
+        # Each file is judged on its own obs column where it has one (the engine reads it,
+        # file by file) and on computed metrics where it has none: computed values are
+        # filled only for the metrics this file lacks.
+        missing = wanted - {c[0] for c in summary["obs_columns"]}
+        if not missing:
+            continue  # no pass over its X
         df = qc_metrics(f, layer=layers[i], flag_prefix=corpus.qc_flag_prefix, threads=corpus.threads)
-        for name in wanted:
+        for name in missing:
             out[name][offsets[i]:offsets[i + 1]] = df[name].to_numpy(dtype=np.float32)
     return out

@@ -196,8 +196,14 @@ Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::stri
     impl->summaries.push_back(f->Summarize());
     impl->files.push_back(std::move(f));
   }
+  // Repeated gene names are made unique as anndata's var_names_make_unique() does, alone
+  // and in a collection alike (collection/gene_join.h).
+  std::vector<std::optional<std::vector<std::string>>> unique(impl->files.size());
   std::vector<const std::vector<std::string>*> genes;
-  for (const auto& f : impl->files) genes.push_back(&f->var_names());
+  for (size_t i = 0; i < impl->files.size(); ++i) {
+    unique[i] = MakeNamesUnique(impl->files[i]->var_names());
+    genes.push_back(unique[i] ? &*unique[i] : &impl->files[i]->var_names());
+  }
   CF_ASSIGN_OR_RETURN(GeneSpace space, JoinGenes(paths, genes, options.join, options.genes));
   impl->var_names = std::move(space.var_names);
   impl->gene_maps = std::move(space.maps);
@@ -351,6 +357,24 @@ Result<Column> Collection::Obs(const std::string& name,
     for (size_t k = 0; k < part.strings.size(); ++k) out.strings[pos[k]] = std::move(part.strings[k]);
   }
   return out;
+}
+
+Result<Column> Collection::FileObs(size_t file, const std::string& name,
+                                   std::span<const int64_t> rows) const {
+  if (file >= impl_->files.size()) {
+    return Status::Invalid("file " + std::to_string(file) + " out of range (" +
+                           std::to_string(impl_->files.size()) + " files)");
+  }
+  const AnnDataSource& f = *impl_->files[file];
+  const h5ad::ColumnLayout* c = f.obs().Find(name);
+  if (!c) return Status::Invalid(f.path() + ": obs column '" + name + "' not found");
+  for (int64_t r : rows) {
+    if (r < 0 || r >= f.n_obs()) {
+      return Status::Invalid(f.path() + ": row " + std::to_string(r) + " out of range (" +
+                             std::to_string(f.n_obs()) + " cells)");
+    }
+  }
+  return f.ReadColumn(*c, rows, *impl_->pool);
 }
 
 Result<Column> Collection::Var(const std::string& name) const {

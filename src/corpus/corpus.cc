@@ -57,7 +57,7 @@ class FileColumns : public corpus::ColumnSource {
  public:
   FileColumns(const Collection& corpus_collection, const SourceSpec& spec, size_t file_pos,
               const std::map<std::string, std::shared_ptr<const std::vector<float>>>& extra)
-      : spec_(spec), extra_(extra) {
+      : spec_(spec), extra_(extra), file_pos_(file_pos) {
     const auto& local = spec.files_collection->file_offsets();
     lo_ = local[file_pos];
     hi_ = local[file_pos + 1];
@@ -73,13 +73,20 @@ class FileColumns : public corpus::ColumnSource {
     if (it != cache_.end()) return &it->second;
     Column c;
     const Collection& sc = *spec_.files_collection;
-    bool common = false;
+    bool common = false, own = false;
     for (const ColumnInfo& ci : sc.obs_columns()) common = common || ci.name == name;
+    for (const ColumnInfo& ci : sc.summaries()[file_pos_].obs_columns) own = own || ci.name == name;
     auto extra = extra_.find(name);
-    if (common) {  // obs first: a file's own column wins over a computed one
+    // obs first: a file's own column wins over a computed one, file by file (a source's
+    // files need not all have it; those without get the computed values).
+    if (common) {
       std::vector<int64_t> rows(static_cast<size_t>(length()));
       std::iota(rows.begin(), rows.end(), lo_);
       CF_ASSIGN_OR_RETURN(c, sc.Obs(name, std::span<const int64_t>(rows)));
+    } else if (own) {
+      std::vector<int64_t> rows(static_cast<size_t>(length()));
+      std::iota(rows.begin(), rows.end(), 0);
+      CF_ASSIGN_OR_RETURN(c, sc.FileObs(file_pos_, name, std::span<const int64_t>(rows)));
     } else if (extra != extra_.end()) {
       c.info.name = name;
       c.info.kind = ColumnKind::kNumeric;
@@ -112,6 +119,7 @@ class FileColumns : public corpus::ColumnSource {
  private:
   const SourceSpec& spec_;
   const std::map<std::string, std::shared_ptr<const std::vector<float>>>& extra_;
+  size_t file_pos_ = 0;
   int64_t lo_ = 0, hi_ = 0, global0_ = 0;
   std::string path_;
   std::map<std::string, Column> cache_;
