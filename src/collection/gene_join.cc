@@ -20,6 +20,28 @@ Status CheckUnique(const std::vector<std::string>& names, const std::string& whe
 
 }  // namespace
 
+std::optional<std::vector<std::string>> MakeNamesUnique(const std::vector<std::string>& names) {
+  std::unordered_set<std::string> taken;
+  std::vector<size_t> repeats;  // positions of the second and later occurrences
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (!taken.insert(names[i]).second) repeats.push_back(i);
+  }
+  if (repeats.empty()) return std::nullopt;
+  std::vector<std::string> out = names;
+  std::unordered_map<std::string, int64_t> counter;
+  for (size_t i : repeats) {
+    const std::string& v = names[i];
+    while (true) {
+      std::string candidate = v + "-" + std::to_string(++counter[v]);
+      if (taken.insert(candidate).second) {
+        out[i] = std::move(candidate);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 Result<GeneSpace> JoinGenes(const std::vector<std::string>& paths,
                             const std::vector<const std::vector<std::string>*>& file_genes,
                             const std::string& join, const std::vector<std::string>& genes) {
@@ -35,7 +57,6 @@ Result<GeneSpace> JoinGenes(const std::vector<std::string>& paths,
       space.order_preserving.assign(nfiles, true);
       return space;
     }
-    for (size_t f = 0; f < nfiles; ++f) CF_RETURN_IF_ERROR(CheckUnique(*file_genes[f], paths[f]));
     if (join == "inner") {
       std::unordered_map<std::string, size_t> count;
       for (size_t f = 0; f < nfiles; ++f)
@@ -60,7 +81,6 @@ Result<GeneSpace> JoinGenes(const std::vector<std::string>& paths,
     }
   } else if (join == "genes") {
     CF_RETURN_IF_ERROR(CheckUnique(genes, "the gene list"));
-    for (size_t f = 0; f < nfiles; ++f) CF_RETURN_IF_ERROR(CheckUnique(*file_genes[f], paths[f]));
     space.var_names = genes;
   } else {
     return Status::Invalid("join must be 'inner', 'outer' or a gene list, got '" + join + "'");

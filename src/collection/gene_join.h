@@ -4,8 +4,14 @@
 // join "outer": every gene of any file, in order of first appearance; absent genes are 0.
 // explicit list: exactly those genes, in that order; others are dropped, absent ones 0.
 // A file whose genes already equal the target needs no map (the fast path).
+//
+// Gene names that repeat within a file (Cell Ranger outputs, files indexed by symbol) are
+// first made unique exactly as anndata's `var_names_make_unique()` does (the second "MED4"
+// becomes "MED4-1"), the same for a file alone and in a collection; files are joined by
+// those names (docs/FORMATS.md).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +26,10 @@ struct GeneSpace {
   // Per file: the map keeps column order, so mapped rows need no re-sorting.
   std::vector<bool> order_preserving;
 };
+
+// anndata.utils.make_index_unique(names, join="-"): later repeats get "-1", "-2", ...,
+// skipping any name already taken. Returns nullopt when `names` are already unique.
+std::optional<std::vector<std::string>> MakeNamesUnique(const std::vector<std::string>& names);
 
 Result<GeneSpace> JoinGenes(const std::vector<std::string>& paths,
                             const std::vector<const std::vector<std::string>*>& file_genes,
