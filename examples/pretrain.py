@@ -175,8 +175,17 @@ def main(argv=None) -> dict:
                         "examples/pretrain_tahoe.toml (the same job at scale)")
     p.add_argument("--eval-cells", type=int, default=0,
                    help="evaluate on at most this many cells per split (0 = all)")
+    p.add_argument("--torch-threads", type=int, default=0,
+                   help="torch's intra-op threads (0: cellfeed.split_cores' share of the cores)")
+    p.add_argument("--engine-threads", type=int, default=0,
+                   help="cellfeed's engine threads (0: cellfeed.split_cores' share of the cores)")
     args = p.parse_args(argv)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    # torch's threads and the engine's share the cores: by default each pool takes a whole
+    # core count, and on a small or busy node they then preempt each other (docs/PYTORCH.md).
+    torch_threads, engine_threads = cellfeed.split_cores(device.type)
+    torch.set_num_threads(args.torch_threads or torch_threads)
+    engine_threads = args.engine_threads or engine_threads
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
@@ -190,6 +199,7 @@ def main(argv=None) -> dict:
 
     # 1. The corpus: declared in a file, evaluated (filters, QC, quotas, splits) in C++.
     corpus = cellfeed.Corpus.from_toml(args.corpus)
+    corpus.threads = engine_threads
     inputs = aido_cell_rda()
     settings = dict(batch_size=args.batch_size, block_size=args.block_size,
                     fetch_factor=args.fetch_factor, seed=args.seed, inputs=inputs)
@@ -279,7 +289,8 @@ def main(argv=None) -> dict:
     k = max(1, len(losses) // 10)
     summary = {
         "seed": args.seed, "corpus_fingerprint": corpus.fingerprint, "corpus": os.path.abspath(args.corpus),
-        "device": str(device), "torch_threads": torch.get_num_threads(), "steps": args.steps,
+        "device": str(device), "torch_threads": torch.get_num_threads(), "engine_threads": engine_threads,
+        "steps": args.steps,
         "epochs_started": epoch, "batch_size": args.batch_size, "parameters": n_params,
         "loss_first": float(np.mean(losses[:k])), "loss_last": float(np.mean(losses[-k:])),
         "loss_curve_sha256_16": curve_hash,
@@ -314,7 +325,8 @@ def main(argv=None) -> dict:
     print(f"Held-out cells trained on: {held_out['val']} of {len(corpus.rows('val'))} validation, "
           f"{held_out['test']} of {len(corpus.rows('test'))} test.")
     print(f"Reproduce: seed {args.seed}, corpus fingerprint {corpus.fingerprint}, loss curve "
-          f"sha256 {curve_hash} ({summary['torch_threads']} torch threads, {device}).")
+          f"sha256 {curve_hash} ({summary['torch_threads']} torch threads, {engine_threads} engine "
+          f"threads, {device}).")
     print(f"Results written to {out}/ (metrics.json, loss_curve.png/json, corpus_report.md/json/png, trained_rows.npy)")
     return summary
 
