@@ -47,6 +47,7 @@ nitpick_ignore_regex = [(r"py:.*", r"(?!cellfeed\b).*")]
 
 myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
+highlight_language = "text"  # a block without a language is shown as written (outputs, tables)
 suppress_warnings = []
 
 html_theme = "furo"
