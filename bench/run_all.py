@@ -20,8 +20,8 @@ Steps (every loader measured in its own process, on the same files, cores and ba
     (scDataset also with 0..2 DataLoader workers; AnnLoader and plain h5py at random).
  5. Cold runs of the best configurations, against the sequential bandwidth.
  6. Peak RSS of every loader; open time and memory of a 100M-cell collection.
-Writes bench/results/<date>/ (results.json, table.md, heatmaps *.png) and the README's
-results section.
+Writes bench/results/<date>/ (results.json, table.md, heatmaps *.png) and the "Current
+figures" block of docs/BENCHMARKS.md (between its bench:start / bench:end markers).
 """
 
 from __future__ import annotations
@@ -424,15 +424,17 @@ def markdown(results: dict) -> str:
 
 
 def update_readme(table: str, rel_dir: str) -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
+    """Replaces the current figures in docs/BENCHMARKS.md (the earlier ones stay in
+    bench/results/ and docs/benchmark_history.md)."""
+    page = ROOT / "docs" / "BENCHMARKS.md"
+    text = page.read_text()
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"
     block = f"{start}\n{table}\nHeatmaps and raw JSON: `{rel_dir}/`.\n{end}"
     if start in text and end in text:
         text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
     else:
-        text += f"\n## Latest benchmark\n\n{block}\n"
-    readme.write_text(text)
+        text += f"\n## Current figures\n\n{block}\n"
+    page.write_text(text)
 
 
 # -- main -------------------------------------------------------------------------------

@@ -10,14 +10,14 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 need_apt=0
 for pkg in libhdf5-dev zlib1g-dev libdeflate-dev liblzf-dev libgtest-dev pkg-config fio \
-           libblosc-dev libzstd-dev liblz4-dev nlohmann-json3-dev python3-venv libcli11-dev; do
+           libblosc-dev libzstd-dev liblz4-dev nlohmann-json3-dev python3-venv libcli11-dev chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt=1
 done
 if [ "$need_apt" = 1 ]; then
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends \
     libhdf5-dev zlib1g-dev libdeflate-dev liblzf-dev libgtest-dev pkg-config g++ make fio \
-    libblosc-dev libzstd-dev liblz4-dev nlohmann-json3-dev python3-venv libcli11-dev
+    libblosc-dev libzstd-dev liblz4-dev nlohmann-json3-dev python3-venv libcli11-dev chromium
 fi
 
 python3 -m pip install -q --upgrade-strategy only-if-needed -r requirements-dev.txt
@@ -50,4 +50,11 @@ fi
 if [ ! -f .scgpt-ref/scgpt/preprocess.py ]; then
   python3 -m pip install -q --no-deps --target .scgpt-ref scgpt==0.2.4
 fi
+# The documentation site's tools (scripts/docs.sh) in their own venv, which sees the
+# system's packages and so the cellfeed just installed: Sphinx 9 needs a newer docutils
+# than some system packages accept, so it stays out of the system site-packages.
+if ! .venv-docs/bin/python -c 'import sphinx, myst_parser, furo' >/dev/null 2>&1; then
+  python3 -m venv --system-site-packages .venv-docs
+fi
+.venv-docs/bin/python -m pip install -q -r requirements-docs.txt
 echo "cellfeed installed: $(python3 -c 'import cellfeed; print(cellfeed.__version__)')"

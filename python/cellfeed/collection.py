@@ -1,5 +1,13 @@
 """cellfeed.open(): one or many AnnData files (.h5ad, zarr stores) read as one row-concatenated
-AnnData."""
+AnnData.
+
+Examples
+--------
+>>> import cellfeed
+>>> col = cellfeed.open("data/real/pbmc68k_reduced_scanpy1.h5ad")
+>>> col
+cellfeed.Collection(700 cells x 765 genes, 1 file(s))
+"""
 
 from __future__ import annotations
 
@@ -41,7 +49,39 @@ def _reopen(paths, layer, threads, join, values="finite", verify_whole_chunks=Fa
 
 
 class Collection:
-    """Files opened with :func:`cellfeed.open`. Rows are cells, in file order."""
+    """Files opened with :func:`cellfeed.open`: their cells as the rows of one matrix.
+
+    Rows are cells, file after file in the order given; columns are the joined gene space
+    (``var_names``). Reads run on the engine's threads with the GIL released. A collection
+    pickles by re-opening its files with the same settings (DataLoader workers do this).
+
+    Parameters
+    ----------
+    engine : object
+        The C++ engine's collection (an internal type). Not built by hand:
+        :func:`cellfeed.open` makes it.
+
+    See Also
+    --------
+    cellfeed.open : opens files as a collection.
+    cellfeed.Loader : minibatches of a collection's cells.
+
+    Examples
+    --------
+    >>> import cellfeed
+    >>> col = cellfeed.open("data/pbmc68k/10x_pbmc68k_reduced.zarr.zip", layer="counts")
+    >>> col.shape
+    (700, 765)
+    >>> col.obs(["bulk_labels", "n_counts"], rows=[0, 1])
+                         bulk_labels  n_counts
+    AAAGCCTGGCTAAC-1  CD14+ Monocyte    2557.0
+    AAATTCGATGCACA-1       Dendritic    2695.0
+    >>> m = col.read([5, 3, 3])          # any order, repeats allowed
+    >>> m.shape, m.dtype
+    ((3, 765), dtype('float32'))
+    >>> m.sum(axis=1).A1.tolist()
+    [876.0, 389.0, 389.0]
+    """
 
     def __init__(self, engine: _cellfeed.Collection):
         self._c = engine
@@ -55,55 +95,113 @@ class Collection:
 
     @property
     def n_obs(self) -> int:
+        """Number of cells (rows) over all files."""
         return self._c.n_obs
 
     @property
     def n_vars(self) -> int:
+        """Number of genes (columns) of the joined gene space."""
         return self._c.n_vars
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(n_obs, n_vars)``."""
         return (self._c.n_obs, self._c.n_vars)
 
     @property
     def files(self) -> list[str]:
+        """The paths of the files, in row order."""
         return list(self._c.files)
 
     @property
     def file_offsets(self) -> np.ndarray:
-        """First global row of each file, then n_obs."""
+        """First global row of each file, then ``n_obs`` (int64, length ``len(files) + 1``)."""
         return np.asarray(self._c.file_offsets, dtype=np.int64)
 
     @property
     def var_names(self) -> pd.Index:
+        """Gene names of the joined gene space, in column order."""
         return pd.Index(self._c.var_names)
 
     @property
     def obs_columns(self) -> list[str]:
+        """Names of the obs columns every file has."""
         return [name for name, _, _ in self._c.obs_columns]
 
     @property
     def var_columns(self) -> list[str]:
+        """Names of the var columns (of the first file's var)."""
         return [name for name, _, _ in self._c.var_columns]
 
     @property
     def threads(self) -> int:
+        """Engine threads that decode this collection's reads."""
         return self._c.threads
 
     def summaries(self) -> list[dict]:
-        """Per file: shape, encoding, dtypes, filters, chunking, columns."""
+        """What each file holds, from its metadata (what ``cellfeed inspect`` prints).
+
+        Returns
+        -------
+        list of dict
+            One per file: ``path``, ``n_obs``, ``n_vars``, ``nnz``, ``element`` (the matrix
+            read), ``encoding``, ``arrays`` (dtype, filters and chunking of each stored
+            array), ``obs_columns`` and ``var_columns``.
+        """
         return self._c.summaries()
 
     def read(self, rows) -> sp.csr_matrix:
-        """The given rows (any order, duplicates allowed) as a float32 csr_matrix."""
+        """Read cells by global row id.
+
+        Parameters
+        ----------
+        rows : sequence of int
+            Global row ids (``0 <= row < n_obs``), in any order, repeats allowed.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix
+            float32, one row per id in the order given, ``n_vars`` columns.
+
+        Raises
+        ------
+        ValueError
+            A row out of range, or a stored value the collection's ``values=`` check
+            rejects (the message names the file, element and row).
+        """
         data, indices, indptr, shape = self._c.read(_as_rows(rows))
         return sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
 
     def obs_names(self, rows=None) -> pd.Index:
+        """Cell names (each file's obs index).
+
+        Parameters
+        ----------
+        rows : sequence of int, optional
+            Global row ids; all rows when None.
+
+        Returns
+        -------
+        pandas.Index
+        """
         return pd.Index(self._c.obs_names(None if rows is None else _as_rows(rows)))
 
     def obs(self, columns: Sequence[str] | str | None = None, rows=None) -> pd.DataFrame:
-        """obs columns (all when None) for the given rows (all when None), indexed by obs_names."""
+        """obs columns of the given cells.
+
+        Parameters
+        ----------
+        columns : str or sequence of str, optional
+            Column names; every column in ``obs_columns`` when None.
+        rows : sequence of int, optional
+            Global row ids; all rows when None.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by obs names; categorical columns as :class:`pandas.Categorical` with
+            the categories of all files merged.
+        """
         if columns is None:
             columns = self.obs_columns
         elif isinstance(columns, str):
@@ -113,6 +211,18 @@ class Collection:
         return pd.DataFrame(data, index=self.obs_names(r), columns=list(columns))
 
     def var(self, columns: Iterable[str] | None = None) -> pd.DataFrame:
+        """var columns of the joined gene space.
+
+        Parameters
+        ----------
+        columns : iterable of str, optional
+            Column names; every column in ``var_columns`` when None.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``var_names``.
+        """
         if columns is None:
             columns = self.var_columns
         columns = list(columns)
@@ -129,8 +239,32 @@ class Collection:
 def read_gene_list(path, column: str | int | None = None) -> list[str]:
     """Genes from a vocabulary file: one gene per line, or one column of a TSV/CSV.
 
-    column: a header name or a 0-based index; by default the first column. A first line
-    that names the chosen column is taken as a header.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file. Tab-separated if its first line has a tab, comma-separated if it ends
+        in ``.csv``, else one gene per line.
+    column : str or int, optional
+        A header name, or a 0-based column index; by default the first column. A first
+        line whose chosen field is ``gene``, ``genes``, ``gene_name``, ``gene_id``,
+        ``symbol``, ``ensembl_id`` or ``token`` is taken as a header.
+
+    Returns
+    -------
+    list of str
+        The genes, in file order.
+
+    Raises
+    ------
+    ValueError
+        The file is empty, has no such column, or a line has too few columns.
+
+    Examples
+    --------
+    >>> import cellfeed
+    >>> genes = cellfeed.read_gene_list(cellfeed.vocab.SCFOUNDATION_FILE, column="gene_name")
+    >>> len(genes), genes[:3]
+    (19264, ['A1BG', 'A1CF', 'A2M'])
     """
     path = os.fspath(path)
     with builtins.open(path, encoding="utf-8") as fh:
@@ -175,24 +309,61 @@ def open(path_or_paths, layer: str | None = None, threads: int | None = None,  #
     .zip, sharded or not) or an annbatch collection's root (its dataset_<i> stores, in order);
     the format is told from the content, and formats may be mixed (docs/FORMATS.md).
 
-    layer: None reads X; "raw" reads raw/X (with raw/var); any other name reads layers/<name>.
-      A list gives one such choice per file (None for X), e.g. for files that keep their
-      counts in different places.
-    threads: worker threads for decoding (default: one per core).
-    join: the gene space when files have different var_names: "inner" (genes in every
-      file), "outer" (all genes, absent ones are zero), a list of gene names, or the path
-      of a vocabulary file (see read_gene_list). Files are mapped onto it while reading.
-    values: checks of X's values as they are read: "finite" (NaN or infinity raises a
-      ValueError naming the file, element and row), "counts" (also negative or
-      fractional values: for raw counts), "any" (delivered as stored).
-    verify_whole_chunks: inflate every gzip chunk whole so its checksum is verified. By
-      default a chunk whose needed rows lie in its first third is inflated only that far.
-    isolate: first do libhdf5's part of opening each file (and each first read of a string
-      column or of obs names afterwards) in a short-lived probe process, so that a corrupt
-      file that crashes libhdf5 raises ValueError, and one that hangs it OSError, naming
-      the file and element instead of killing or stalling this process. Default: on, unless the environment sets CELLFEED_ISOLATE=0 (see
-      docs/RELIABILITY.md for the cost).
-    open_timeout: seconds each probe may take (default 60, or CELLFEED_OPEN_TIMEOUT).
+    Parameters
+    ----------
+    path_or_paths : str, os.PathLike or sequence of them
+        The files, in row order.
+    layer : str or list of str, optional
+        None reads X; ``"raw"`` reads raw/X (with raw/var); any other name reads
+        layers/<name>. A list gives one such choice per file (None for X), e.g. for files
+        that keep their counts in different places.
+    threads : int, optional
+        Worker threads for decoding (default: one per core).
+    join : {"inner", "outer"}, list of str, str or os.PathLike, default "inner"
+        The gene space when files have different var_names: ``"inner"`` (genes in every
+        file), ``"outer"`` (all genes, absent ones are zero), a list of gene names, or the
+        path of a vocabulary file (see :func:`read_gene_list`). Files are mapped onto it
+        while reading.
+    values : {"finite", "counts", "any"}, default "finite"
+        Checks of X's values as they are read: ``"finite"`` (NaN or infinity raises a
+        ValueError naming the file, element and row), ``"counts"`` (also negative or
+        fractional values: for raw counts), ``"any"`` (delivered as stored).
+    verify_whole_chunks : bool, default False
+        Inflate every gzip chunk whole so its checksum is verified. By default a chunk
+        whose needed rows lie in its first third is inflated only that far.
+    isolate : bool, optional
+        First do libhdf5's part of opening each file (and each first read of a string
+        column or of obs names afterwards) in a short-lived probe process, so that a
+        corrupt file that crashes libhdf5 raises ValueError, and one that hangs it
+        OSError, naming the file and element instead of killing or stalling this process.
+        Default: on, unless the environment sets ``CELLFEED_ISOLATE=0`` (see
+        docs/RELIABILITY.md for the cost).
+    open_timeout : float, optional
+        Seconds each probe may take (default 60, or ``CELLFEED_OPEN_TIMEOUT``).
+
+    Returns
+    -------
+    Collection
+        The files as one collection.
+
+    Raises
+    ------
+    ValueError
+        No files, a file that is not a readable AnnData store, no genes in common under
+        ``join="inner"``, or one layer per file given for another number of files; the
+        message names the file and the element (docs/ERRORS.md).
+    OSError
+        A file that cannot be read, or a probe that timed out.
+
+    Examples
+    --------
+    >>> import cellfeed
+    >>> col = cellfeed.open(["data/real/pbmc68k_reduced_scanpy1.h5ad",
+    ...                      "data/pbmc68k/10x_pbmc68k_reduced.zarr.zip"])
+    >>> col
+    cellfeed.Collection(1400 cells x 765 genes, 2 file(s))
+    >>> col.file_offsets.tolist()
+    [0, 700, 1400]
     """
     how, genes = _join_args(join)
     paths = _as_paths(path_or_paths)

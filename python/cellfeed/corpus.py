@@ -36,20 +36,48 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class Source:
-    """One source of a corpus.
+    """One source of a :class:`Corpus`: some files, a filter and a quota.
 
-    files: a path, a glob, or a list of them (globs sorted; paths relative to the TOML file
-      when declared there). where: a filter over obs columns (docs/CORPUS.md), e.g.
-      "tissue == 'blood' and pct_counts_mt < 10". cells: an exact number of train cells
-      per epoch; weight: a share of the corpus's epoch_cells (not both; neither = every
-      cell). upsample: allow a quota above the cells available (every cell then comes
-      k or k+1 times). split: hold the whole source out ("val" or "test"). balance_by: an
-      obs column whose classes get equal shares of the quota (balance="equal"), or
-      shares proportional to n*s/(n+s) (balance="scaled", balance_scale=s).
-      weight_column: a numeric obs column of per-cell sampling weights (a weighted draw
-      without replacement of the quota).
-      layer: where this source's files keep the matrix to read ("counts" for
-      layers/counts, "raw" for raw/X); default: the corpus's layer (X when none).
+    Parameters
+    ----------
+    name : str
+        The source's name (in reports, ``batch.source`` and ``Loader.source_names``).
+    files : str, os.PathLike or list of them
+        A path, a glob, or a list of them (globs sorted; paths relative to the TOML file
+        when declared there).
+    where : str, optional
+        A filter over obs columns (docs/CORPUS.md), e.g.
+        ``"tissue == 'blood' and pct_counts_mt < 10"``. The QC columns ``total_counts``,
+        ``n_genes_by_counts`` and ``pct_counts_mt`` are computed where obs lacks them.
+    cells : int, optional
+        An exact number of train cells per epoch.
+    weight : float, optional
+        A share of the corpus's ``epoch_cells`` (not with ``cells``; with neither, every
+        cell that passes the filter).
+    upsample : bool, default False
+        Allow a quota above the cells available (every cell then comes k or k+1 times).
+    split : {"val", "test"}, optional
+        Hold the whole source out.
+    balance_by : str, optional
+        An obs column whose classes share the quota, as ``balance`` says.
+    balance : {"equal", "scaled"}, optional
+        ``"equal"``: equal shares per class; ``"scaled"``: shares proportional to
+        ``n * s / (n + s)`` with ``s = balance_scale``.
+    balance_scale : float, optional
+        The ``s`` of ``balance="scaled"``.
+    weight_column : str, optional
+        A numeric obs column of per-cell sampling weights (a weighted draw without
+        replacement of the quota).
+    layer : str, optional
+        Where this source's files keep the matrix to read (``"counts"`` for
+        layers/counts, ``"raw"`` for raw/X); default: the corpus's layer (X when none).
+
+    Examples
+    --------
+    >>> import cellfeed
+    >>> cellfeed.Source("g1", "data/real/pbmc68k_reduced_scanpy1.h5ad",
+    ...                 where="phase == 'G1'", cells=300)   # doctest: +ELLIPSIS
+    Source(name='g1', files='data/real/pbmc68k_reduced_scanpy1.h5ad', where="phase == 'G1'", cells=300, ...)
     """
 
     name: str
@@ -70,13 +98,35 @@ class Source:
 class Split:
     """Held-out splits by the value of a group column (donor_id, dataset, cell_type, ...).
 
-    Either list the held-out groups (val=[...], test=[...]; every other group is train),
-    or give fractions={"train": 0.8, "val": 0.1, "test": 0.1}: each group goes to one split
-    by a seeded hash of its value, so a group never spans two splits. Cells whose group is
-    missing go to train. leakage_columns: columns whose values are checked for appearing
-    in more than one split (reported, not an error). by="obs_names" makes every cell its own
-    group (hashed from its file's name and obs name; fractions only): a random cell-level
-    validation split that stays put when files are added or reordered.
+    Either list the held-out groups (``val=[...]``, ``test=[...]``; every other group is
+    train), or give ``fractions``: each group then goes to one split by a seeded hash of its
+    value, so a group never spans two splits. Cells whose group is missing go to train.
+
+    Parameters
+    ----------
+    by : str
+        The group column. ``"obs_names"`` makes every cell its own group (hashed from its
+        file's name and obs name; fractions only): a random cell-level validation split
+        that stays put when files are added or reordered.
+    val : sequence of str, default ()
+        Groups held out for validation.
+    test : sequence of str, default ()
+        Groups held out for test.
+    fractions : dict, optional
+        E.g. ``{"train": 0.8, "val": 0.1, "test": 0.1}``, instead of listing groups.
+    seed : int, optional
+        Seed of the group hash (default: the corpus's seed).
+    leakage_columns : sequence of str, default ()
+        Columns whose values are checked for appearing in more than one split (reported
+        by :meth:`Corpus.leaks`, not an error).
+
+    Examples
+    --------
+    >>> import cellfeed
+    >>> cellfeed.Split(by="louvain", val=["3"])
+    Split(by='louvain', val=['3'], test=(), fractions=None, seed=None, leakage_columns=())
+    >>> cellfeed.Split(by="obs_names", fractions={"train": 0.9, "val": 0.1}).by
+    'obs_names'
     """
 
     by: str
@@ -114,7 +164,78 @@ def file_identity(path: str) -> dict:
 
 
 class Corpus:
-    """A declared training corpus (see the module docstring and docs/CORPUS.md)."""
+    """A declared training corpus: named sources over existing files, and splits.
+
+    The declaration is evaluated once, in C++ (filters, splits, quotas), on first use; every
+    declaration that cannot be met is an error then, before any batch is read.
+    ``Loader(corpus, split="train")`` streams exactly the declared cells, interleaving the
+    sources in proportion over the whole epoch. The rules and the TOML format:
+    docs/CORPUS.md.
+
+    Parameters
+    ----------
+    sources : sequence of Source or dict
+        The sources (a dict is passed to :class:`Source`).
+    split : Split or dict, optional
+        Held-out splits by a group column; without one every cell of a source that is
+        not held out whole is train.
+    epoch_cells : int, optional
+        Train cells per epoch shared out by the sources' ``weight`` (default: the
+        weighted sources' cells).
+    temperature : float, optional
+        With ``temperature=T``, weighted sources get shares proportional to
+        ``weight * n ** (1 / T)`` (n: the source's train cells after its filter) instead
+        of ``weight``.
+    subsample : {"fixed", "epoch"}, default "fixed"
+        Whether a source's quota draws the same cells every epoch or new ones each epoch.
+    seed : int, default 0
+        Seed of every draw of the declaration (subsamples, split hashes).
+    layer : str, optional
+        The matrix read from every file (a source's ``layer`` overrides it); X when None.
+    join : {"inner", "outer"}, list of str or path, default "inner"
+        The gene space of the files, as in :func:`cellfeed.open`.
+    values : {"finite", "counts", "any"}, default "finite"
+        Checks of the values read, as in :func:`cellfeed.open`.
+    threads : int, optional
+        Engine threads (default: one per core).
+    qc_flag_prefix : str, default "MT-"
+        Gene-name prefix of the ``pct_counts_mt`` QC column when it is computed.
+    base_dir : str, optional
+        Directory that relative paths and globs are resolved against (the TOML file's
+        directory for :meth:`from_toml`).
+
+    Raises
+    ------
+    ValueError
+        No sources, a source with both ``cells`` and ``weight``, an unknown split or
+        subsample mode.
+    FileNotFoundError
+        A path that does not exist or a glob that matches no file.
+
+    See Also
+    --------
+    Source, Split, cellfeed.Loader
+
+    Examples
+    --------
+    >>> import cellfeed
+    >>> corpus = cellfeed.Corpus([
+    ...     cellfeed.Source("g1", "data/real/pbmc68k_reduced_scanpy1.h5ad",
+    ...                     where="phase == 'G1'", cells=300),
+    ...     cellfeed.Source("zarr", "data/pbmc68k/10x_pbmc68k_reduced.zarr.zip",
+    ...                     layer="counts", split="test")],
+    ...     split=cellfeed.Split(by="louvain", val=["3"]))
+    >>> corpus.counts()[["in_files", "passing", "train", "val", "test", "requested"]]
+            in_files  passing  train  val  test  requested
+    source                                                
+    g1           700      501    470   31     0        300
+    zarr         700      700      0    0   700          0
+    >>> loader = cellfeed.Loader(corpus, split="train", batch_size=64, seed=0)
+    >>> sum(len(batch) for batch in loader)
+    300
+    >>> loader.delivered().to_dict()
+    {'g1': 300, 'zarr': 0}
+    """
 
     def __init__(self, sources: Sequence[Source], split: Split | None = None,
                  epoch_cells: int | None = None, temperature: float | None = None,
@@ -149,7 +270,41 @@ class Corpus:
     # -- declaration ---------------------------------------------------------------------
     @classmethod
     def from_toml(cls, path) -> "Corpus":
-        """Loads a declaration from a TOML file (format: docs/CORPUS.md)."""
+        """Load a declaration from a TOML file (format: docs/CORPUS.md).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The TOML file; its relative paths and globs are resolved against its directory.
+
+        Returns
+        -------
+        Corpus
+            The declaration, not yet evaluated.
+
+        Raises
+        ------
+        ValueError
+            Not valid TOML, or unknown keys (the message names the file and the keys).
+
+        Examples
+        --------
+        >>> import os, tempfile, cellfeed
+        >>> pbmc = os.path.abspath("data/real/pbmc68k_reduced_scanpy1.h5ad")
+        >>> path = os.path.join(tempfile.mkdtemp(), "corpus.toml")
+        >>> with open(path, "w") as f:
+        ...     _ = f.write(f'''
+        ... [[source]]
+        ... name = "pbmc"
+        ... files = ["{pbmc}"]
+        ... where = "n_genes > 1200"
+        ... ''')
+        >>> corpus = cellfeed.Corpus.from_toml(path)
+        >>> corpus
+        Corpus(1 sources: pbmc)
+        >>> int(corpus.counts().loc["pbmc", "passing"])
+        229
+        """
         import tomllib
 
         path = os.fspath(path)
@@ -162,6 +317,26 @@ class Corpus:
 
     @classmethod
     def from_dict(cls, spec: dict, base_dir: str | None = None, where: str = "corpus") -> "Corpus":
+        """A declaration from a dict shaped like the TOML format (docs/CORPUS.md).
+
+        Parameters
+        ----------
+        spec : dict
+            Corpus options, ``source`` (a list of dicts) and optionally ``split`` (a dict).
+        base_dir : str, optional
+            Directory that relative paths and globs are resolved against.
+        where : str, default "corpus"
+            What error messages call the declaration (the TOML file's path).
+
+        Returns
+        -------
+        Corpus
+
+        Raises
+        ------
+        ValueError
+            No sources, a source without name or files, or unknown keys.
+        """
         spec = dict(spec)
         known = {"source", "split", "epoch_cells", "temperature", "subsample", "seed", "layer",
                  "join", "values", "threads", "qc_flag_prefix"}
@@ -190,7 +365,13 @@ class Corpus:
         return cls(sources, split=split, base_dir=base_dir, **spec)
 
     def to_dict(self) -> dict:
-        """The declaration, with files resolved to absolute paths (what the fingerprint covers)."""
+        """The declaration, with files resolved to absolute paths (what the fingerprint covers).
+
+        Returns
+        -------
+        dict
+            Shaped like the TOML format: :meth:`from_dict` reads it back.
+        """
         d = {"seed": self.seed, "subsample": self.subsample, "layer": self.layer,
              "join": self.join if isinstance(self.join, str) else list(self.join),
              "values": self.values, "qc_flag_prefix": self.qc_flag_prefix,
@@ -206,6 +387,7 @@ class Corpus:
 
     @property
     def source_names(self) -> list[str]:
+        """The sources' names, in declaration order."""
         return [s.name for s in self.sources]
 
     @property
@@ -240,7 +422,19 @@ class Corpus:
 
     # -- evaluation ------------------------------------------------------------------------
     def build(self) -> "Corpus":
-        """Evaluates the declaration (done on first use); raises on any unmet declaration."""
+        """Evaluate the declaration (done on first use).
+
+        Returns
+        -------
+        Corpus
+            This corpus, evaluated.
+
+        Raises
+        ------
+        ValueError
+            Any declaration that cannot be met (a filter over a missing column, a quota
+            above the cells available without ``upsample``, ...), naming the source.
+        """
         if self._built is not None:
             return self
         fingerprint = self.fingerprint  # of the files as they are before they are read
@@ -299,6 +493,7 @@ class Corpus:
 
     @property
     def collection(self) -> Collection:
+        """Every file of the corpus opened as one collection (global row ids index it)."""
         return self.build()._built[0]
 
     @property
@@ -306,23 +501,65 @@ class Corpus:
         return self.build()._built[1]
 
     def counts(self) -> pd.DataFrame:
-        """Cells per source: in the files, passing the filter, per split, requested."""
+        """Cells per source: in the files, passing the filter, per split, requested.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by source: ``in_files``, ``passing``, ``train``, ``val``, ``test``,
+            ``requested``, ``full_copies`` and ``extra_cells`` (an upsampled quota is whole
+            copies of the source plus extra cells).
+        """
         return pd.DataFrame(self._engine.counts()).set_index("source")
 
     def leaks(self) -> pd.DataFrame:
-        """Values of the split's leakage columns that appear in more than one split."""
+        """Values of the split's leakage columns that appear in more than one split.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``column``, ``value`` and ``splits`` (comma-separated); empty when
+            nothing leaks.
+        """
         rows = [{"column": c, "value": v, "splits": ",".join(s)} for c, v, s in self._engine.leaks()]
         return pd.DataFrame(rows, columns=["column", "value", "splits"])
 
     def rows(self, split: str = "test", source: str | None = None) -> np.ndarray:
-        """Global row ids (into corpus.collection) of a split's cells, e.g. to evaluate on."""
+        """Global row ids (into ``corpus.collection``) of a split's cells, e.g. to evaluate on.
+
+        Parameters
+        ----------
+        split : {"train", "val", "test"}, default "test"
+            The split.
+        source : str, optional
+            One source's cells only; all sources when None.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64, sorted, unique.
+        """
         names = self.source_names
         picks = range(len(names)) if source is None else [names.index(source)]
         parts = [self._engine.split_rows(i, split) for i in picks]
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
     def epoch_rows(self, split: str = "train", epoch: int = 0) -> list[tuple[str, int, np.ndarray]]:
-        """What one epoch of a split delivers: (source, copy, rows) per lane."""
+        """What one epoch of a split delivers: ``(source, copy, rows)`` per lane.
+
+        Parameters
+        ----------
+        split : {"train", "val", "test"}, default "train"
+            The split.
+        epoch : int, default 0
+            The epoch (subsamples drawn per epoch differ between epochs).
+
+        Returns
+        -------
+        list of tuple
+            Per lane: the source's name, the copy number (upsampled sources have several)
+            and the global row ids it delivers.
+        """
         names = self.source_names
         return [(names[s], c, r) for s, c, r in self._engine.epoch_lanes(split, epoch)]
 
@@ -330,7 +567,29 @@ class Corpus:
                world_size: int = 1, batch_size: int = 64, block_size: int | str = 4,
                fetch_factor: int = 16, drop_last: bool = False, remainder: str = "pad",
                max_batches: int = 2000):
-        """What the corpus holds and what an epoch delivers (see CorpusReport)."""
+        """What the corpus holds and what an epoch delivers (``cellfeed corpus`` prints it).
+
+        Parameters
+        ----------
+        columns : sequence of str, default ()
+            obs columns to count per label (available, delivered, target).
+        split : {"train", "val", "test"}, default "train"
+            The split whose epoch is reported.
+        epoch : int, default 0
+            The epoch reported.
+        world_size : int, default 1
+            Ranks to report per-rank counts for.
+        batch_size, block_size, fetch_factor, drop_last, remainder
+            The loader configuration whose batches are reported (as in
+            :class:`cellfeed.Loader`).
+        max_batches : int, default 2000
+            At most this many batches are planned to measure batch proportions.
+
+        Returns
+        -------
+        CorpusReport
+            ``str()`` gives Markdown; ``to_dict()``, ``to_json()`` and ``plot(path)`` the rest.
+        """
         from .corpus_report import build_report
 
         return build_report(self, columns=list(columns), split=split, epoch=epoch,

@@ -1,4 +1,4 @@
-"""cellfeed for Lightning: a LightningDataModule over files or a cellfeed.Corpus.
+"""cellfeed for Lightning: a LightningDataModule over files or a cellfeed.Corpus::
 
     dm = cellfeed.lightning.CellfeedDataModule(corpus, batch_size=256, block_size=16,
                                                 fetch_factor=64, output="torch")
@@ -87,11 +87,47 @@ class _Mark:
 
 
 class CellfeedDataModule(pl.LightningDataModule):
-    """train: paths, a cellfeed.Collection or a cellfeed.Corpus. With a Corpus, the val
-    and test loaders stream its declared "val" and "test" splits (unshuffled), unless
-    val=/test= name other files. num_workers > 0 wraps each loader in a torch DataLoader
-    (persistent workers by default); 0 iterates the Loader directly, usually as fast on
-    one machine (docs/PYTORCH.md). Other keyword arguments go to cellfeed.Loader."""
+    """A LightningDataModule whose loaders are :class:`cellfeed.Loader`.
+
+    The Trainer gives each loader its rank and world size (at :meth:`setup`) and its epoch;
+    the train loader's state is saved in every checkpoint and restored on
+    ``fit(..., ckpt_path=...)`` (docs/PYTORCH.md).
+
+    Parameters
+    ----------
+    train : str, list of str, cellfeed.Collection or cellfeed.Corpus
+        What the train loader reads. With a Corpus, the val and test loaders stream its
+        declared ``"val"`` and ``"test"`` splits (unshuffled), unless ``val`` / ``test``
+        name other files.
+    val, test : str, list of str or cellfeed.Collection, optional
+        What the val and test loaders read (unshuffled).
+    num_workers : int, default 0
+        0 iterates each Loader directly, usually as fast on one machine; more wraps each
+        in a torch DataLoader with that many workers.
+    persistent_workers : bool, default True
+        Keep the DataLoader workers between epochs (with ``num_workers > 0``).
+    multiprocessing_context : str, optional
+        The DataLoader's start method (``"fork"``, ``"spawn"``, ...).
+    val_batch_size : int, optional
+        Batch size of the val and test loaders (default: ``batch_size``).
+    **loader_kwargs
+        Passed to :class:`cellfeed.Loader` (not ``rank``, ``world_size`` or ``split``: the
+        module sets them).
+
+    Raises
+    ------
+    ValueError
+        ``rank``, ``world_size`` or ``split`` among the loader keywords.
+
+    Examples
+    --------
+    >>> from cellfeed.lightning import CellfeedDataModule
+    >>> dm = CellfeedDataModule("data/real/pbmc68k_reduced_scanpy1.h5ad", batch_size=64,
+    ...                         output="torch")
+    >>> dm.setup("fit")
+    >>> len(dm.train_dataloader())
+    11
+    """
 
     def __init__(self, train, val=None, test=None, *, num_workers: int = 0,
                  persistent_workers: bool = True, multiprocessing_context=None,
@@ -141,6 +177,13 @@ class CellfeedDataModule(pl.LightningDataModule):
                                        (sp.fractions or {}).get(split))
 
     def setup(self, stage: str | None = None) -> None:
+        """Make the loaders a stage needs, with the Trainer's rank and world size.
+
+        Parameters
+        ----------
+        stage : {"fit", "validate", "test", "predict"}, optional
+            The Trainer's stage; every loader when None.
+        """
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
                   "predict": ("test",)}.get(stage, ("train", "val", "test"))
         for split in wanted:
@@ -159,12 +202,15 @@ class CellfeedDataModule(pl.LightningDataModule):
         return self._feeds[split]
 
     def train_dataloader(self):
+        """The train loader, as Lightning iterates it (with its epoch and state)."""
         return self._feed("train")
 
     def val_dataloader(self):
+        """The val loader (an empty list when there is none)."""
         return self._feed("val")
 
     def test_dataloader(self):
+        """The test loader (an empty list when there is none)."""
         return self._feed("test")
 
 

@@ -43,7 +43,39 @@ _INHERITED: list[Any] = []
 
 @dataclass
 class Batch:
-    """One minibatch: X (rows = cells), obs columns, and the cells' global row ids."""
+    """One minibatch: X (rows = cells), obs columns, and the cells' global row ids.
+
+    Made by :class:`Loader`; ``len(batch)`` is its number of cells.
+
+    Parameters
+    ----------
+    X : scipy.sparse.csr_matrix, numpy.ndarray or torch.Tensor
+        The cells' values, float32, as the loader's ``output`` says: ``"scipy"`` a CSR
+        matrix, ``"numpy"`` a dense array, ``"torch"`` a sparse CSR tensor,
+        ``"torch-dense"`` a dense tensor.
+    obs : dict
+        The requested obs columns by name: numeric columns as they are stored,
+        categorical columns as int32 category codes.
+    rows : numpy.ndarray
+        int64 global row ids of the cells (into the loader's collection), in batch order.
+    index : int
+        Position of this batch in the rank's epoch.
+    source : numpy.ndarray, optional
+        With a corpus: each cell's source, as an index into ``Loader.source_names``.
+    inputs : dict, optional
+        With ``Loader(inputs=...)``: the model tensors by name (docs/MODEL_INPUTS.md).
+
+    Examples
+    --------
+    >>> import cellfeed
+    >>> loader = cellfeed.Loader("data/real/pbmc68k_reduced_scanpy1.h5ad", batch_size=64,
+    ...                          obs=["bulk_labels"], seed=0)
+    >>> batch = next(iter(loader))
+    >>> len(batch), batch.X.shape, batch.index
+    (64, (64, 765), 0)
+    >>> batch.rows[:3].tolist(), batch.obs["bulk_labels"].dtype
+    ([531, 157, 279], dtype('int32'))
+    """
 
     X: Any
     obs: dict
@@ -166,8 +198,27 @@ def _cores() -> int:
 
 
 def worker_threads(num_workers: int) -> int:
-    """Engine threads of each of num_workers DataLoader workers, when threads= is not
-    given: the cores shared out, at least one (workers x threads never oversubscribes)."""
+    """Engine threads of each of ``num_workers`` DataLoader workers when ``threads=`` is not given.
+
+    The cores this process may run on (``os.sched_getaffinity``) shared out, at least one,
+    so that workers x threads never oversubscribes the machine.
+
+    Parameters
+    ----------
+    num_workers : int
+        DataLoader workers (0 counts as 1).
+
+    Returns
+    -------
+    int
+        ``max(1, cores // num_workers)``.
+
+    Examples
+    --------
+    >>> import os, cellfeed
+    >>> cellfeed.worker_threads(2) == max(1, len(os.sched_getaffinity(0)) // 2)
+    True
+    """
     return max(1, _cores() // max(1, int(num_workers)))
 
 
@@ -313,6 +364,116 @@ def _check_inputs(inputs):
 
 
 class Loader(_Base):
+    """Block-shuffled, batched-fetch minibatches of files, a collection or a corpus.
+
+    Iterate it directly (it is already parallel: the engine decodes on its threads with
+    the GIL released), or wrap it as a ``torch.utils.data.IterableDataset`` in
+    ``DataLoader(loader, batch_size=None, num_workers=k)``: worker i of k takes the fetches
+    i, i+k, ... of this rank, so no cell is repeated or lost (docs/PYTORCH.md). The epoch's
+    order is a pure function of (seed, epoch, rank, world_size, configuration) and changes
+    only through :meth:`set_epoch`, as with torch's ``DistributedSampler``
+    (docs/SAMPLING.md). ``len(loader)`` is the number of batches per epoch of this rank,
+    the same on every rank.
+
+    Parameters
+    ----------
+    paths_or_collection : str, os.PathLike, sequence of them, Collection or Corpus
+        Files (opened as by :func:`cellfeed.open`), an open collection, or a declared
+        corpus (then ``split`` picks the cells).
+    batch_size : int, default 64
+        Cells per batch.
+    block_size : int or "chunk", default 4
+        Consecutive cells sampled together (1: fully random). ``"chunk"`` makes each
+        block the cells of one storage chunk, so gzip chunks are decoded once and used
+        whole; pair it with a large ``fetch_factor`` (e.g. 256) for diverse batches.
+    fetch_factor : int, default 16
+        Batches read together in one fetch, whose cells are shuffled in memory before
+        they are dealt into batches.
+    shuffle : bool, default True
+        Shuffle blocks and fetches; False streams the cells in file order.
+    seed : int, default 0
+        Seed of every random draw of the plan.
+    obs : str or sequence of str, default ()
+        obs columns to deliver with each batch (``batch.obs``).
+    drop_last : bool, default False
+        Drop the last, short batch of each rank.
+    rank, world_size : int, optional
+        This process's shard; by default from ``torch.distributed`` when it is
+        initialized, else 0 and 1.
+    threads : int, optional
+        Engine threads (default: one per core; in a DataLoader worker
+        :func:`worker_threads`).
+    layer : str, optional
+        The matrix to read, as in :func:`cellfeed.open` (files only).
+    join : {"inner", "outer"}, list of str or path, default "inner"
+        The gene space, as in :func:`cellfeed.open` (files only).
+    output : {"scipy", "numpy", "torch", "torch-dense"}, default "scipy"
+        The type of ``batch.X`` (see :class:`Batch`); with torch outputs the obs columns
+        are tensors too.
+    remainder : {"pad", "drop"}, default "pad"
+        How the epoch is evened out over ranks: ``"pad"`` repeats fewer than
+        ``world_size`` cells, ``"drop"`` skips them.
+    prefetch : int, default 2
+        Fetches the engine prepares ahead of the consumer.
+    transform : callable, optional
+        ``Batch -> anything``, applied to each batch before it is yielded (in the
+        DataLoader worker, under workers).
+    values : {"finite", "counts", "any"}, default "finite"
+        Checks of the values read, as in :func:`cellfeed.open` (files only).
+    split : {"train", "val", "test"}, default "train"
+        With a corpus: the split to stream.
+    inputs : cellfeed.inputs.Pipeline, optional
+        Model-ready inputs computed on the engine's threads (``batch.inputs``), e.g.
+        ``cellfeed.inputs.aido_cell_rda()``.
+    worker_transport : {"shm", "pickle"}, default "shm"
+        How batches cross from DataLoader workers: shared-memory slabs, or torch's
+        pickling (e.g. where /proc of a child process cannot be opened).
+    device : str or torch.device, optional
+        A CUDA device that batches are moved to asynchronously (torch outputs only;
+        direct iteration only).
+    pin_memory : bool, default True
+        With ``device``: copy through pinned host memory.
+    isolate : bool, optional
+        Open the files through probe processes, as in :func:`cellfeed.open` (files only).
+    open_timeout : float, optional
+        Seconds each probe may take, as in :func:`cellfeed.open` (files only).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``output``, ``block_size``, ``worker_transport``; ``split`` without a
+        corpus; ``device`` without a torch output or not a CUDA device; ``isolate`` or
+        ``open_timeout`` with an already open collection or corpus; a configuration the
+        plan rejects.
+    TypeError
+        ``transform`` not callable, or ``inputs`` not a :class:`cellfeed.inputs.Pipeline`.
+
+    See Also
+    --------
+    cellfeed.open, cellfeed.Corpus, cellfeed.lightning.CellfeedDataModule
+
+    Examples
+    --------
+    >>> import cellfeed
+    >>> loader = cellfeed.Loader("data/real/pbmc68k_reduced_scanpy1.h5ad", batch_size=64,
+    ...                          obs=["bulk_labels"], seed=0)
+    >>> len(loader)                       # batches per epoch: ceil(700 / 64)
+    11
+    >>> for epoch in range(2):
+    ...     loader.set_epoch(epoch)       # the order changes only here
+    ...     cells = sum(len(batch) for batch in loader)
+    >>> cells
+    700
+    >>> it = iter(loader)
+    >>> first, second = next(it), next(it)
+    >>> state = loader.state_dict()       # two batches consumed
+    >>> resumed = cellfeed.Loader("data/real/pbmc68k_reduced_scanpy1.h5ad", batch_size=64,
+    ...                           obs=["bulk_labels"], seed=0)
+    >>> resumed.load_state_dict(state)
+    >>> next(iter(resumed)).rows.tolist() == next(it).rows.tolist()
+    True
+    """
+
     def __init__(self, paths_or_collection, batch_size: int = 64, block_size: int | str = 4,
                  fetch_factor: int = 16, shuffle: bool = True, seed: int = 0, obs=(),
                  drop_last: bool = False, rank: int | None = None, world_size: int | None = None,
@@ -388,15 +549,18 @@ class Loader(_Base):
     # -- configuration and state -------------------------------------------------------
     @property
     def collection(self) -> Collection:
+        """The collection the loader reads (a corpus's: every file of every source)."""
         self._ensure_open()
         return self._collection
 
     @property
     def var_names(self):
+        """Gene names of ``batch.X``'s columns."""
         return self.collection.var_names
 
     @property
     def epoch(self) -> int:
+        """The epoch set by :meth:`set_epoch` (0 at first)."""
         return self._epoch
 
     @property
@@ -412,6 +576,16 @@ class Loader(_Base):
         return self._num_batches
 
     def set_epoch(self, epoch: int) -> None:
+        """Set the epoch whose order the next iteration yields.
+
+        As with torch's ``DistributedSampler``, call it before each epoch: the order is
+        then the same in the main process and in DataLoader workers, persistent or not.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch.
+        """
         self._epoch = int(epoch)
         self._resume = None
         self._epoch_cell.clear_resume()
@@ -430,13 +604,29 @@ class Loader(_Base):
     def state_dict(self, after: Batch | None = None) -> dict:
         """Where this loader stands: a new loader given this state continues exactly.
 
-        after: the last batch the training loop consumed. Under a DataLoader with workers
-        the Loader in the training process does not see the batches its workers yield, so
-        its own count says nothing; state_dict(after=batch) instead says which batches
-        were consumed when that batch was, from the batch's index and worker and the
-        DataLoader's in-order round-robin over its workers (the default, in_order=True).
-        Load it into a Loader wrapped by a DataLoader of any worker count, or iterated
-        directly."""
+        Parameters
+        ----------
+        after : Batch, optional
+            The last batch the training loop consumed. Under a DataLoader with workers the
+            Loader in the training process does not see the batches its workers yield, so
+            its own count says nothing; ``state_dict(after=batch)`` instead says which
+            batches were consumed when that batch was, from the batch's index and worker
+            and the DataLoader's in-order round-robin over its workers (the default,
+            ``in_order=True``). Load it into a Loader wrapped by a DataLoader of any worker
+            count, or iterated directly.
+
+        Returns
+        -------
+        dict
+            ``epoch``, ``batches_yielded``, ``seed`` and the ``config`` it is valid for (and
+            ``workers``: per-worker positions, after workers); plain data, for
+            ``torch.save``.
+
+        Raises
+        ------
+        ValueError
+            ``after`` is a batch that did not come from the worker it says it came from.
+        """
         state = {"epoch": self._epoch, "batches_yielded": self._yielded, "seed": self.seed,
                  "config": self._config()}
         if after is not None:
@@ -453,6 +643,19 @@ class Loader(_Base):
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue from a :meth:`state_dict`: the next iteration yields the batches after it.
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state_dict` returned, from a loader of the same configuration.
+
+        Raises
+        ------
+        ValueError
+            The state was taken with another configuration or another corpus declaration
+            (fingerprint), which cannot resume this one's epoch.
+        """
         theirs = state["config"].get("corpus")
         if theirs != (None if self.corpus is None else self.corpus.fingerprint):
             raise ValueError("state_dict was taken with another corpus declaration (fingerprint "
@@ -632,6 +835,7 @@ class Loader(_Base):
     # -- corpus: what was delivered ------------------------------------------------------
     @property
     def source_names(self) -> list[str]:
+        """The corpus's source names (``batch.source`` indexes them); empty without a corpus."""
         return [] if self.corpus is None else self.corpus.source_names
 
     def _count_delivered(self, index: int, sources: np.ndarray) -> None:
@@ -640,13 +844,39 @@ class Loader(_Base):
         self._delivered[1][:] += np.bincount(sources, minlength=len(self.source_names))
 
     def delivered(self) -> pd.Series:
-        """Cells of each source this loader yielded in its current (or last) epoch, counted
-        from the batches themselves (iterated directly; DataLoader workers count their own)."""
+        """Cells of each source this loader yielded in its current (or last) epoch.
+
+        Counted from the batches themselves when iterated directly (DataLoader workers
+        count their own).
+
+        Returns
+        -------
+        pandas.Series
+            int64 per source name, named ``delivered``.
+        """
         counts = np.zeros(len(self.source_names), np.int64) if self._delivered is None else self._delivered[1]
         return pd.Series(counts, index=self.source_names, name="delivered")
 
     def report(self, columns=(), max_batches: int = 2000):
-        """The corpus report for this loader's split, batch and rank configuration."""
+        """The corpus report for this loader's split, batch and rank configuration.
+
+        Parameters
+        ----------
+        columns : sequence of str, default ()
+            obs columns to count per label.
+        max_batches : int, default 2000
+            At most this many batches are planned to measure batch proportions.
+
+        Returns
+        -------
+        CorpusReport
+            As :meth:`cellfeed.Corpus.report` gives it.
+
+        Raises
+        ------
+        ValueError
+            The loader was not built from a :class:`cellfeed.Corpus`.
+        """
         if self.corpus is None:
             raise ValueError("report() needs a Loader built from a cellfeed.Corpus")
         return self.corpus.report(columns=columns, split=self.split, epoch=self._epoch,

@@ -96,9 +96,41 @@ def _one_file(path: str, layer: str | None, prefix: str, threads: int | None, us
 
 def qc_metrics(path_or_paths, layer: str | None = None, flag_prefix: str = "MT-",
                threads: int | None = None, cache: bool = True) -> pd.DataFrame:
-    """total_counts, n_genes_by_counts, pct_counts_mt per cell of the files, in order.
+    """Per-cell QC metrics of the files, in row order, as scanpy names them.
 
+    One pass over X in C++ per file, cached on disk per file version (module docstring).
     Each file is read alone with all its genes (not a collection's joined gene space).
+    Genes named by Ensembl IDs are flagged by their GENCODE v44 symbol.
+
+    Parameters
+    ----------
+    path_or_paths : str, os.PathLike or sequence of them
+        The files.
+    layer : str, optional
+        The matrix to read, as in :func:`cellfeed.open` (X when None).
+    flag_prefix : str, default "MT-"
+        Genes whose name (or symbol) starts with it count towards ``pct_counts_mt``.
+    threads : int, optional
+        Engine threads (default: one per core).
+    cache : bool, default True
+        Read and write the on-disk cache (``$CELLFEED_CACHE_DIR``, else
+        ``~/.cache/cellfeed/qc``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``total_counts``, ``n_genes_by_counts`` and ``pct_counts_mt`` (percent of the
+        cell's counts in flagged genes), one row per cell, a RangeIndex.
+
+    Examples
+    --------
+    >>> import cellfeed
+    >>> qc = cellfeed.qc_metrics("data/pbmc68k/10x_pbmc68k_reduced.zarr.zip", layer="counts",
+    ...                          cache=False)
+    >>> qc.shape, list(qc.columns)
+    ((700, 3), ['total_counts', 'n_genes_by_counts', 'pct_counts_mt'])
+    >>> int(qc.loc[0, "total_counts"]), int(qc.loc[0, "n_genes_by_counts"])
+    (628, 217)
     """
     paths = [os.fspath(path_or_paths)] if isinstance(path_or_paths, (str, os.PathLike)) else list(path_or_paths)
     parts = [_one_file(os.fspath(p), layer, flag_prefix, threads, cache) for p in paths]

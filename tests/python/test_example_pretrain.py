@@ -50,7 +50,7 @@ def test_pretrain_job_reduced(tmp_path):
 
 
 def test_pretrain_job_at_scale_path(tmp_path, monkeypatch):
-    """`--tahoe N` (the README's second command) on a few thousand cells: only the corpus
+    """`--tahoe N` (the atlas-scale command of docs/tutorials/pretrain.md) on a few thousand cells: only the corpus
     changes; the held-out plate and cell line are never trained on (checked against the
     plate file's rows and the cell_line column read with anndata)."""
     import anndata as ad

@@ -11,7 +11,7 @@ value for value with anndata's own zarr reader (`anndata.read_zarr` of the same 
   members, a folder prefix).
 - anndata >= 0.13 (sharded v3 by default, zipped) and annbatch 0.3.1 collections (a
   directory, annbatch writing into a ZipStore, the directory zipped), written
-  in the separate Python 3.12 environment (see README: scripts/install.sh makes it), whose
+  in the separate Python 3.12 environment (docs/quickstart.md: scripts/install.sh makes it), whose
   own anndata.read_zarr writes the reference.
 - the real pbmc68k store (data/pbmc68k), and collections mixing h5ad and zarr files.
 """
