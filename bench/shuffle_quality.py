@@ -75,9 +75,13 @@ SETTINGS = [
     ("b64 f16", 64, 16, True, ""),
     ("chunk f16", "chunk", 16, True, ""),
     ("chunk f256", "chunk", 256, True, "README's advice for gzip files"),
+    # "chunk": on the Tahoe-like plates, one block per gzip chunk (~54 cells). The small
+    # real files' own chunks hold ~2 (cellbench) and ~17 (pbmc68k) cells, so the quality
+    # runs use blocks of CHUNK_CELLS, the size chunk blocks have on atlas-sized files.
     ("stream", 1, 1, False, "no shuffle: the file order (sanity check: must hurt)"),
 ]
 
+CHUNK_CELLS = 54  # docs/SAMPLING.md: ~54 cells per chunk on Tahoe-like plates (measured below)
 SMOKE_SETTINGS = ("random", "b16 f1", "chunk f16", "stream")
 
 
@@ -165,6 +169,7 @@ def loader_for(path: str, setting, seed: int, **kw):
     import cellfeed
 
     _, b, f, shuffle, _ = setting
+    b = CHUNK_CELLS if b == "chunk" else b
     return cellfeed.Loader([path], batch_size=BATCH, block_size=b, fetch_factor=f, shuffle=shuffle,
                            seed=seed, threads=1, **kw)
 
@@ -267,22 +272,38 @@ TASKS = {  # name: (dataset, label, metrics, higher is better)
 }
 
 
-def run_quality(data: dict, settings, seeds: int, epochs: dict, n_genes: int, log) -> dict:
-    """runs[task][setting] = list over seeds of each run's metrics."""
+def run_quality(data: dict, settings, seeds: dict, epochs: dict, n_genes: int, log,
+                parts: Path, only: str | None = None) -> dict:
+    """runs[task][setting] = list over seeds of each run's metrics. Each (task, seed) is a
+    part saved under `parts`, reused by a later run of the same configuration, so parts
+    can run as separate processes (--only TASK:SEED) before the run that collects them."""
     runs = {t: {s[0]: [] for s in settings} for t in TASKS}
+    config = {"epochs": epochs, "n_genes": n_genes, "settings": [list(s[:4]) for s in settings],
+              "batch": BATCH, "chunk_cells": CHUNK_CELLS}
     for task, (ds, label, _, _) in TASKS.items():
         for seed in range(seeds[task]):
+            part = parts / f"{task}_seed{seed}.json"
+            if only is not None and f"{task}:{seed}" not in only.split(","):
+                continue
+            if part.exists() and json.loads(part.read_text())["config"] == json.loads(json.dumps(config)):
+                done = json.loads(part.read_text())["runs"]
+            else:
+                done = {}
+                for s in settings:
+                    t0 = time.process_time()
+                    if task == "mae":
+                        r = train_mae(data[ds], label, s, seed, epochs[task], n_genes)
+                    else:
+                        r = train_classifier(data[ds], label, s, seed, epochs[task])
+                    r["cpu_seconds"] = time.process_time() - t0
+                    done[s[0]] = r
+                    log(f"  {task:9s} seed {seed} {s[0]:11s} "
+                        + " ".join(f"{m}={r[m]:.4f}" for m in TASKS[task][2])
+                        + f" entropy={np.mean(r['entropies']):.3f} ({r['cpu_seconds']:.1f} CPU s)")
+                parts.mkdir(parents=True, exist_ok=True)
+                part.write_text(json.dumps({"config": config, "runs": done}))
             for s in settings:
-                t0 = time.process_time()
-                if task == "mae":
-                    r = train_mae(data[ds], label, s, seed, epochs[task], n_genes)
-                else:
-                    r = train_classifier(data[ds], label, s, seed, epochs[task])
-                r["cpu_seconds"] = time.process_time() - t0
-                runs[task][s[0]].append(r)
-                log(f"  {task:9s} seed {seed} {s[0]:11s} "
-                    + " ".join(f"{m}={r[m]:.4f}" for m in TASKS[task][2])
-                    + f" entropy={np.mean(r['entropies']):.3f} ({r['cpu_seconds']:.1f} CPU s)")
+                runs[task][s[0]].append(done[s[0]])
     return runs
 
 
@@ -343,9 +364,32 @@ def measure_loader(paths, setting, seconds: float, threads) -> dict:
             "plate_entropy_bits": float(np.mean(ent))}
 
 
-def run_throughput(data_dir: Path, settings, cells: int, rounds: int, seconds: float, threads, log) -> dict:
+TAHOE_CELLS_PER_CHUNK: dict = {}
+
+
+def _cells_per_chunk(paths) -> float:
+    """Mean cells per chunk of X/data over the files (the size of a chunk block)."""
+    import h5py
+
+    cells = values = chunk = 0
+    for p in paths:
+        with h5py.File(p, "r") as f:
+            d = f["X/data"]
+            cells, values, chunk = cells + f["X"].attrs["shape"][0], values + d.shape[0], d.chunks[0]
+    return chunk / (values / cells)
+
+
+def run_throughput(data_dir: Path, settings, cells: int, rounds: int, seconds: float, threads, log,
+                   parts: Path) -> dict:
     import tahoe_like
 
+    config = {"cells": cells, "rounds": rounds, "seconds": seconds, "batch": BATCH,
+              "settings": [list(s[:4]) for s in settings]}
+    part = parts / "throughput.json"
+    if part.exists() and json.loads(part.read_text())["config"] == json.loads(json.dumps(config)):
+        saved = json.loads(part.read_text())
+        TAHOE_CELLS_PER_CHUNK.update(saved["cells_per_chunk"])
+        return saved["throughput"]
     out = {}
     for comp in ("none", "gzip"):
         d = data_dir / f"tahoe_like_{cells}_{comp}"
@@ -358,6 +402,7 @@ def run_throughput(data_dir: Path, settings, cells: int, rounds: int, seconds: f
             tahoe_like.generate(d, cells, None if comp == "none" else comp)
             (d / "DONE").write_text("ok\n")
         paths = sorted(str(p) for p in d.glob("*.h5ad"))
+        TAHOE_CELLS_PER_CHUNK[comp] = _cells_per_chunk(paths)
         for p in paths:  # into the page cache for every setting alike
             with open(p, "rb") as fh:
                 while fh.read(1 << 24):
@@ -375,6 +420,8 @@ def run_throughput(data_dir: Path, settings, cells: int, rounds: int, seconds: f
                                "ratio_to_random": float(np.median(ratios)),
                                "plate_entropy_bits": float(np.mean([x["plate_entropy_bits"] for x in per[s[0]]])),
                                "rounds": per[s[0]]}
+    parts.mkdir(parents=True, exist_ok=True)
+    part.write_text(json.dumps({"config": config, "throughput": out, "cells_per_chunk": TAHOE_CELLS_PER_CHUNK}))
     return out
 
 
@@ -387,10 +434,13 @@ def markdown(res: dict) -> str:
              f"{res['train_cells']['pbmc68k']} / {res['test_cells']['pbmc68k']}, run {res['label_run']['pbmc68k']:.0f}). "
              "Quality: mean paired difference to random in % [95% t-interval]; "
              "+ is better for accuracy/F1, - is better for MSE. Loader-only cells/s on "
-             f"{res['tahoe_cells']:,} Tahoe-like cells (x random in the same round).", "",
+             f"{res['tahoe_cells']:,} Tahoe-like cells (x random in the same round). 'chunk': one block per "
+             f"gzip chunk in the loader-only runs ({res['tahoe_cells_per_chunk'].get('gzip', 0):.0f} cells on these plates), "
+             f"blocks of {res['quality_chunk_block_cells']} cells in the quality runs. '(all)': the fetch holds the "
+             "whole training set, a uniform shuffle by construction.", "",
              "| setting | fetch cells | cell-line entropy (bits) | MAE masked MSE | cell line acc | cell line F1 "
-             "| cell type acc | cell type F1 | cells/s none | cells/s gzip | verdict |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| cell type acc | cell type F1 | cells/s none | cells/s gzip | Tahoe plate entropy (bits) | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in q["mae"]:
         e = q["cell_line"][name]
         cells = []
@@ -409,12 +459,13 @@ def markdown(res: dict) -> str:
         fetch = "file order" if not e["shuffle"] else f"{e['fetch_cells']}" + (" (all)" if e["fetch_covers_train_set"] else "")
         tps = [f"{tp[c][name]['cells_per_second']:,.0f} ({tp[c][name]['ratio_to_random']:.1f}x)" for c in ("none", "gzip")]
         lines.append(f"| {name} | {fetch} | {e['entropy_bits_mean']:.2f} ± {e['entropy_bits_sd']:.2f} | "
-                     + " | ".join(cells) + f" | {tps[0]} | {tps[1]} | {verdict} |")
+                     + " | ".join(cells) + f" | {tps[0]} | {tps[1]} | {tp['gzip'][name]['plate_entropy_bits']:.2f} | {verdict} |")
     return "\n".join(lines) + "\n"
 
 
 def plot(res: dict, path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -438,13 +489,17 @@ def plot(res: dict, path: Path) -> None:
                             ms=4, capsize=2, lw=1)
                 ax.annotate(name, (x, harm_mid), fontsize=6.5, xytext=(3, 2), textcoords="offset points")
             ax.set_xscale("log")
-            ax.set_yscale("symlog", linthresh=2)
+            ax.set_yscale("symlog", linthresh=5)
+            lo_y, hi_y = ax.get_ylim()
+            ax.set_yticks([t for t in (-50, -20, -10, -5, -2, -1, 0, 1, 2, 5, 10, 20, 50, 100) if lo_y <= t <= hi_y])
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.axhline(0, color="k", lw=0.5)
             ax.set_title(f"{title} ({'uncompressed' if comp == 'none' else 'gzip'} plates)", fontsize=9)
             if col == 0:
                 ax.set_ylabel("worse than random, % (95% CI)")
             ax.set_xlabel(f"loader-only cells/s, Tahoe-like {comp}")
-    fig.suptitle(f"Quality vs loader speed per sampling setting (seeds {res['seeds']}; "
+    seeds = ", ".join(f"{t} {n}" for t, n in res["seeds"].items())
+    fig.suptitle(f"Quality vs loader speed per sampling setting (seeds: {seeds}; "
                  f"batch {BATCH}; {res['machine']})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -459,7 +514,15 @@ def main(argv=None) -> dict:
     ap.add_argument("--data-dir", type=Path, default=ROOT / "data" / "shuffle_quality")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "shuffle_quality")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--only", help="run some parts and save them under OUT/parts: TASK:SEED,... (e.g. mae:0,mae:1) "
+                                   "and/or throughput; a later run without --only collects the parts")
+    ap.add_argument("--replot", action="store_true", help="rewrite table.md and the plot from --out's results.json")
     args = ap.parse_args(argv)
+    if args.replot:
+        res = json.loads((args.out / "results.json").read_text())
+        (args.out / "table.md").write_text(markdown(res))
+        plot(res, args.out / "quality_vs_throughput.png")
+        return res
     import torch
 
     torch.set_num_threads(1)
@@ -470,6 +533,7 @@ def main(argv=None) -> dict:
     n_genes = 1024 if full else 256
     tahoe_cells = 100_000 if full else 1_000
     settings = SETTINGS if full else [s for s in SETTINGS if s[0] in SMOKE_SETTINGS]
+    rounds, seconds = (3, 3.0) if full else (1, 0.05)
 
     def log(msg):
         if not args.quiet:
@@ -492,17 +556,22 @@ def main(argv=None) -> dict:
             cells_per_chunk[ds] = d.chunks[0] / (d.shape[0] / train_cells[ds])
     log(f"data: {train_cells} train cells, {test_cells} test cells, mean label run {label_run}, "
         f"cells per gzip chunk {cells_per_chunk}")
-    runs = run_quality(data, settings, seeds, epochs, n_genes, log)
+    runs = run_quality(data, settings, seeds, epochs, n_genes, log, args.out / "parts", args.only)
+    if args.only:
+        if "throughput" in args.only.split(","):
+            run_throughput(args.data_dir, settings, tahoe_cells, rounds, seconds, None, log, args.out / "parts")
+        return {}
     quality = summarize_quality(runs, settings, train_cells)
     log("throughput (loader only, Tahoe-like):")
-    throughput = run_throughput(args.data_dir, settings, tahoe_cells, 3 if full else 1,
-                                3.0 if full else 0.05, None, log)
+    throughput = run_throughput(args.data_dir, settings, tahoe_cells, rounds, seconds, None, log,
+                                args.out / "parts")
     res = {"command": "python bench/shuffle_quality.py" + (" --full" if full else "")
                       + (f" --seeds {args.seeds}" if args.seeds else "")
                       + (f" --mae-seeds {args.mae_seeds}" if args.mae_seeds else ""),
            "full": full, "seeds": seeds, "epochs": epochs, "batch_size": BATCH, "mae_genes": n_genes,
            "eval_seed": EVAL_SEED, "train_cells": train_cells, "test_cells": test_cells, "label_run": label_run,
-           "cells_per_chunk": cells_per_chunk,
+           "cells_per_chunk": cells_per_chunk, "quality_chunk_block_cells": CHUNK_CELLS,
+           "tahoe_cells_per_chunk": dict(TAHOE_CELLS_PER_CHUNK),
            "tahoe_cells": tahoe_cells, "torch_threads": torch.get_num_threads(), "quality_loader_threads": 1,
            "throughput_loader_threads": "default (one per core)",
            "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs",
@@ -513,7 +582,8 @@ def main(argv=None) -> dict:
            "runs": {t: {s: [{k: v for k, v in r.items() if k != "entropies"} for r in rs]
                         for s, rs in runs[t].items()} for t in runs}}
     res["wall_seconds"] = time.perf_counter() - t_start
-    res["cpu_seconds"] = time.process_time() - c_start
+    res["cpu_seconds"] = time.process_time() - c_start  # of this process (parts may have run apart)
+    res["quality_runs_cpu_seconds"] = sum(r["cpu_seconds"] for t in runs for rs in runs[t].values() for r in rs)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
     table = markdown(res)
