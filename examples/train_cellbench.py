@@ -33,6 +33,13 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return torch.log1p(x / x.sum(dim=1, keepdim=True).clamp_min(1.0) * 1e4)
 
 
+def classifier(n_genes: int, n_classes: int) -> torch.nn.Module:
+    """The cell-line classifier: one hidden layer on normalized counts (also used by
+    bench/shuffle_quality.py)."""
+    return torch.nn.Sequential(torch.nn.Linear(n_genes, 128), torch.nn.ReLU(),
+                               torch.nn.Dropout(0.2), torch.nn.Linear(128, n_classes))
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--epochs", type=int, default=4)
@@ -57,8 +64,7 @@ def main(argv=None) -> dict:
           f"(join='inner'), {len(classes)} cell lines: {', '.join(classes)}; "
           f"{held_out.sum()} held out")
 
-    model = torch.nn.Sequential(torch.nn.Linear(col.n_vars, 128), torch.nn.ReLU(),
-                                torch.nn.Dropout(0.2), torch.nn.Linear(128, len(classes)))
+    model = classifier(col.n_vars, len(classes))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
 

@@ -93,3 +93,101 @@ def test_inputs_bench_runs_and_its_bounds_follow_from_its_times(tmp_path):
         if ms["added"] > 0:
             assert math.isclose(p["user_over_added"], ms["user"] / ms["added"]), name
         assert ("bytes_written_vs_memcpy" in p) == name.endswith("_rda"), name
+
+
+@pytest.fixture(scope="module")
+def shuffle_quality(tmp_path_factory):
+    sys.path.insert(0, str(ROOT / "bench"))
+    import shuffle_quality
+
+    out = tmp_path_factory.mktemp("shuffle_quality")
+    res = shuffle_quality.main(["--data-dir", str(out / "data"), "--out", str(out / "results"), "--quiet"])
+    return shuffle_quality, res, out
+
+
+def test_shuffle_quality_data_is_atlas_ordered_and_split(shuffle_quality):
+    """The training files are sorted by their label (read back with anndata), and the
+    test cells are 20% of each label's cells, disjoint from the training cells."""
+    import anndata as ad
+    import numpy as np
+
+    sq, res, out = shuffle_quality
+    meta = json.loads((out / "data" / "DONE").read_text())
+    for ds, label in (("cellbench", "cell_line"), ("pbmc68k", "cell_type")):
+        train, test = ad.read_h5ad(meta[ds]["train"]), ad.read_h5ad(meta[ds]["test"])
+        codes = train.obs[label].cat.codes.to_numpy()
+        assert np.all(np.diff(codes) >= 0), ds
+        assert not set(train.obs_names) & set(test.obs_names)
+        assert res["train_cells"][ds] == train.n_obs and res["test_cells"][ds] == test.n_obs
+        for c in train.obs[label].cat.categories:
+            n_train, n_test = (train.obs[label] == c).sum(), (test.obs[label] == c).sum()
+            assert n_test == max(1, round(0.2 * (n_train + n_test))), (ds, c)
+        assert res["label_run"][ds] == len(codes) / (1 + np.count_nonzero(np.diff(codes)))
+
+
+def test_shuffle_quality_summaries_follow_from_the_runs(shuffle_quality):
+    """Each relative difference is the mean of the per-seed paired ratios to random, its
+    interval a t-interval, the verdict what the interval says; throughput ratios are to
+    random in the same round."""
+    import numpy as np
+    from scipy import stats
+
+    sq, res, _ = shuffle_quality
+    for task, (_, _, metrics, higher) in sq.TASKS.items():
+        ref = res["runs"][task]["random"]
+        assert len(ref) == res["seeds"][task]
+        for name, rec in res["quality"][task].items():
+            runs = res["runs"][task][name]
+            for m in metrics:
+                rel = np.array([100 * (r[m] / q[m] - 1) for r, q in zip(runs, ref)])
+                h = stats.t.ppf(0.975, len(rel) - 1) * rel.std(ddof=1) / np.sqrt(len(rel))
+                r = rec[m]
+                assert math.isclose(r["rel_diff_pct"], rel.mean(), abs_tol=1e-9)
+                assert np.allclose(r["rel_diff_ci95_pct"], [rel.mean() - h, rel.mean() + h])
+                lo, hi = r["harm_ci95_pct"]
+                assert math.isclose(lo, -(rel.mean() + h) if higher else rel.mean() - h, abs_tol=1e-9)
+                want = ("reference" if name == "random" else "within 1%" if hi <= 1 else
+                        "worse by >1%" if lo > 1 else "undecided")
+                assert r["verdict"] == want
+    for comp, per in res["throughput"].items():
+        for name, rec in per.items():
+            ratios = [x["cells_per_second"] / y["cells_per_second"]
+                      for x, y in zip(rec["rounds"], per["random"]["rounds"])]
+            assert math.isclose(rec["ratio_to_random"], float(np.median(ratios)))
+            assert rec["cells_per_second"] > 0 and 0 <= rec["plate_entropy_bits"] <= math.log2(14) + 1e-9
+
+
+def test_shuffle_quality_stream_is_less_diverse_than_random(shuffle_quality):
+    """The file order of a sorted file gives batches of (nearly) one label; random
+    sampling mixes them: the measure can tell the two apart."""
+    _, res, _ = shuffle_quality
+    for task in ("cell_line", "cell_type"):
+        q = res["quality"][task]
+        assert q["stream"]["entropy_bits_mean"] < 0.5 < q["random"]["entropy_bits_mean"]
+
+
+def test_shuffle_quality_outputs_and_reproducibility(shuffle_quality):
+    """The files are written; the same seed gives the same model, bit for bit."""
+    sq, res, out = shuffle_quality
+    saved = json.loads((out / "results" / "results.json").read_text())
+    assert saved["quality"] == json.loads(json.dumps(res["quality"]))
+    assert (out / "results" / "table.md").read_text().startswith("Block sampling vs full random")
+    assert (out / "results" / "quality_vs_throughput.png").stat().st_size > 0
+    meta = json.loads((out / "data" / "DONE").read_text())
+    setting = next(s for s in sq.SETTINGS if s[0] == "b16 f1")
+    a = sq.train_classifier(meta["pbmc68k"], "cell_type", setting, 1, 1)
+    assert a["accuracy"] == res["runs"]["cell_type"]["b16 f1"][1]["accuracy"]
+    assert a["macro_f1"] == res["runs"]["cell_type"]["b16 f1"][1]["macro_f1"]
+
+
+def test_shuffle_quality_macro_f1_is_sklearns():
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import shuffle_quality as sq
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        truth, pred = rng.integers(0, 6, 50), rng.integers(0, 5, 50)
+        assert math.isclose(sq.macro_f1(truth, pred, 7), f1_score(truth, pred, average="macro"))
