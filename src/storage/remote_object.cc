@@ -43,6 +43,7 @@ struct Job {
   ByteRange range;
   char* dest = nullptr;          // range.size bytes
   bool probe = false;            // the open's bytes=0-0: learns size and version
+  bool whole_object = false;     // the range is the whole object: a 200 answers it too
   int attempt = 0;
   int whole_object_answers = 0;  // 200s to a Range request seen so far
   Clock::time_point first_start;
@@ -85,7 +86,7 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
     job->error_body.append(data, keep);
     return len;
   }
-  if (status != 206) {
+  if (status != 206 && !(status == 200 && job->whole_object)) {
     job->body_refused = true;
     job->refusal = "answered " + std::to_string(status) +
                    " (the whole object) to a Range request";
@@ -178,6 +179,7 @@ Status RemoteObject::Fetch(std::span<const ByteRange> ranges, std::span<void* co
   for (size_t i = 0; i < plan.size(); ++i) {
     Job& job = jobs.emplace_back();
     job.range = plan[i].range;
+    job.whole_object = job.range.offset == 0 && job.range.size == size_;
     const ByteRange& first = ranges[plan[i].members[0]];
     if (plan[i].members.size() == 1 && first.offset == job.range.offset) {
       job.dest = static_cast<char*>(outs[plan[i].members[0]]);
@@ -286,9 +288,8 @@ Status RemoteObject::Fetch(std::span<const ByteRange> ranges, std::span<void* co
     if (status == 416 && !job.probe)
       return "the range is beyond the object's end: the object changed since it was opened (" +
              detail + ")";
-    if (status == 200 && !job.probe && job.range.offset == 0 && job.range.size == size_ &&
-        job.received == size_) {
-      // The whole object, asked as a range: 200 is a correct answer, its length checked.
+    if (status == 200 && job.whole_object) {
+      // The whole object, asked as a range: 200 is a correct answer (length checked below).
     } else if (status != 206 && !(job.probe && status == 416)) {
       std::string hint;
       if (status == 403 && target_.auth == AuthKind::kNone && !target_.why_anonymous.empty())

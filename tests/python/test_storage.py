@@ -137,6 +137,13 @@ def test_faults_on_the_open_are_retried(proxied):
     assert out == [data[7:16]] and info["size"] == len(data)
 
 
+def test_200_for_the_whole_object_is_a_right_answer(proxied):
+    server, proxy, data = proxied
+    proxy.faults = [None, {"whole": True}]
+    out, info = read(f"{proxy.url}/obj.bin", [(0, len(data))], FAST)
+    assert out == [data] and info["retries"] == 0
+
+
 # --- faults that do not pass: a clear error in bounded time ------------------------------
 
 def test_permanent_404_names_url_and_status(served):
