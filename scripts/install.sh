@@ -10,14 +10,16 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 need_apt=0
 for pkg in libhdf5-dev zlib1g-dev libdeflate-dev liblzf-dev libgtest-dev pkg-config fio \
-           libblosc-dev libzstd-dev liblz4-dev nlohmann-json3-dev python3-venv libcli11-dev chromium; do
+           libblosc-dev libzstd-dev liblz4-dev nlohmann-json3-dev python3-venv libcli11-dev \
+           libcurl4-openssl-dev libssl-dev chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt=1
 done
 if [ "$need_apt" = 1 ]; then
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends \
     libhdf5-dev zlib1g-dev libdeflate-dev liblzf-dev libgtest-dev pkg-config g++ make fio \
-    libblosc-dev libzstd-dev liblz4-dev nlohmann-json3-dev python3-venv libcli11-dev chromium
+    libblosc-dev libzstd-dev liblz4-dev nlohmann-json3-dev python3-venv libcli11-dev \
+    libcurl4-openssl-dev libssl-dev chromium
 fi
 
 python3 -m pip install -q --upgrade-strategy only-if-needed -r requirements-dev.txt

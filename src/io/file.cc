@@ -12,6 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "storage/object_url.h"
+#include "storage/remote_object.h"
+
 namespace cellfeed::io {
 
 namespace {
@@ -93,6 +96,14 @@ Status FileIdentity::CheckUnchanged(int fd, const std::string& path) const {
 }
 
 Result<std::shared_ptr<RandomAccessFile>> RandomAccessFile::Open(const std::string& path) {
+  if (storage::ObjectUrl::IsUrl(path)) {
+    CF_ASSIGN_OR_RETURN(auto object, storage::RemoteObject::Open(path, storage::StorageOptions()));
+    FileIdentity id;
+    id.size = object->size();
+    std::shared_ptr<RandomAccessFile> f(new RandomAccessFile(object->url(), -1, id, nullptr));
+    f->remote_ = std::move(object);
+    return f;
+  }
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
   auto id = FileIdentity::Of(fd, path);
@@ -107,15 +118,19 @@ Result<std::shared_ptr<RandomAccessFile>> RandomAccessFile::Open(const std::stri
       new RandomAccessFile(path, fd, id.value(), std::move(mapped)));
 }
 
-RandomAccessFile::~RandomAccessFile() { ::close(fd_); }
+RandomAccessFile::~RandomAccessFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
 
 void RandomAccessFile::WillNeed(uint64_t offset, uint64_t size) const {
+  if (remote_) return;
   // Advice only: an error here changes nothing the reads will report.
   (void)::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(size),
                         POSIX_FADV_WILLNEED);
 }
 
 bool RandomAccessFile::IsCached(uint64_t offset) const {
+  if (remote_) return false;  // every read waits for the network
   char byte;
   struct iovec one = {&byte, 1};
   for (;;) {
@@ -138,6 +153,7 @@ bool RandomAccessFile::FromMapping(uint64_t offset, uint64_t size, void* out, St
 }
 
 Status RandomAccessFile::ReadAt(uint64_t offset, uint64_t size, void* out) const {
+  if (remote_) return remote_->ReadAt(offset, size, out);
   if (Status st; FromMapping(offset, size, out, st)) return st;
   auto* dst = static_cast<char*>(out);
   uint64_t done = 0;
@@ -162,6 +178,16 @@ Status RandomAccessFile::ReadAt(uint64_t offset, uint64_t size, void* out) const
 }
 
 Status RandomAccessFile::ReadAtV(uint64_t offset, std::span<const struct iovec> buffers) const {
+  if (remote_) {  // adjacent ranges: merged into one request by the object
+    std::vector<storage::ByteRange> ranges;
+    std::vector<void*> outs;
+    for (const struct iovec& v : buffers) {
+      ranges.push_back({offset, v.iov_len});
+      outs.push_back(v.iov_base);
+      offset += v.iov_len;
+    }
+    return remote_->ReadRanges(ranges, outs);
+  }
   if (mapped_) {
     uint64_t total = 0;
     for (const struct iovec& v : buffers) total += v.iov_len;

@@ -1,5 +1,7 @@
 // A file read from any thread, with no shared offset and no libhdf5: by guarded copies
-// out of a read-only mapping where one is kept (io/mapped_file.h), by pread otherwise.
+// out of a read-only mapping where one is kept (io/mapped_file.h), by pread otherwise;
+// or an object named by an s3://, gs:// or http(s):// URL, read by checked range requests
+// (storage::RemoteObject, with StorageOptions from the environment; docs/STORAGE.md).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +13,10 @@
 
 #include "cellfeed/status.h"
 #include "io/mapped_file.h"
+
+namespace cellfeed::storage {
+class RemoteObject;
+}
 
 namespace cellfeed::io {
 
@@ -50,7 +56,11 @@ class RandomAccessFile {
   uint64_t device() const { return identity_.device; }  // st_dev / st_ino at open
   uint64_t inode() const { return identity_.inode; }
   // IOError if the file changed since it was opened (see FileIdentity).
-  Status CheckUnchanged() const { return identity_.CheckUnchanged(fd_, path_); }
+  // A remote object's reads check its ETag themselves.
+  Status CheckUnchanged() const {
+    return remote_ ? Status::OK() : identity_.CheckUnchanged(fd_, path_);
+  }
+  bool remote() const { return remote_ != nullptr; }
 
  private:
   RandomAccessFile(std::string path, int fd, FileIdentity identity,
@@ -63,6 +73,7 @@ class RandomAccessFile {
   int fd_;
   FileIdentity identity_;
   std::unique_ptr<MappedFile> mapped_;
+  std::shared_ptr<storage::RemoteObject> remote_;  // a URL's object (then fd_ is -1)
 };
 
 }  // namespace cellfeed::io

@@ -9,11 +9,17 @@
 #include "h5ad/column_reader.h"
 #include "h5ad/file_summary.h"
 #include "io/array_reader.h"
+#include "storage/object_url.h"
 #include "zarr/chunk_table.h"
 
 namespace cellfeed::zarr {
 
 bool LooksLikeZarr(const std::string& path) {
+  // An object URL: a zip store by its name (.zip); the formats read no other URL yet.
+  if (storage::ObjectUrl::IsUrl(path)) {
+    const std::string bare = path.substr(0, path.find_first_of("?#"));
+    return bare.size() > 4 && bare.compare(bare.size() - 4, 4, ".zip") == 0;
+  }
   struct stat st;
   std::string file = path;
   if (::stat(path.c_str(), &st) != 0) {

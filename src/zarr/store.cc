@@ -15,6 +15,7 @@
 #include <set>
 
 #include "io/codec/zarr_codecs.h"
+#include "storage/object_url.h"
 
 namespace cellfeed::zarr {
 
@@ -282,6 +283,8 @@ std::optional<InsideFile> SplitInsideFile(const std::string& path) {
 }
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  // An object URL: a zip store read by range requests (a directory store needs listing).
+  if (storage::ObjectUrl::IsUrl(path)) return ZipStore::Make(path, "");
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
     const int err = errno;
