@@ -23,6 +23,8 @@ class ElementTree {
   // "<store>: <node>", for messages.
   virtual std::string Where(const std::string& node) const = 0;
   virtual Result<Kind> KindOf(const std::string& node) const = 0;
+  // Names of the members of a group, sorted.
+  virtual Result<std::vector<std::string>> Children(const std::string& group) const = 0;
   // Attributes: absent -> nullopt; present with another type -> Invalid.
   virtual Result<std::optional<std::string>> StringAttr(const std::string& node,
                                                         const std::string& key) const = 0;

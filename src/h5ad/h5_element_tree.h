@@ -13,6 +13,9 @@ class H5ElementTree final : public ElementTree {
 
   std::string Where(const std::string& node) const override { return f_.path() + ": " + node; }
   Result<Kind> KindOf(const std::string& node) const override;
+  Result<std::vector<std::string>> Children(const std::string& group) const override {
+    return f_.Children(group);
+  }
   Result<std::optional<std::string>> StringAttr(const std::string& node,
                                                 const std::string& key) const override;
   Result<std::optional<std::vector<std::string>>> StringListAttr(

@@ -123,6 +123,7 @@ Status ZarrAnnData::OpenAnnData(const std::string& layer) {
                            " rows but " + names.matrix + " has " + std::to_string(matrix_.n_cols) +
                            " columns");
   }
+  obsm_ = h5ad::ReadObsmLayout(ZarrElementTree(*h_), matrix_.n_rows);
   return Status::OK();
 }
 

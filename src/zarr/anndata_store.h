@@ -31,6 +31,7 @@ class ZarrAnnData final : public AnnDataSource {
   const io::RandomAccessFile& file() const override { return h_->store().main_file(); }
   const h5ad::MatrixLayout& matrix() const override { return matrix_; }
   const h5ad::DataFrameLayout& obs() const override { return obs_; }
+  const h5ad::ObsmLayout& obsm() const override { return obsm_; }
   const h5ad::DataFrameLayout& var() const override { return var_; }
   const std::vector<std::string>& var_names() const override { return *var_.index_values; }
   FileSummary Summarize() const override;
@@ -50,6 +51,7 @@ class ZarrAnnData final : public AnnDataSource {
   std::unique_ptr<Hierarchy> h_;
   h5ad::MatrixLayout matrix_;
   h5ad::DataFrameLayout obs_, var_;
+  h5ad::ObsmLayout obsm_;
 };
 
 }  // namespace cellfeed::zarr

@@ -16,6 +16,16 @@ Result<h5ad::ElementTree::Kind> ZarrElementTree::KindOf(const std::string& node)
   return Kind::kOther;
 }
 
+Result<std::vector<std::string>> ZarrElementTree::Children(const std::string& group) const {
+  // The hierarchy lists every name under the group's prefix: keep those that are nodes.
+  std::vector<std::string> out;
+  for (const std::string& name : h_.Children(group)) {
+    CF_ASSIGN_OR_RETURN(Kind k, KindOf(group.empty() ? name : group + "/" + name));
+    if (k != Kind::kMissing) out.push_back(name);
+  }
+  return out;
+}
+
 Result<std::optional<std::string>> ZarrElementTree::StringAttr(const std::string& node,
                                                                const std::string& key) const {
   CF_ASSIGN_OR_RETURN(Node n, h_.Get(node));

@@ -14,6 +14,7 @@ class ZarrElementTree final : public h5ad::ElementTree {
 
   std::string Where(const std::string& node) const override { return h_.Where(node); }
   Result<Kind> KindOf(const std::string& node) const override;
+  Result<std::vector<std::string>> Children(const std::string& group) const override;
   Result<std::optional<std::string>> StringAttr(const std::string& node,
                                                 const std::string& key) const override;
   Result<std::optional<std::vector<std::string>>> StringListAttr(
