@@ -220,3 +220,25 @@ def test_modern_categoricals_match_anndata(tmp_path, fmt, zipped):
     assert _categoricals(ref.obs) == ["plain", "grade", "with_missing", "int_cats"]
     assert ref.obs.grade.cat.ordered and ref.var.kind.cat.ordered
     assert_like_anndata(path, ref)
+
+
+def test_loader_labels_are_category_codes():
+    """batch.obs holds codes into the collection's categories, which name anndata's values."""
+    obs = _obs(STORES)
+    loader = cellfeed.Loader([str(p) for p in STORES], batch_size=8, block_size=1,
+                             fetch_factor=2, seed=0, obs=["obs_cat", "cat_ordered"],
+                             output="numpy")
+    loader.set_epoch(0)
+    col = cellfeed.open([str(p) for p in STORES])
+    refs = [read_ref(p).obs for p in STORES]
+    for name in ("obs_cat", "cat_ordered"):
+        want = set(refs[0][name].cat.categories) | set(refs[1][name].cat.categories)
+        assert set(col.obs([name])[name].cat.categories) == want
+    seen = 0
+    for b in loader:
+        for name in ("obs_cat", "cat_ordered"):
+            cats = col.obs([name])[name].cat.categories
+            np.testing.assert_array_equal(np.asarray(cats)[b.obs[name]],
+                                          obs[name].iloc[b.rows].astype(str).to_numpy())
+        seen += len(b)
+    assert seen == len(obs)
