@@ -168,8 +168,9 @@ void BindCollection(nb::module_& m) {
                                      nb::make_tuple(d->n_rows, d->n_cols));
              }
              CsrMatrix& s = std::get<CsrMatrix>(m);
-             return nb::make_tuple("csr", ToNumpy(std::move(s.data)), ToNumpy(std::move(s.indices)),
-                                   ToNumpy(std::move(s.indptr)), nb::make_tuple(s.n_rows, s.n_cols));
+             return nb::make_tuple("csr", ToNumpy(std::move(s.data)),
+                                   ToNumpy(std::move(s.indices)), ToNumpy(std::move(s.indptr)),
+                                   nb::make_tuple(s.n_rows, s.n_cols));
            },
            nb::arg("key"), nb::arg("rows"))
       .def("obs_column",

@@ -5,11 +5,12 @@ column with what the installed anndata reads from the same file or store.
 Every version there that wrote zarr (0.7.0, 0.7.8: zipped, and the same stores unzipped
 into a directory) and every h5ad version (0.5.0, which is
 data/legacy/pbmc68k_reduced_anndata05.h5ad, 0.7.0, 0.7.8): obs, var, raw/var, X, raw/X and
-the layers. 0.11.4 wrote an AnnData without X, layers or raw (both formats): a clear error. The 0.7 layout keeps a categorical as int8 codes whose `categories`
-attribute names obs/__categories/<col>: the corpus tests check that filters, class balance
-and splits see the category values, not the codes. Also categoricals written by the
-installed anndata (encoding-type categorical; ordered and not, string and integer
-categories) in obs and var, zarr v2 and v3, directory and zip."""
+the layers. 0.11.4 wrote an AnnData without X, layers or raw (both formats): a clear
+error. The 0.7 layout keeps a categorical as int8 codes whose `categories` attribute
+names obs/__categories/<col>: the corpus and loader tests check that filters, class
+balance, splits and batch.obs see the category values, not the codes. Also categoricals
+written by the installed anndata (encoding-type categorical; ordered and not, string and
+integer categories) in obs and var, zarr v2 and v3, directory and zip."""
 
 from __future__ import annotations
 
@@ -80,8 +81,8 @@ def assert_like_anndata(path: Path, ref: ad.AnnData) -> None:
         assert_matrix(raw, ref.raw.X)
         assert list(raw.var_names) == list(ref.raw.var_names)
         assert raw.var_columns == list(ref.raw.var.columns)
-        pd.testing.assert_frame_equal(raw.var(), ref.raw.var.rename_axis(None).reset_index(drop=True)
-                                      .set_axis(raw.var().index))
+        want = ref.raw.var.rename_axis(None).reset_index(drop=True)
+        pd.testing.assert_frame_equal(raw.var(), want.set_axis(raw.var().index))
 
 
 def _categoricals(frame: pd.DataFrame) -> list[str]:
@@ -188,7 +189,8 @@ def _categorical_adata() -> ad.AnnData:
     rng = np.random.default_rng(7)
     n, g = 90, 12
     obs = pd.DataFrame(index=[f"c{i}" for i in range(n)])
-    obs["plain"] = pd.Categorical(rng.choice(["T", "B", "NK"], n), categories=["NK", "T", "B", "unused"])
+    obs["plain"] = pd.Categorical(rng.choice(["T", "B", "NK"], n),
+                                  categories=["NK", "T", "B", "unused"])
     obs["grade"] = pd.Categorical(rng.choice(["low", "mid", "high"], n),
                                   categories=["low", "mid", "high"], ordered=True)
     obs["with_missing"] = pd.Categorical([None if i % 5 == 0 else f"d{i % 3}" for i in range(n)])

@@ -178,7 +178,8 @@ def test_anndata_07_archives(tmp_path):
     rows = rows_for(120, seed=5)
     for key in ("array", "sparse"):
         np.testing.assert_array_equal(dense(col.read_obsm(key, rows)), expected(refs, key, rows))
-    with pytest.raises(ValueError, match=r"adata\.h5ad: obsm/df: encoding 'dataframe' is not a matrix"):
+    with pytest.raises(ValueError,
+                       match=r"adata\.h5ad: obsm/df: encoding 'dataframe' is not a matrix"):
         col.read_obsm("df", [0])
 
 
@@ -189,10 +190,12 @@ def test_missing_key_and_other_width_are_errors_naming_the_file(tmp_path):
     col = cellfeed.open([str(pa), str(pb)])
     assert "X_state" not in col.obsm_keys and "X_hvg" not in col.obsm_keys
     assert "X_pca" in col.obsm_keys
-    with pytest.raises(ValueError, match=r"b\.zarr\.zip: obsm/X_state: missing \(this file's obsm: "
-                                         r"X_hvg, X_pca, X_sparse, counts_int\)"):
+    with pytest.raises(ValueError, match=r"b\.zarr\.zip: obsm/X_state: missing "
+                                         r"\(this file's obsm: X_hvg, X_pca, X_sparse, "
+                                         r"counts_int\)"):
         col.read_obsm("X_state", [0])
-    with pytest.raises(ValueError, match=r"b\.zarr\.zip: obsm/X_hvg: has 48 columns, .*a\.h5ad has 32"):
+    with pytest.raises(ValueError,
+                       match=r"b\.zarr\.zip: obsm/X_hvg: has 48 columns, .*a\.h5ad has 32"):
         col.read_obsm("X_hvg", [0])
     with pytest.raises(IndexError):
         col.read_obsm("X_pca", [40])
