@@ -14,6 +14,7 @@ integer categories) in obs and var, zarr v2 and v3, directory and zip."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 import zipfile
@@ -244,3 +245,16 @@ def test_loader_labels_are_category_codes():
                                           obs[name].iloc[b.rows].astype(str).to_numpy())
         seen += len(b)
     assert seen == len(obs)
+
+
+@pytest.mark.parametrize("attrs, message", [
+    ({"categories": "__categories/nope"}, r"obs/__categories/nope: missing categories"),
+    ({"categories": 3}, r"obs/obs_cat: attribute 'categories' must be a string"),
+    ({"categories": "/"}, r"obs/obs_cat: attribute 'categories' must name an array"),
+])
+def test_bad_categories_reference_is_a_clear_error(tmp_path, unzipped, attrs, message):
+    store = tmp_path / "adata.zarr"
+    shutil.copytree(unzipped["v0.7.8"], store)
+    (store / "obs" / "obs_cat" / ".zattrs").write_text(json.dumps(attrs))
+    with pytest.raises(ValueError, match=message):
+        cellfeed.open(str(store))
