@@ -9,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "cellfeed/csr.h"
@@ -94,6 +95,24 @@ struct ReadCost {
   double seconds = 0;         // wall time of doing only that, on all threads
 };
 
+// One obsm entry as every file of a collection holds it (Collection::ObsmKeys).
+struct ObsmInfo {
+  std::string key;
+  int64_t n_cols = 0;
+  std::string dtype;     // the stored dtype of the values (the first file's)
+  std::string encoding;  // "array" (dense), "csr_matrix", or "mixed" (both: read as dense)
+};
+
+// Row-major float32 values, n_rows x n_cols.
+struct DenseMatrix {
+  int64_t n_rows = 0;
+  int64_t n_cols = 0;
+  Buffer<float> values;
+};
+
+// Rows of an obsm entry: CSR when every file stores it as csr_matrix, else dense.
+using ObsmMatrix = std::variant<DenseMatrix, CsrMatrix>;
+
 class Collection {
  public:
   static Result<std::shared_ptr<Collection>> Open(const std::vector<std::string>& paths,
@@ -127,6 +146,14 @@ class Collection {
   Result<std::vector<std::string>> ObsNames(
       std::optional<std::span<const int64_t>> rows = std::nullopt) const;
   Result<Column> Var(const std::string& column) const;
+  // The obsm entries every file holds, readable (dense 2-D array or csr_matrix) and with
+  // one width, sorted by key.
+  std::vector<ObsmInfo> ObsmKeys() const;
+  // Rows of obsm[key] (any order, duplicates allowed) as float32, in that order, read
+  // and decoded like X (chunks on the worker threads; NaN or infinity is an error unless
+  // OpenOptions::values is "any"). A key that a file lacks or cannot read, or whose width
+  // differs between files, is an error naming the file and element.
+  Result<ObsmMatrix> ReadObsm(const std::string& key, std::span<const int64_t> rows) const;
   // File `file`'s own genes, in its order: identifiers (its var names when `column` is
   // "", else that string or categorical var column) and the collection column holding
   // each gene (-1 = dropped by the join). For mapping files onto a vocabulary.

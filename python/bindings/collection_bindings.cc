@@ -142,6 +142,37 @@ void BindCollection(nb::module_& m) {
                                    ToNumpy(std::move(m.indptr)), nb::make_tuple(m.n_rows, m.n_cols));
            },
            nb::arg("rows"))
+      .def_prop_ro("obsm_keys",
+                   [](const Collection& c) {
+                     nb::list out;
+                     for (const ObsmInfo& k : c.ObsmKeys()) {
+                       nb::dict d;
+                       d["key"] = k.key;
+                       d["n_cols"] = k.n_cols;
+                       d["dtype"] = k.dtype;
+                       d["encoding"] = k.encoding;
+                       out.append(d);
+                     }
+                     return out;
+                   })
+      .def("read_obsm",
+           [](const Collection& c, const std::string& key, const RowArray& rows) {
+             Result<ObsmMatrix> r = Status::OK();
+             {
+               nb::gil_scoped_release release;
+               r = c.ReadObsm(key, Rows(rows));
+             }
+             ObsmMatrix m = ValueOrThrow(std::move(r));
+             if (auto* d = std::get_if<DenseMatrix>(&m)) {
+               return nb::make_tuple("dense", ToNumpy(std::move(d->values)),
+                                     nb::make_tuple(d->n_rows, d->n_cols));
+             }
+             CsrMatrix& s = std::get<CsrMatrix>(m);
+             return nb::make_tuple("csr", ToNumpy(std::move(s.data)),
+                                   ToNumpy(std::move(s.indices)), ToNumpy(std::move(s.indptr)),
+                                   nb::make_tuple(s.n_rows, s.n_cols));
+           },
+           nb::arg("key"), nb::arg("rows"))
       .def("obs_column",
            [](const Collection& c, const std::string& name, std::optional<RowArray> rows) {
              Result<Column> r = Status::OK();

@@ -172,6 +172,23 @@ class Collection:
         data, indices, indptr, shape = self._c.read(_as_rows(rows))
         return sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
 
+    @property
+    def obsm_keys(self) -> dict:
+        """obsm entries every file holds as a readable matrix with one width: key ->
+        {"shape": (n_obs, n_cols), "dtype": stored dtype, "encoding": "array" | "csr_matrix"
+        | "mixed"}, sorted by key."""
+        return {k["key"]: {"shape": (self.n_obs, k["n_cols"]), "dtype": k["dtype"],
+                           "encoding": k["encoding"]} for k in self._c.obsm_keys}
+
+    def read_obsm(self, key: str, rows):
+        """Rows of obsm[key] (any order, duplicates allowed), in that order, as float32: a
+        numpy array, or a scipy.sparse.csr_matrix when every file stores it as csr_matrix."""
+        out = self._c.read_obsm(key, _as_rows(rows))
+        if out[0] == "dense":
+            return out[1].reshape(out[2])
+        _, data, indices, indptr, shape = out
+        return sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
+
     def obs_names(self, rows=None) -> pd.Index:
         """Cell names (each file's obs index).
 

@@ -57,6 +57,19 @@ struct RowsByFile {
 };
 RowsByFile GroupRowsByFile(const Collection::Impl& impl, std::span<const int64_t> rows);
 
+// The distinct rows a request needs of one file, and for CSR their value ranges.
+struct FileRows {
+  std::vector<int64_t> unique;      // sorted distinct local rows
+  std::vector<int64_t> start, end;  // their [indptr[r], indptr[r+1])
+};
+// Reads indptr[r] and indptr[r+1] for each distinct row of each CSR matrix (one per file:
+// X, or an obsm entry), checking them against nnz.
+Status ReadRowExtents(const Collection::Impl& impl,
+                      std::span<const h5ad::MatrixLayout* const> matrices, const RowsByFile& g,
+                      std::vector<FileRows>& out, io::ReadStats* stats, util::ThreadPool& pool);
+// Index of local row `row` among fr.unique.
+size_t UniqueIndex(const FileRows& fr, int64_t row);
+
 // Reads `rows` into `out` (its buffers reused), with `pool`'s threads.
 Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, CsrMatrix& out,
                    util::ThreadPool& pool);

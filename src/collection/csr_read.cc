@@ -20,19 +20,22 @@ namespace cellfeed {
 
 namespace {
 
-struct FileRows {
-  std::vector<int64_t> unique;  // sorted distinct local rows
-  std::vector<int64_t> start, end;  // their [indptr[r], indptr[r+1])
-};
+std::vector<const h5ad::MatrixLayout*> Matrices(const Collection::Impl& impl) {
+  std::vector<const h5ad::MatrixLayout*> out;
+  for (const auto& f : impl.files) out.push_back(&f->matrix());
+  return out;
+}
 
-// Reads indptr[r] and indptr[r+1] for each distinct row of each CSR file.
-Status ReadRowExtents(const Collection::Impl& impl, const RowsByFile& g,
+}  // namespace
+
+Status ReadRowExtents(const Collection::Impl& impl,
+                      std::span<const h5ad::MatrixLayout* const> matrices, const RowsByFile& g,
                       std::vector<FileRows>& out, io::ReadStats* stats, util::ThreadPool& pool) {
   std::vector<io::ArrayRead> reads;
   std::vector<std::vector<int64_t>> bufs(impl.files.size());
   std::vector<std::vector<int64_t>> run_of(impl.files.size());  // buffer offset per unique row
   for (size_t f = 0; f < impl.files.size(); ++f) {
-    const auto& m = impl.files[f]->matrix();
+    const auto& m = *matrices[f];
     FileRows& fr = out[f];
     fr.unique = g.local[f];
     std::sort(fr.unique.begin(), fr.unique.end());
@@ -58,7 +61,7 @@ Status ReadRowExtents(const Collection::Impl& impl, const RowsByFile& g,
   }
   CF_RETURN_IF_ERROR(io::ReadArrays(reads, pool, stats, impl.pool.get()));
   for (size_t f = 0; f < impl.files.size(); ++f) {
-    const auto& m = impl.files[f]->matrix();
+    const auto& m = *matrices[f];
     if (m.encoding != h5ad::MatrixEncoding::kCsr) continue;
     FileRows& fr = out[f];
     fr.start.resize(fr.unique.size());
@@ -82,6 +85,8 @@ size_t UniqueIndex(const FileRows& fr, int64_t row) {
   return static_cast<size_t>(std::lower_bound(fr.unique.begin(), fr.unique.end(), row) -
                              fr.unique.begin());
 }
+
+namespace {
 
 // Maps file-local gene indices onto the collection's genes, compacting in place (the
 // write position never passes the read position).
@@ -144,7 +149,7 @@ Status PlanDecodeOnly(const Collection::Impl& impl, std::span<const int64_t> row
                       std::vector<io::ArrayRead>& reads) {
   RowsByFile g = GroupRowsByFile(impl, rows);
   std::vector<FileRows> fr(impl.files.size());
-  CF_RETURN_IF_ERROR(ReadRowExtents(impl, g, fr, nullptr, *impl.pool));
+  CF_RETURN_IF_ERROR(ReadRowExtents(impl, Matrices(impl), g, fr, nullptr, *impl.pool));
   for (size_t f = 0; f < impl.files.size(); ++f) {
     const auto& m = impl.files[f]->matrix();
     if (fr[f].unique.empty()) continue;
@@ -174,7 +179,7 @@ Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, 
     if (!g.positions[f].empty()) CF_RETURN_IF_ERROR(impl.files[f]->file().CheckUnchanged());
   }
   std::vector<FileRows> fr(nfiles);
-  CF_RETURN_IF_ERROR(ReadRowExtents(impl, g, fr, nullptr, pool));
+  CF_RETURN_IF_ERROR(ReadRowExtents(impl, Matrices(impl), g, fr, nullptr, pool));
 
   // Dense files: read their distinct rows now; their lengths are their nonzero counts.
   std::vector<std::vector<float>> dense(nfiles);

@@ -3,6 +3,7 @@
 #include "h5ad/cellranger_layout.h"
 #include "h5ad/column_reader.h"
 #include "h5ad/file_summary.h"
+#include "h5ad/h5_element_tree.h"
 
 namespace cellfeed::h5ad {
 
@@ -97,6 +98,7 @@ Status AnnDataFile::OpenAnnData(const std::string& layer) {
                            " rows but " + names.matrix + " has " +
                            std::to_string(matrix_.n_cols) + " columns");
   }
+  obsm_ = ReadObsmLayout(H5ElementTree(h5), matrix_.n_rows);
   return Status::OK();
 }
 

@@ -34,6 +34,7 @@ class AnnDataFile final : public AnnDataSource {
   const io::RandomAccessFile& file() const override { return *file_; }
   const MatrixLayout& matrix() const override { return matrix_; }
   const DataFrameLayout& obs() const override { return obs_; }
+  const ObsmLayout& obsm() const override { return obsm_; }
   const DataFrameLayout& var() const override { return var_; }
   const std::vector<std::string>& var_names() const override { return var_names_; }
   FileSummary Summarize() const override;
@@ -53,6 +54,7 @@ class AnnDataFile final : public AnnDataSource {
   std::shared_ptr<io::RandomAccessFile> file_;
   MatrixLayout matrix_;
   DataFrameLayout obs_, var_;
+  ObsmLayout obsm_;
   std::vector<std::string> var_names_;
 };
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "h5ad/h5_element_tree.h"
+
 namespace cellfeed::h5ad {
 
 bool KindHasValues(ColumnKind k) {
@@ -18,79 +20,99 @@ bool KindHasStrings(ColumnKind k) {
 
 namespace {
 
-std::string EncodingOf(const io::H5File& f, const std::string& node) {
-  if (!f.HasAttribute(node, "encoding-type")) return "";
-  auto e = f.StringAttribute(node, "encoding-type");
-  return e.ok() ? e.value() : "";
+using Kind = ElementTree::Kind;
+
+Result<std::string> EncodingOf(const ElementTree& t, const std::string& node) {
+  CF_ASSIGN_OR_RETURN(auto e, t.StringAttr(node, "encoding-type"));
+  return e.value_or("");
 }
 
-// Index and string columns: a string dataset, or a nullable-string-array group.
-Result<std::string> StringsDataset(const io::H5File& f, const std::string& node) {
-  io::NodeKind k = f.Kind(node);
-  if (k == io::NodeKind::kDataset && f.IsStringDataset(node)) return node;
-  if (k == io::NodeKind::kGroup && EncodingOf(f, node) == "nullable-string-array" &&
-      f.IsStringDataset(node + "/values")) {
-    return node + "/values";
+// Index and string columns: a string array, or a nullable-string-array group.
+Result<std::string> StringsArray(const ElementTree& t, const std::string& node) {
+  CF_ASSIGN_OR_RETURN(Kind k, t.KindOf(node));
+  if (k == Kind::kArray) {
+    CF_ASSIGN_OR_RETURN(bool strings, t.IsStrings(node));
+    if (strings) return node;
   }
-  return Status::Invalid(f.path() + ": " + node + ": expected a string array");
+  if (k == Kind::kGroup) {
+    CF_ASSIGN_OR_RETURN(std::string enc, EncodingOf(t, node));
+    CF_ASSIGN_OR_RETURN(Kind vk, t.KindOf(node + "/values"));
+    if (enc == "nullable-string-array" && vk == Kind::kArray) {
+      CF_ASSIGN_OR_RETURN(bool strings, t.IsStrings(node + "/values"));
+      if (strings) return node + "/values";
+    }
+  }
+  return Status::Invalid(t.Where(node) + ": expected a string array");
 }
 
-Result<std::shared_ptr<const Column>> LoadCategories(const io::H5File& f, const std::string& node) {
-  auto c = std::make_shared<Column>();
+Result<std::shared_ptr<const Column>> LoadCategories(const ElementTree& t,
+                                                     const std::string& node) {
+  CF_ASSIGN_OR_RETURN(Kind k, t.KindOf(node));
+  if (k != Kind::kArray) return Status::Invalid(t.Where(node) + ": missing categories");
+  CF_ASSIGN_OR_RETURN(auto loaded, t.LoadWhole(node));
+  auto c = std::make_shared<Column>(*loaded);
   c->info.name = "categories";
-  if (f.Kind(node) != io::NodeKind::kDataset) {
-    return Status::Invalid(f.path() + ": " + node + ": missing categories");
-  }
-  if (f.IsStringDataset(node)) {
-    c->info.kind = ColumnKind::kString;
-    CF_ASSIGN_OR_RETURN(c->strings, f.ReadStrings(node));
-    c->length = static_cast<int64_t>(c->strings.size());
-    return std::shared_ptr<const Column>(c);
-  }
-  CF_ASSIGN_OR_RETURN(auto layout, f.Describe(node));
-  c->info.kind = layout.dtype == DType::kBool ? ColumnKind::kBool : ColumnKind::kNumeric;
-  c->info.dtype = layout.dtype;
-  c->length = layout.length();
-  CF_ASSIGN_OR_RETURN(c->values, f.ReadSmallNumeric(node, layout.dtype));
   return std::shared_ptr<const Column>(c);
 }
 
-Result<ColumnLayout> ReadColumn(const io::H5File& f, const std::string& node,
+// Codes of a categorical: a 1-D array of signed integers (-1 = missing).
+Status CheckCodes(const ElementTree& t, const std::string& node, const io::DatasetLayout& codes,
+                  const std::string& what) {
+  if (!DTypeIsInteger(codes.dtype) || !DTypeIsSigned(codes.dtype)) {
+    return Status::Invalid(t.Where(node) + ": " + what + ": expected signed integer codes, found " +
+                           DTypeName(codes.dtype));
+  }
+  if (codes.shape.size() != 1) {
+    return Status::Invalid(t.Where(node) + ": " + what + ": expected 1-D codes, found " +
+                           std::to_string(codes.shape.size()) + "-D");
+  }
+  return Status::OK();
+}
+
+// A string array as a column part: named for reading by row, or loaded now.
+Status SetStrings(const ElementTree& t, const std::string& node, ColumnLayout& c) {
+  if (t.StringsByRow()) {
+    c.strings = node;
+    return Status::OK();
+  }
+  CF_ASSIGN_OR_RETURN(auto whole, t.LoadWhole(node));
+  auto named = std::make_shared<Column>(*whole);
+  named->info = c.info;
+  c.whole = std::move(named);
+  return Status::OK();
+}
+
+Result<ColumnLayout> ReadColumn(const ElementTree& t, const std::string& node,
                                 const std::string& name) {
-  const std::string where = f.path() + ": " + node;
+  const std::string where = t.Where(node);
   ColumnLayout c;
   c.info.name = name;
   c.node = node;
-  io::NodeKind kind = f.Kind(node);
-  if (kind == io::NodeKind::kMissing) {
+  CF_ASSIGN_OR_RETURN(Kind kind, t.KindOf(node));
+  if (kind == Kind::kMissing) {
     return Status::Invalid(where + ": column listed in column-order is missing");
   }
-  const std::string enc = EncodingOf(f, node);
-  if (kind == io::NodeKind::kDataset) {
-    if (f.HasAttribute(node, "categories")) {
-      // anndata 0.7: the codes, with a reference to their categories.
+  CF_ASSIGN_OR_RETURN(const std::string enc, EncodingOf(t, node));
+  if (kind == Kind::kArray) {
+    CF_ASSIGN_OR_RETURN(auto target, t.CategoriesTarget(node));
+    if (target) {
+      // anndata 0.7 (h5ad and zarr): the codes, with a reference to their categories.
       c.info.kind = ColumnKind::kCategorical;
-      CF_ASSIGN_OR_RETURN(c.values, f.Describe(node));
-      if (c.values->shape.size() != 1 || !DTypeIsInteger(c.values->dtype) ||
-          !DTypeIsSigned(c.values->dtype)) {
-        return Status::Invalid(where + ": a categorical (categories attribute) needs 1-D "
-                               "signed integer codes, found " + DTypeName(c.values->dtype));
-      }
+      CF_ASSIGN_OR_RETURN(c.values, t.Describe(node));
+      CF_RETURN_IF_ERROR(CheckCodes(t, node, *c.values, "categorical (categories attribute)"));
       c.info.dtype = c.values->dtype;
-      auto target = f.ReferenceAttribute(node, "categories");
-      if (!target.ok()) return target.status();
-      CF_ASSIGN_OR_RETURN(c.categories, LoadCategories(f, target.value()));
-      if (f.HasAttribute(target.value(), "ordered")) {
-        CF_ASSIGN_OR_RETURN(c.ordered, f.BoolAttribute(target.value(), "ordered"));
-      }
+      CF_ASSIGN_OR_RETURN(c.categories, LoadCategories(t, *target));
+      CF_ASSIGN_OR_RETURN(auto ordered, t.BoolAttr(*target, "ordered"));
+      c.ordered = ordered.value_or(false);
       return c;
     }
-    if (f.IsStringDataset(node)) {
+    CF_ASSIGN_OR_RETURN(bool strings, t.IsStrings(node));
+    if (strings) {
       c.info.kind = ColumnKind::kString;
-      c.strings = node;
+      CF_RETURN_IF_ERROR(SetStrings(t, node, c));
       return c;
     }
-    CF_ASSIGN_OR_RETURN(c.values, f.Describe(node));
+    CF_ASSIGN_OR_RETURN(c.values, t.Describe(node));
     if (c.values->shape.size() != 1) return Status::Unsupported(where + ": column is not 1-D");
     c.info.dtype = c.values->dtype;
     c.info.kind = c.values->dtype == DType::kBool ? ColumnKind::kBool : ColumnKind::kNumeric;
@@ -98,23 +120,23 @@ Result<ColumnLayout> ReadColumn(const io::H5File& f, const std::string& node,
   }
   if (enc == "categorical") {
     c.info.kind = ColumnKind::kCategorical;
-    CF_ASSIGN_OR_RETURN(c.values, f.Describe(node + "/codes"));
-    if (!DTypeIsInteger(c.values->dtype) || !DTypeIsSigned(c.values->dtype)) {
-      return Status::Invalid(where + "/codes: expected signed integer codes, found " +
-                             DTypeName(c.values->dtype));
-    }
+    CF_ASSIGN_OR_RETURN(c.values, t.Describe(node + "/codes"));
+    CF_RETURN_IF_ERROR(CheckCodes(t, node + "/codes", *c.values, "categorical"));
     c.info.dtype = c.values->dtype;
-    CF_ASSIGN_OR_RETURN(c.categories, LoadCategories(f, node + "/categories"));
-    if (f.HasAttribute(node, "ordered")) {
-      CF_ASSIGN_OR_RETURN(c.ordered, f.BoolAttribute(node, "ordered"));
-    }
+    CF_ASSIGN_OR_RETURN(c.categories, LoadCategories(t, node + "/categories"));
+    CF_ASSIGN_OR_RETURN(auto ordered, t.BoolAttr(node, "ordered"));
+    c.ordered = ordered.value_or(false);
     return c;
   }
   if (enc == "nullable-integer" || enc == "nullable-boolean") {
     c.info.kind = enc == "nullable-integer" ? ColumnKind::kNullableInt : ColumnKind::kNullableBool;
-    CF_ASSIGN_OR_RETURN(c.values, f.Describe(node + "/values"));
-    CF_ASSIGN_OR_RETURN(c.mask, f.Describe(node + "/mask"));
+    CF_ASSIGN_OR_RETURN(c.values, t.Describe(node + "/values"));
+    CF_ASSIGN_OR_RETURN(c.mask, t.Describe(node + "/mask"));
     c.info.dtype = c.values->dtype;
+    if (c.mask->dtype != DType::kBool) {
+      return Status::Invalid(where + "/mask: expected a bool array, found " +
+                             DTypeName(c.mask->dtype));
+    }
     if (c.mask->length() != c.values->length()) {
       return Status::Invalid(where + ": mask and values differ in length");
     }
@@ -122,8 +144,21 @@ Result<ColumnLayout> ReadColumn(const io::H5File& f, const std::string& node,
   }
   if (enc == "nullable-string-array") {
     c.info.kind = ColumnKind::kNullableString;
-    CF_ASSIGN_OR_RETURN(c.strings, StringsDataset(f, node));
-    CF_ASSIGN_OR_RETURN(c.mask, f.Describe(node + "/mask"));
+    CF_ASSIGN_OR_RETURN(const std::string values, StringsArray(t, node));
+    if (t.StringsByRow()) {
+      c.strings = values;
+      CF_ASSIGN_OR_RETURN(c.mask, t.Describe(node + "/mask"));
+      return c;
+    }
+    CF_ASSIGN_OR_RETURN(auto strings, t.LoadWhole(values));
+    CF_ASSIGN_OR_RETURN(auto mask, t.LoadWhole(node + "/mask"));
+    if (mask->info.kind != ColumnKind::kBool || mask->length != strings->length) {
+      return Status::Invalid(where + "/mask: expected a bool array as long as values");
+    }
+    auto whole = std::make_shared<Column>(*strings);
+    whole->info = c.info;
+    whole->mask = mask->values;
+    c.whole = std::move(whole);
     return c;
   }
   return Status::Unsupported(where + ": column encoding '" + (enc.empty() ? "(none)" : enc) +
@@ -163,7 +198,7 @@ Result<DataFrameLayout> ReadCompoundDataFrame(const io::H5File& f, const std::st
           f.Kind(cats) == io::NodeKind::kDataset) {
         // As anndata (_clean_uns): categorical when every code is below the number of
         // categories; else the categories belong to the other axis and this stays numeric.
-        CF_ASSIGN_OR_RETURN(auto categories, LoadCategories(f, cats));
+        CF_ASSIGN_OR_RETURN(auto categories, LoadCategories(H5ElementTree(f), cats));
         std::vector<int64_t> codes(static_cast<size_t>(df.n_rows));
         ConvertElements(fld.dtype, col->values.data(), DType::kInt64, codes.data(), codes.size());
         const bool below = std::all_of(codes.begin(), codes.end(),
@@ -204,44 +239,56 @@ const ColumnLayout* DataFrameLayout::Find(const std::string& name) const {
 
 Result<DataFrameLayout> ReadDataFrameLayout(const io::H5File& f, const std::string& element,
                                             const std::string& uns) {
-  const std::string where = f.path() + ": " + element;
-  io::NodeKind kind = f.Kind(element);
-  if (kind == io::NodeKind::kMissing) return Status::Invalid(where + ": missing dataframe");
-  if (kind == io::NodeKind::kDataset) {
-    if (!f.IsCompoundDataset(element)) {
-      return Status::Invalid(where + ": a dataframe must be a group (anndata >= 0.7) or a "
-                             "compound dataset (anndata < 0.7)");
-    }
+  if (f.Kind(element) == io::NodeKind::kDataset && f.IsCompoundDataset(element)) {
     return ReadCompoundDataFrame(f, element, uns);
   }
-  const std::string enc = EncodingOf(f, element);
+  return ReadDataFrameLayout(H5ElementTree(f), element);
+}
+
+Result<DataFrameLayout> ReadDataFrameLayout(const ElementTree& t, const std::string& element) {
+  const std::string where = t.Where(element);
+  CF_ASSIGN_OR_RETURN(Kind kind, t.KindOf(element));
+  if (kind == Kind::kMissing) return Status::Invalid(where + ": missing dataframe");
+  if (kind != Kind::kGroup) {
+    return Status::Invalid(where + ": a dataframe must be a group (anndata >= 0.7) or a "
+                           "compound dataset (anndata < 0.7, h5ad only)");
+  }
+  CF_ASSIGN_OR_RETURN(const std::string enc, EncodingOf(t, element));
   if (enc != "dataframe") {
-    return Status::Unsupported(where + ": encoding-type '" + enc + "', expected 'dataframe'");
+    return Status::Unsupported(where + ": encoding-type '" + (enc.empty() ? "(none)" : enc) +
+                               "', expected 'dataframe'");
   }
   DataFrameLayout df;
   df.element = element;
-  CF_ASSIGN_OR_RETURN(auto index_name, f.StringAttribute(element, "_index"));
-  CF_ASSIGN_OR_RETURN(df.index_dataset, StringsDataset(f, element + "/" + index_name));
-  CF_ASSIGN_OR_RETURN(df.n_rows, f.Length(df.index_dataset));
-  std::vector<std::string> order;
-  if (f.HasAttribute(element, "column-order")) {
-    CF_ASSIGN_OR_RETURN(order, f.StringListAttribute(element, "column-order"));
+  CF_ASSIGN_OR_RETURN(auto index_name, t.StringAttr(element, "_index"));
+  if (!index_name) return Status::Invalid(where + " attribute '_index' is missing");
+  CF_ASSIGN_OR_RETURN(const std::string index, StringsArray(t, element + "/" + *index_name));
+  if (t.StringsByRow()) {
+    df.index_dataset = index;
+    CF_ASSIGN_OR_RETURN(df.n_rows, t.Length(index));
+  } else {
+    CF_ASSIGN_OR_RETURN(auto values, t.LoadWhole(index));
+    df.index_values = std::make_shared<const std::vector<std::string>>(values->strings);
+    df.n_rows = values->length;
   }
-  for (const std::string& name : order) {
-    CF_ASSIGN_OR_RETURN(auto col, ReadColumn(f, element + "/" + name, name));
+  CF_ASSIGN_OR_RETURN(auto order, t.StringListAttr(element, "column-order"));
+  for (const std::string& name : order.value_or(std::vector<std::string>{})) {
+    CF_ASSIGN_OR_RETURN(auto col, ReadColumn(t, element + "/" + name, name));
     int64_t length = 0;
-    if (col.values) {
+    if (col.whole) {
+      length = col.whole->length;
+    } else if (col.values) {
       length = col.values->length();
     } else {
-      CF_ASSIGN_OR_RETURN(length, f.Length(col.strings));
+      CF_ASSIGN_OR_RETURN(length, t.Length(col.strings));
     }
     if (col.mask && col.mask->length() != length) {
-      return Status::Invalid(f.path() + ": " + col.node + "/mask: has " +
+      return Status::Invalid(t.Where(col.node) + "/mask: has " +
                              std::to_string(col.mask->length()) + " entries, values have " +
                              std::to_string(length));
     }
     if (length != df.n_rows) {
-      return Status::Invalid(f.path() + ": " + col.node + ": has " + std::to_string(length) +
+      return Status::Invalid(t.Where(col.node) + ": has " + std::to_string(length) +
                              " rows, the " + element + " index has " + std::to_string(df.n_rows));
     }
     df.columns.push_back(std::move(col));

@@ -1,7 +1,8 @@
 // The layout of an AnnData dataframe element (obs, var, raw/var): its index and columns.
-// Layouts read: anndata >= 0.7 `dataframe` groups (columns read by row on demand), the
-// anndata 0.7 categorical (integer codes whose `categories` attribute references
-// obs/__categories/<col>), and the anndata < 0.7 layout (one compound dataset, loaded
+// Layouts read, in h5ad and zarr alike (through ElementTree): anndata >= 0.7 `dataframe`
+// groups (numeric columns read by row on demand), the anndata 0.7 categorical (integer
+// codes whose `categories` attribute references obs/__categories/<col>), and, in h5ad
+// only, the anndata < 0.7 layout (one compound dataset, loaded
 // whole at open: a field X with uns/X_categories is categorical, as anndata decides).
 #pragma once
 
@@ -12,6 +13,7 @@
 
 #include "cellfeed/dataframe.h"
 #include "cellfeed/status.h"
+#include "h5ad/element_tree.h"
 #include "io/hdf5/h5_file.h"
 
 namespace cellfeed::h5ad {
@@ -43,8 +45,11 @@ struct DataFrameLayout {
   const ColumnLayout* Find(const std::string& name) const;
 };
 
-// `uns` names the group holding `<col>_categories` of a compound dataframe ("" = none).
+// The dataframe `element` of an h5ad file, in any layout. `uns` names the group holding `<col>_categories` of a compound dataframe ("" = none).
 Result<DataFrameLayout> ReadDataFrameLayout(const io::H5File& file, const std::string& element,
                                             const std::string& uns = "");
+// A dataframe group (anndata >= 0.7) of any store: columns of every encoding anndata has
+// written, the 0.7 categorical (codes + `categories` attribute) included.
+Result<DataFrameLayout> ReadDataFrameLayout(const ElementTree& tree, const std::string& element);
 
 }  // namespace cellfeed::h5ad

@@ -14,6 +14,7 @@
 #include "cellfeed/dataframe.h"
 #include "h5ad/dataframe_layout.h"
 #include "h5ad/matrix_layout.h"
+#include "h5ad/obsm_layout.h"
 #include "io/file.h"
 #include "io/hdf5/isolation.h"
 #include "util/thread_pool.h"
@@ -31,6 +32,8 @@ class AnnDataSource {
   virtual const h5ad::DataFrameLayout& obs() const = 0;
   virtual const h5ad::DataFrameLayout& var() const = 0;
   virtual const std::vector<std::string>& var_names() const = 0;
+  // obsm's matrices, described at open (empty for formats without obsm).
+  virtual const h5ad::ObsmLayout& obsm() const = 0;
   virtual FileSummary Summarize() const = 0;
 
   // Index strings of `df` (obs or var) at `rows` (any order, repeats allowed).

@@ -11,6 +11,7 @@
 #include "io/array_reader.h"
 #include "storage/object_url.h"
 #include "zarr/chunk_table.h"
+#include "zarr/element_tree.h"
 
 namespace cellfeed::zarr {
 
@@ -128,6 +129,7 @@ Status ZarrAnnData::OpenAnnData(const std::string& layer) {
                            " rows but " + names.matrix + " has " + std::to_string(matrix_.n_cols) +
                            " columns");
   }
+  obsm_ = h5ad::ReadObsmLayout(ZarrElementTree(*h_), matrix_.n_rows);
   return Status::OK();
 }
 
@@ -193,145 +195,8 @@ Result<h5ad::MatrixLayout> ZarrAnnData::ReadMatrix(const std::string& e) {
   return m;
 }
 
-Result<std::shared_ptr<const Column>> ZarrAnnData::LoadWhole(const std::string& node,
-                                                             ColumnKind kind) {
-  const std::string where = h_->Where(node);
-  CF_ASSIGN_OR_RETURN(Node n, h_->Get(node));
-  if (n.kind != Node::Kind::kArray) return Status::Invalid(where + ": missing array");
-  CF_ASSIGN_OR_RETURN(ArrayMeta meta, ParseArray(n, where));
-  auto c = std::make_shared<Column>();
-  c->info.kind = kind;
-  if (meta.is_string) {
-    CF_ASSIGN_OR_RETURN(c->strings, ReadStringArray(*h_, node, meta));
-    c->length = static_cast<int64_t>(c->strings.size());
-    c->info.kind = ColumnKind::kString;
-    return std::shared_ptr<const Column>(c);
-  }
-  if (meta.shape.size() != 1) return Status::Invalid(where + ": expected a 1-D array");
-  CF_ASSIGN_OR_RETURN(io::DatasetLayout L, DescribeArray(*h_, node, meta));
-  c->info.dtype = L.dtype;
-  c->info.kind = L.dtype == DType::kBool ? ColumnKind::kBool : ColumnKind::kNumeric;
-  c->length = L.length();
-  c->values.resize(static_cast<size_t>(c->length) * DTypeSize(L.dtype));
-  util::ThreadPool here(1);
-  io::ArrayRead r{&L, &file(), {{0, c->length, 0}}, L.dtype, c->values.data()};
-  CF_RETURN_IF_ERROR(io::ReadArrays(std::span<io::ArrayRead>(&r, 1), here));
-  return std::shared_ptr<const Column>(c);
-}
-
-Result<h5ad::ColumnLayout> ZarrAnnData::ReadColumnLayout(const std::string& node,
-                                                         const std::string& name) {
-  const std::string where = h_->Where(node);
-  h5ad::ColumnLayout c;
-  c.info.name = name;
-  c.node = node;
-  CF_ASSIGN_OR_RETURN(Node n, h_->Get(node));
-  if (n.kind == Node::Kind::kMissing) {
-    return Status::Invalid(where + ": column listed in column-order is missing");
-  }
-  CF_ASSIGN_OR_RETURN(auto enc_attr, StringAttr(n, "encoding-type", where));
-  const std::string enc = enc_attr.value_or("");
-  if (n.kind == Node::Kind::kArray) {
-    CF_ASSIGN_OR_RETURN(ArrayMeta meta, ParseArray(n, where));
-    if (meta.shape.size() != 1) return Status::Unsupported(where + ": column is not 1-D");
-    if (meta.is_string) {
-      c.info.kind = ColumnKind::kString;
-      CF_ASSIGN_OR_RETURN(c.whole, LoadWhole(node, ColumnKind::kString));
-      return c;
-    }
-    CF_ASSIGN_OR_RETURN(c.values, DescribeArray(*h_, node, meta));
-    c.info.dtype = c.values->dtype;
-    c.info.kind = c.values->dtype == DType::kBool ? ColumnKind::kBool : ColumnKind::kNumeric;
-    return c;
-  }
-  if (enc == "categorical") {
-    c.info.kind = ColumnKind::kCategorical;
-    ArrayMeta meta;
-    CF_ASSIGN_OR_RETURN(c.values, Array(node + "/codes", &meta));
-    if (!DTypeIsInteger(c.values->dtype) || !DTypeIsSigned(c.values->dtype) ||
-        c.values->shape.size() != 1) {
-      return Status::Invalid(where + "/codes: expected 1-D signed integer codes, found " +
-                             DTypeName(c.values->dtype));
-    }
-    c.info.dtype = c.values->dtype;
-    CF_ASSIGN_OR_RETURN(auto cats, LoadWhole(node + "/categories", ColumnKind::kString));
-    auto named = std::make_shared<Column>(*cats);
-    named->info.name = "categories";
-    c.categories = named;
-    CF_ASSIGN_OR_RETURN(auto ordered, BoolAttr(n, "ordered", where));
-    c.ordered = ordered.value_or(false);
-    return c;
-  }
-  if (enc == "nullable-integer" || enc == "nullable-boolean") {
-    c.info.kind = enc == "nullable-integer" ? ColumnKind::kNullableInt : ColumnKind::kNullableBool;
-    CF_ASSIGN_OR_RETURN(c.values, Array(node + "/values"));
-    CF_ASSIGN_OR_RETURN(c.mask, Array(node + "/mask"));
-    c.info.dtype = c.values->dtype;
-    if (c.mask->dtype != DType::kBool) {
-      return Status::Invalid(where + "/mask: expected a bool array, found " + DTypeName(c.mask->dtype));
-    }
-    if (c.mask->length() != c.values->length()) {
-      return Status::Invalid(where + ": mask and values differ in length");
-    }
-    return c;
-  }
-  if (enc == "nullable-string-array") {
-    c.info.kind = ColumnKind::kNullableString;
-    CF_ASSIGN_OR_RETURN(auto strings, LoadWhole(node + "/values", ColumnKind::kString));
-    if (strings->info.kind != ColumnKind::kString) {
-      return Status::Invalid(where + "/values: expected a string array");
-    }
-    CF_ASSIGN_OR_RETURN(auto mask, LoadWhole(node + "/mask", ColumnKind::kBool));
-    if (mask->info.kind != ColumnKind::kBool || mask->length != strings->length) {
-      return Status::Invalid(where + "/mask: expected a bool array as long as values");
-    }
-    auto whole = std::make_shared<Column>(*strings);
-    whole->info.kind = ColumnKind::kNullableString;
-    whole->mask = mask->values;
-    c.whole = whole;
-    return c;
-  }
-  return Status::Unsupported(where + ": column encoding '" + (enc.empty() ? "(none)" : enc) +
-                             "' is not supported");
-}
-
 Result<h5ad::DataFrameLayout> ZarrAnnData::ReadDataFrame(const std::string& element) {
-  const std::string where = h_->Where(element);
-  CF_ASSIGN_OR_RETURN(Node n, h_->Get(element));
-  if (n.kind == Node::Kind::kMissing) return Status::Invalid(where + ": missing dataframe");
-  if (n.kind != Node::Kind::kGroup) return Status::Invalid(where + ": expected a dataframe group");
-  CF_ASSIGN_OR_RETURN(auto enc, StringAttr(n, "encoding-type", where));
-  if (!enc || *enc != "dataframe") {
-    return Status::Unsupported(where + ": encoding-type '" + enc.value_or("(none)") +
-                               "' (dataframe expected)");
-  }
-  CF_ASSIGN_OR_RETURN(auto index, StringAttr(n, "_index", where));
-  if (!index) return Status::Invalid(where + ": attribute '_index' is missing");
-  CF_ASSIGN_OR_RETURN(auto order, StringListAttr(n, "column-order", where));
-  h5ad::DataFrameLayout df;
-  df.element = element;
-  CF_ASSIGN_OR_RETURN(Node in, h_->Get(element + "/" + *index));
-  CF_ASSIGN_OR_RETURN(auto ienc, StringAttr(in, "encoding-type", h_->Where(element + "/" + *index)));
-  const std::string index_node =
-      element + "/" + *index + (in.kind == Node::Kind::kGroup && ienc == "nullable-string-array"
-                                    ? "/values" : "");
-  CF_ASSIGN_OR_RETURN(auto idx, LoadWhole(index_node, ColumnKind::kString));
-  if (idx->info.kind != ColumnKind::kString) {
-    return Status::Invalid(h_->Where(index_node) + ": the index must be a string array, found " +
-                           DTypeName(idx->info.dtype));
-  }
-  df.index_values = std::make_shared<const std::vector<std::string>>(idx->strings);
-  df.n_rows = idx->length;
-  for (const std::string& name : order.value_or(std::vector<std::string>{})) {
-    CF_ASSIGN_OR_RETURN(auto col, ReadColumnLayout(element + "/" + name, name));
-    const int64_t len = col.whole ? col.whole->length : col.values ? col.values->length() : -1;
-    if (len != df.n_rows) {
-      return Status::Invalid(h_->Where(col.node) + ": has " + std::to_string(len) +
-                             " rows, the index has " + std::to_string(df.n_rows));
-    }
-    df.columns.push_back(std::move(col));
-  }
-  return df;
+  return h5ad::ReadDataFrameLayout(ZarrElementTree(*h_), element);
 }
 
 FileSummary ZarrAnnData::Summarize() const {

@@ -1,6 +1,7 @@
 // One AnnData zarr store (v2 or v3; a directory or a zip) opened for reading, as anndata
-// 0.8-0.13 writes it: X / raw/X / layers as csr_matrix or dense array, obs/var as
-// dataframes (numeric, bool, string, categorical, nullable columns). Metadata is parsed
+// 0.7-0.13 writes it: X / raw/X / layers as csr_matrix or dense array, obs/var as
+// dataframes (numeric, bool, string, categorical, nullable columns; the dataframe layout
+// is h5ad's, read through zarr/element_tree.h). Metadata is parsed
 // once at open (strings and categories decoded then); the matrix and numeric columns are
 // read afterwards with pread and decoded on the engine's worker threads.
 #pragma once
@@ -30,6 +31,7 @@ class ZarrAnnData final : public AnnDataSource {
   const io::RandomAccessFile& file() const override { return h_->store().main_file(); }
   const h5ad::MatrixLayout& matrix() const override { return matrix_; }
   const h5ad::DataFrameLayout& obs() const override { return obs_; }
+  const h5ad::ObsmLayout& obsm() const override { return obsm_; }
   const h5ad::DataFrameLayout& var() const override { return var_; }
   const std::vector<std::string>& var_names() const override { return *var_.index_values; }
   FileSummary Summarize() const override;
@@ -43,14 +45,13 @@ class ZarrAnnData final : public AnnDataSource {
   Status OpenAnnData(const std::string& layer);
   Result<h5ad::MatrixLayout> ReadMatrix(const std::string& element);
   Result<h5ad::DataFrameLayout> ReadDataFrame(const std::string& element);
-  Result<h5ad::ColumnLayout> ReadColumnLayout(const std::string& node, const std::string& name);
   Result<io::DatasetLayout> Array(const std::string& node, ArrayMeta* meta = nullptr);
-  Result<std::shared_ptr<const Column>> LoadWhole(const std::string& node, ColumnKind kind);
   std::string ListLayers() const;
   std::string path_;
   std::unique_ptr<Hierarchy> h_;
   h5ad::MatrixLayout matrix_;
   h5ad::DataFrameLayout obs_, var_;
+  h5ad::ObsmLayout obsm_;
 };
 
 }  // namespace cellfeed::zarr
