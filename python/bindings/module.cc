@@ -11,6 +11,7 @@ void BindCollection(nb::module_& m);
 void BindLoader(nb::module_& m);
 void BindCorpus(nb::module_& m);
 void BindTransform(nb::module_& m);
+void BindPerturb(nb::module_& m);
 }
 
 namespace {
@@ -52,4 +53,5 @@ NB_MODULE(_cellfeed, m) {
   cellfeed::python::BindLoader(m);
   cellfeed::python::BindCorpus(m);
   cellfeed::python::BindTransform(m);
+  cellfeed::python::BindPerturb(m);
 }
