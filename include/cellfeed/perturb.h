@@ -131,6 +131,8 @@ class SetIndex : public std::enable_shared_from_this<SetIndex> {
   const std::vector<int32_t>& cell_pools() const { return cell_pools_; }
   const std::vector<ControlPool>& pools() const { return pools_; }
   const std::vector<int64_t>& pool_rows() const { return pool_rows_; }
+  // The split of each input cell (PerturbCells order), after every rule.
+  const std::vector<int8_t>& cell_splits() const { return cell_splits_; }
 
   // What was left out, per split: groups below min_cells and their cells; cells with
   // no controls at any level (skip_uncontrolled); cells per fallback level.
@@ -155,6 +157,7 @@ class SetIndex : public std::enable_shared_from_this<SetIndex> {
   std::vector<int32_t> cell_pools_;
   std::vector<ControlPool> pools_;
   std::vector<int64_t> pool_rows_;
+  std::vector<int8_t> cell_splits_;
   Counts counts_;
 };
 

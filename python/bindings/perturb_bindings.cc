@@ -147,6 +147,11 @@ void BindPerturb(nb::module_& m) {
              d["cells_per_level"] = c.cells_per_level;
              return d;
            })
+      .def("cell_splits",
+           [](const PySetIndex& p) {
+             std::vector<int8_t> v = p.index->cell_splits();
+             return ToNumpy(std::move(v));
+           })
       .def_prop_ro("num_pools", [](const PySetIndex& p) { return p.index->pools().size(); })
       .def_prop_ro("num_grouped_cells", [](const PySetIndex& p) { return p.index->group_rows().size(); })
       .def(

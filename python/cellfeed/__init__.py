@@ -9,7 +9,8 @@ from ._version import __version__
 from .collection import Collection, open, read_gene_list
 from .corpus import Corpus, Source, Split
 from .loader import Batch, Loader, worker_threads
-from .perturb import Perturbation, SetBatch, SetLoader
+from .perturb import Perturbation
+from .set_loader import SetBatch, SetLoader
 from .qc import qc_metrics
 from . import inputs, vocab
 from .vocab import map_genes

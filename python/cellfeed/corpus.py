@@ -163,6 +163,7 @@ class Corpus:
     @classmethod
     def from_dict(cls, spec: dict, base_dir: str | None = None, where: str = "corpus") -> "Corpus":
         spec = dict(spec)
+        spec.pop("perturbation", None)  # a cell-set declaration beside it (cellfeed.Perturbation)
         known = {"source", "split", "epoch_cells", "temperature", "subsample", "seed", "layer",
                  "join", "values", "threads", "qc_flag_prefix"}
         unknown = sorted(set(spec) - known)

@@ -12,8 +12,7 @@
 // the first level whose key it shares with some control.
 //
 // Keys are exact mixed-radix integers over the codes (no hash collisions); dense ids
-// come from hash maps with a one-entry cache (cells of a well or plate are contiguous in
-// real files, so most lookups hit the cache). Groups are numbered in sorted key order
+// come from a table (small key spaces) or a hash map. Groups are numbered in sorted key order
 // and their cells kept in row order, so ids do not depend on anything but the input.
 #include <algorithm>
 #include <numeric>
@@ -36,24 +35,39 @@ class RadixKey {
   }
   uint64_t key() const { return key_; }
 
-  static bool Fits(const std::vector<uint64_t>& cards) {
+  // The number of distinct keys of these cardinalities; 0 when above 2^62.
+  static uint64_t Space(const std::vector<uint64_t>& cards) {
     unsigned __int128 r = 1;
     for (uint64_t c : cards) {
       r *= c;
-      if (r > (static_cast<unsigned __int128>(1) << 62)) return false;
+      if (r > (static_cast<unsigned __int128>(1) << 62)) return 0;
     }
-    return true;
+    return static_cast<uint64_t>(r);
   }
 
  private:
   uint64_t key_ = 0;
 };
 
-// Ids of keys: the id a key got when first seen, with a one-entry cache.
+// Ids of keys: the id a key got when first seen. A key space of up to 2^22 keys is a
+// table (one array access per cell: cells of many contexts interleave in multiplexed
+// wells, so a cache of the last key rarely hits); a larger one a hash map with a
+// one-entry cache.
 class KeyIds {
  public:
+  explicit KeyIds(uint64_t space) {
+    if (space <= (uint64_t{1} << 22)) table_.assign(space, -1);
+  }
   // The key's id; a new key gets `fresh` (the caller's next id).
   int32_t GetOr(uint64_t key, int32_t fresh) {
+    if (!table_.empty()) {
+      int32_t& id = table_[key];
+      if (id < 0) {
+        id = fresh;
+        keys_.push_back(key);
+      }
+      return id;
+    }
     if (key == last_key_ && last_id_ >= 0) return last_id_;
     auto [it, inserted] = ids_.try_emplace(key, fresh);
     if (inserted) keys_.push_back(key);
@@ -63,6 +77,7 @@ class KeyIds {
   }
   // -1 when absent (lookups only).
   int32_t Find(uint64_t key) {
+    if (!table_.empty()) return table_[key];
     if (key == last_key_ && last_id_ >= 0) return last_id_;
     auto it = ids_.find(key);
     if (it == ids_.end()) return -1;
@@ -73,6 +88,7 @@ class KeyIds {
   const std::vector<uint64_t>& keys() const { return keys_; }  // in first-seen order
 
  private:
+  std::vector<int32_t> table_;
   std::unordered_map<uint64_t, int32_t> ids_;
   std::vector<uint64_t> keys_;
   uint64_t last_key_ = 0;
@@ -112,6 +128,7 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
       if (c < 0 || static_cast<size_t>(c) >= cells.match.size())
         return Status::Invalid("a control matching level names match column " + std::to_string(c) +
                                " of " + std::to_string(cells.match.size()));
+  int32_t max_ctx = 0, max_cond = 0, max_batch = 0;  // ids + 1
   for (size_t i = 0; i < n; ++i) {
     if (i > 0 && cells.rows[i] <= cells.rows[i - 1])
       return Status::Invalid("perturbation codes: rows must be strictly ascending");
@@ -120,23 +137,26 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
                              std::to_string(cells.rows[i]));
     if (!cells.split.empty() && (cells.split[i] < 0 || cells.split[i] > 2))
       return Status::Invalid("perturbation codes: split must be 0, 1 or 2");
+    max_ctx = std::max(max_ctx, cells.context[i] + 1);
+    max_cond = std::max(max_cond, cells.condition[i] + 1);
+    if (!cells.batch.empty()) max_batch = std::max(max_batch, cells.batch[i] + 1);
   }
 
-  const uint64_t n_ctx = static_cast<uint64_t>(std::max<int32_t>(1, MaxPlusOne(cells.context)));
-  const uint64_t n_cond = static_cast<uint64_t>(std::max<int32_t>(1, MaxPlusOne(cells.condition)));
-  const uint64_t n_batch =
-      cells.batch.empty() ? 1 : static_cast<uint64_t>(std::max<int32_t>(1, MaxPlusOne(cells.batch)));
+  const uint64_t n_ctx = static_cast<uint64_t>(std::max<int32_t>(1, max_ctx));
+  const uint64_t n_cond = static_cast<uint64_t>(std::max<int32_t>(1, max_cond));
+  const uint64_t n_batch = static_cast<uint64_t>(std::max<int32_t>(1, max_batch));
   std::vector<uint64_t> match_cards;
   for (const auto& m : cells.match) match_cards.push_back(static_cast<uint64_t>(std::max<int32_t>(1, MaxPlusOne(m))));
   const uint64_t n_levels = spec.match_levels.size();
-  {
-    std::vector<uint64_t> gcards{3, n_ctx, n_cond, n_batch + 1};
-    if (!RadixKey::Fits(gcards)) return Status::Invalid("too many distinct contexts x conditions x batches");
-    for (const auto& level : spec.match_levels) {
-      std::vector<uint64_t> cards{3, n_ctx};
-      for (int32_t c : level) cards.push_back(match_cards[c]);
-      if (!RadixKey::Fits(cards)) return Status::Invalid("too many distinct control matching key values");
-    }
+  const uint64_t group_space = RadixKey::Space({3, n_ctx, n_cond, spec.group_by_batch ? n_batch + 1 : 1});
+  if (group_space == 0) return Status::Invalid("too many distinct contexts x conditions x batches");
+  std::vector<KeyIds> pool_ids;
+  for (const auto& level : spec.match_levels) {
+    std::vector<uint64_t> cards{3, n_ctx};
+    for (int32_t c : level) cards.push_back(match_cards[c]);
+    const uint64_t space = RadixKey::Space(cards);
+    if (space == 0) return Status::Invalid("too many distinct control matching key values");
+    pool_ids.emplace_back(space);  // levels have keys of different lengths: one map each
   }
 
   // Pair rules, keyed by (context, condition).
@@ -168,7 +188,7 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
   }
 
   auto level_key = [&](size_t i, int family, size_t level, bool* ok) {
-    RadixKey k;  // levels have keys of different lengths: one KeyIds per level
+    RadixKey k;
     k.Add(static_cast<uint64_t>(family), 3);
     k.Add(static_cast<uint64_t>(cells.context[i]), n_ctx);
     *ok = true;
@@ -184,7 +204,6 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
   SetIndex& ix = *index;
 
   // Control pools: count, then place (rows ascending within each pool).
-  std::vector<KeyIds> pool_ids(n_levels);
   std::vector<int64_t> pool_count;
   std::vector<int32_t> entry_pool;  // per (control, family, level) entry, in visit order
   auto visit_controls = [&](auto&& f) {
@@ -225,11 +244,15 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
   }
   std::vector<int32_t>().swap(entry_pool);
 
-  // Each cell that makes sets: its pool (first level with controls), or none.
+  // Each cell that makes sets: its pool (first level with controls), or none; and its
+  // group (split, context, condition[, batch]), numbered in sorted key order below.
   ix.counts_.cells_per_level.assign(n_levels, {0, 0, 0});
   std::vector<int32_t> cell_pool(n, -1);
   std::vector<int64_t> uncontrolled(n_ctx * 3, 0);
   int64_t first_uncontrolled = -1;
+  KeyIds group_ids(group_space);
+  std::vector<int32_t> cell_group(n, -1);
+  std::vector<int64_t> group_count;
   for (size_t i = 0; i < n; ++i) {
     if (cells.control[i] && !spec.control_sets) continue;
     for (size_t l = 0; l < n_levels; ++l) {
@@ -247,7 +270,27 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
       ++uncontrolled[static_cast<size_t>(cells.context[i]) * 3 + split[i]];
       ++ix.counts_.uncontrolled_cells[split[i]];
       if (first_uncontrolled < 0) first_uncontrolled = static_cast<int64_t>(i);
+      continue;
     }
+    RadixKey k;
+    k.Add(static_cast<uint64_t>(split[i]), 3);
+    k.Add(static_cast<uint64_t>(cells.context[i]), n_ctx);
+    k.Add(static_cast<uint64_t>(cells.condition[i]), n_cond);
+    k.Add(spec.group_by_batch ? static_cast<uint64_t>(cells.batch[i]) + 1 : 0,
+          spec.group_by_batch ? n_batch + 1 : 1);
+    const int32_t g = group_ids.GetOr(k.key(), static_cast<int32_t>(group_count.size()));
+    if (static_cast<size_t>(g) == group_count.size()) {
+      group_count.push_back(0);
+      SetGroup sg;
+      sg.split = split[i];
+      sg.control = cells.control[i] != 0;
+      sg.context = cells.context[i];
+      sg.condition = cells.condition[i];
+      sg.batch = spec.group_by_batch ? cells.batch[i] : -1;
+      ix.groups_.push_back(sg);
+    }
+    ++group_count[g];
+    cell_group[i] = g;
   }
   if (first_uncontrolled >= 0 && !spec.skip_uncontrolled) {
     const size_t i = static_cast<size_t>(first_uncontrolled);
@@ -268,31 +311,6 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
         "; declare skip_uncontrolled=True to leave them out");
   }
 
-  // Groups: (split, context, condition, batch), numbered in sorted key order.
-  KeyIds group_ids;
-  std::vector<int32_t> cell_group(n, -1);
-  std::vector<int64_t> group_count;
-  for (size_t i = 0; i < n; ++i) {
-    if (cell_pool[i] < 0) continue;
-    RadixKey k;
-    k.Add(static_cast<uint64_t>(split[i]), 3);
-    k.Add(static_cast<uint64_t>(cells.context[i]), n_ctx);
-    k.Add(static_cast<uint64_t>(cells.condition[i]), n_cond);
-    k.Add(spec.group_by_batch ? static_cast<uint64_t>(cells.batch[i]) + 1 : 0, n_batch + 1);
-    const int32_t g = group_ids.GetOr(k.key(), static_cast<int32_t>(group_count.size()));
-    if (static_cast<size_t>(g) == group_count.size()) {
-      group_count.push_back(0);
-      SetGroup sg;
-      sg.split = split[i];
-      sg.control = cells.control[i] != 0;
-      sg.context = cells.context[i];
-      sg.condition = cells.condition[i];
-      sg.batch = spec.group_by_batch ? cells.batch[i] : -1;
-      ix.groups_.push_back(sg);
-    }
-    ++group_count[g];
-    cell_group[i] = g;
-  }
   const size_t n_groups = ix.groups_.size();
   std::vector<int32_t> order(n_groups);
   std::iota(order.begin(), order.end(), 0);
@@ -323,6 +341,7 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
       ix.counts_.small_group_cells[g.split] += g.size();
     }
   }
+  ix.cell_splits_ = std::move(split);
   ix.spec_ = std::move(spec);
   return std::shared_ptr<const SetIndex>(std::move(index));
 }

@@ -169,7 +169,7 @@ def test_sets_and_controls_match_pandas(plates):
     fallback = sum((l, pl) not in has_plate_ctrl for l, pl in zip(perturbed.cell_line, perturbed.plate))
     assert lv["train_cells"].tolist() == [len(perturbed) - fallback, fallback]
     assert fallback > 0
-    assert lv[f"train_sets_epoch_0"].tolist() == level_sets
+    assert lv["train_sets_epoch_0"].tolist() == level_sets
 
 
 def test_group_sizes_and_padding(plates):
@@ -253,9 +253,13 @@ def test_shared_controls_of_held_out_context(plates):
     obs = ref.obs.reset_index(drop=True)
     pert = _pert(zeroshot={"val": ["C3"]}, held_out_controls="shared")
     train = cellfeed.SetLoader(paths, pert, set_size=8, sets_per_batch=4, output="numpy")
-    ctx = {(b.context_names[i], b.pert_names[i]) for b in _epoch(train) for i in range(len(b))}
-    assert ("C3", "ctrl") in ctx  # its control cells train as a control set
+    batches = _epoch(train)
+    ctx = {(b.context_names[i], b.pert_names[i]) for b in batches for i in range(len(b))}
     assert not any(c == "C3" and p != "ctrl" for c, p in ctx)
+    # its control cells train as control sets: every one of them, once
+    c3 = [r for b in batches for i in range(len(b)) if b.context_names[i] == "C3"
+          for r in b.pert_rows[i][~b.pert_repeat[i]]]
+    assert sorted(c3) == obs.index[(obs.cell_line == "C3") & (obs.condition == "ctrl")].tolist()
 
 
 def test_corpus_filter_and_split(plates):
@@ -267,6 +271,7 @@ def test_corpus_filter_and_split(plates):
     rows = np.concatenate([np.concatenate([b.pert_rows.ravel(), b.ctrl_rows.ravel()]) for b in _epoch(loader)])
     d = obs.iloc[np.unique(rows)]
     assert set(d.plate) == {"P1"} and "D3+ctrl" not in set(d.condition)
+    assert loader.vocab["batch"] == ["P1"]  # vocabularies from train cells only
     want = obs[(obs.plate == "P1") & (obs.condition != "D3+ctrl")]
     got = set(np.concatenate([b.pert_rows[i][~b.pert_repeat[i]] for b in _epoch(loader) for i in range(len(b))]))
     assert got == set(want.index)
@@ -459,3 +464,17 @@ def test_toml_declaration(plates, tmp_path):
                     'batch = "plate"\nmatch = [["plate"], []]\n[perturbation.zeroshot]\nval = ["C3"]\n')
     p = cellfeed.Perturbation.from_toml(toml)
     assert p == _pert(zeroshot={"val": ["C3"]})
+
+
+def test_toml_beside_a_corpus(plates, tmp_path):
+    paths, ref = plates
+    toml = tmp_path / "screen.toml"
+    toml.write_text(
+        "seed = 0\n[split]\nby = \"plate\"\ntest = [\"P2\"]\n"
+        "[[source]]\nname = \"screen\"\nfiles = " + json.dumps(paths) + "\n"
+        "[perturbation]\npert_col = \"condition\"\ncontrol = [\"ctrl\"]\ncontext = \"cell_line\"\n")
+    corpus = cellfeed.Corpus.from_toml(toml)
+    loader = cellfeed.SetLoader(corpus, cellfeed.Perturbation.from_toml(toml), set_size=8, output="numpy")
+    obs = ref.obs.reset_index(drop=True)
+    rows = np.concatenate([b.pert_rows[i][~b.pert_repeat[i]] for b in loader for i in range(len(b))])
+    assert sorted(rows) == obs.index[obs.plate == "P1"].tolist()
