@@ -156,10 +156,10 @@ class _Index:
         else:
             dlabels = []
             key = codes.astype(np.int64)
-        distinct, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        inverse, distinct = pd.factorize(key)  # hashing: no sort of every cell
         canon: dict = {}
         parsed = []
-        for k, i in zip(distinct, first):
+        for j, k in enumerate(distinct):
             if pert.dose_col:
                 c, d = divmod(int(k), len(dlabels) + 1)
                 value, dose = labels[c], (dlabels[d - 1] if d > 0 else None)
@@ -169,21 +169,21 @@ class _Index:
                 parts, is_control = parse_condition(value, pert.combo, pert.control, dose)
             except ValueError as e:
                 raise ValueError(f"perturbation: {pert.pert_col!r} value {value!r} at "
-                                 f"{_locate(col, int(rows[i]))} does not parse: {e}") from None
+                                 f"{_locate(col, int(rows[np.argmax(inverse == j)]))} does not parse: {e}") from None
             ckey = (is_control, tuple(parts))
             parsed.append(ckey)
-            canon.setdefault(ckey, value)
+            canon[ckey] = min(canon.get(ckey, value), value)  # a name independent of row order
         keys = sorted(canon, key=lambda c: (not c[0], repr(c[1])))
         cid = {k: i for i, k in enumerate(keys)}
         self.condition_names = [canon[k] for k in keys]
         self.condition_parts = [list(k[1]) for k in keys]
         self.condition_control = np.array([k[0] for k in keys], dtype=bool)
         self._raw_to_condition = {}
-        for (k, _), ckey in zip(zip(distinct, first), parsed):
+        for k, ckey in zip(distinct, parsed):
             value = labels[int(k) // (len(dlabels) + 1)] if pert.dose_col else labels[int(k)]
             self._raw_to_condition.setdefault(value, set()).add(cid[ckey])
         per_distinct = np.array([cid[c] for c in parsed], dtype=np.int32)
-        condition = per_distinct[inverse.reshape(-1)]
+        condition = per_distinct[inverse]
         control = self.condition_control[condition].astype(np.uint8)
         self._condition = condition
         return np.ascontiguousarray(condition), np.ascontiguousarray(control)

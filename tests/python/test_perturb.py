@@ -478,3 +478,46 @@ def test_toml_beside_a_corpus(plates, tmp_path):
     obs = ref.obs.reset_index(drop=True)
     rows = np.concatenate([b.pert_rows[i][~b.pert_repeat[i]] for b in loader for i in range(len(b))])
     assert sorted(rows) == obs.index[obs.plate == "P1"].tolist()
+
+
+def test_missing_values_and_unknown_genes_are_errors(plates, tmp_path):
+    paths, _ = plates
+    a = _plate(1, seed=4)
+    obs = a.obs.copy()
+    obs["cell_line"] = obs["cell_line"].astype(object)
+    obs.iloc[23, obs.columns.get_loc("cell_line")] = np.nan
+    obs["cell_line"] = obs["cell_line"].astype("category")
+    a.obs = obs
+    p = tmp_path / "missing.h5ad"
+    a.write_h5ad(p)
+    with pytest.raises(ValueError, match=r"missing\.h5ad, row 23"):
+        cellfeed.SetLoader([str(p)], _pert(), set_size=4, output="numpy")
+    with pytest.raises(ValueError, match="not in the files' var_names"):
+        cellfeed.SetLoader(paths, _pert(), set_size=4, output="numpy", genes=["g1", "nope"])
+
+
+def test_drop_last_and_state_after_a_dataloader_batch(plates):
+    torch = pytest.importorskip("torch")
+    paths, _ = plates
+    kw = dict(set_size=8, sets_per_batch=5, seed=4)
+    keep = cellfeed.SetLoader(paths, _pert(), output="numpy", **kw)
+    drop = cellfeed.SetLoader(paths, _pert(), output="numpy", drop_last=True, **kw)
+    n_sets = int(keep.groups["sets"].sum())
+    assert len(keep) == -(-n_sets // 5) and len(drop) == n_sets // 5
+    assert all(len(b) == 5 for b in drop)
+    ld = cellfeed.SetLoader(paths, _pert(), **kw)
+    direct = [np.asarray(b.pert_rows).tolist() for b in ld]
+    dl = torch.utils.data.DataLoader(ld, batch_size=None, num_workers=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for k, b in enumerate(dl):
+            if k == 4:
+                state = ld.state_dict(after=b)
+                break
+    fresh = cellfeed.SetLoader(paths, _pert(), **kw)
+    fresh.load_state_dict(state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dl2 = torch.utils.data.DataLoader(fresh, batch_size=None, num_workers=3)
+        rest = [np.asarray(b.pert_rows).tolist() for b in dl2]
+    assert rest == direct[5:]
