@@ -38,7 +38,7 @@ struct PerturbCells {
 
 enum class HeldOutControls : uint8_t {
   kWithContext,  // controls of a held-out context are held out with it (default)
-  kShared,       // they stay in train (as cell-load does)
+  kShared,       // they stay in train (as cell-load does) and also serve their context's split
 };
 
 struct PerturbSpec {
@@ -54,6 +54,10 @@ struct PerturbSpec {
   bool controls_fixed = false;   // one control per perturbed cell for the run
   bool skip_uncontrolled = false;  // cells without controls at any level: skipped, not an error
   HeldOutControls held_out_controls = HeldOutControls::kWithContext;
+  // Sets draw controls of their own split only (default), or also of the splits below
+  // it (val sets from train; test sets from val and train). Training sets never draw
+  // held-out controls either way.
+  bool controls_from_lower_splits = false;
   // Held-out rules (0 = not held out by this rule, 1 val, 2 test); a cell goes to the
   // highest split any rule gives it (test over val over train).
   std::vector<int8_t> context_split;     // by context id (zero-shot contexts)

@@ -45,6 +45,7 @@ PerturbSpec SpecFromDict(const nb::dict& d) {
   if (held == "with_context") s.held_out_controls = HeldOutControls::kWithContext;
   else if (held == "shared") s.held_out_controls = HeldOutControls::kShared;
   else ThrowIfError(Status::Invalid("held_out_controls must be 'with_context' or 'shared', got '" + held + "'"));
+  s.controls_from_lower_splits = Get<bool>(d, "controls_from_lower_splits", false);
   s.context_split = Get<std::vector<int8_t>>(d, "context_split", {});
   s.condition_split = Get<std::vector<int8_t>>(d, "condition_split", {});
   s.pair_split = Get<std::vector<std::array<int32_t, 3>>>(d, "pair_split", {});

@@ -120,7 +120,8 @@ class _Index:
                 "match_levels": [[match_cols.index(c) for c in level] for level in pert.match],
                 "controls_fixed": pert.controls == "fixed",
                 "skip_uncontrolled": bool(pert.skip_uncontrolled),
-                "held_out_controls": pert.held_out_controls, "drop_last": bool(drop_last),
+                "held_out_controls": pert.held_out_controls,
+                "controls_from_lower_splits": bool(pert.controls_from_lower_splits), "drop_last": bool(drop_last),
                 "seed": int(seed), "context_names": self.context_names,
                 "condition_names": self.condition_names, "match_names": match_cols}
         spec.update(self._split_rules())

@@ -152,6 +152,11 @@ class Perturbation:
         Controls drawn anew every epoch, or one control per perturbed cell for the run.
     held_out_controls : {"with_context", "shared"}
         Controls of a held-out context go to its split (default), or stay in train.
+    controls_from_lower_splits : bool
+        Held-out sets may also draw controls from the splits below theirs (val sets from
+        train, test sets from val and train), e.g. a few-shot perturbation compared with
+        its context's training controls. Default False: a set's controls come from its
+        own split. Training sets never draw held-out controls.
     zeroshot : dict, optional
         ``{"val": [contexts], "test": [contexts]}``: whole contexts held out.
     fewshot : dict, optional
@@ -180,6 +185,7 @@ class Perturbation:
     control_sets: bool = True
     controls: str = "epoch"
     held_out_controls: str = "with_context"
+    controls_from_lower_splits: bool = False
     zeroshot: dict | None = None
     fewshot: dict | None = None
     unseen: dict | None = None

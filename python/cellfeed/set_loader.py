@@ -384,11 +384,14 @@ class SetLoader(_Base):
         skipped = pd.DataFrame({"split": SPLITS, "small_groups": counts["small_groups"],
                                 "small_group_cells": counts["small_group_cells"],
                                 "uncontrolled_cells": counts["uncontrolled_cells"]})
-        common = ("sets draw controls of their own context from their own split or a lower one "
-                  "(train < val < test): training sets never use held-out controls")
-        rule = ("controls of held-out contexts are held out with their context; " + common
-                if self.perturbation.held_out_controls == "with_context" else
-                "controls of held-out contexts stay in train (shared); " + common)
+        p = self.perturbation
+        rule = ("controls of held-out contexts are held out with their context"
+                if p.held_out_controls == "with_context" else
+                "controls of held-out contexts stay in train (shared)")
+        rule += ("; held-out sets draw controls of their context from their own split or a lower one "
+                 "(val from train; test from val and train)" if p.controls_from_lower_splits else
+                 "; every set draws controls of its context from its own split only")
+        rule += "; training sets never draw held-out controls"
         return {"groups": groups, "control_levels": levels, "skipped": skipped,
                 "held_out_controls": rule,
                 "vocab_sizes": {k: len(v) for k, v in self.vocab.items()}}

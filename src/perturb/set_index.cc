@@ -6,9 +6,11 @@
 // context's rule, and only when held-out controls go with their context.
 //
 // Control pools: one per (family, level, context, level key values). Family f holds
-// the controls a set of split f may use: controls of split f or a lower one (train 0 <
-// val 1 < test 2). A held-out set may be compared with controls the model trained on;
-// a training set never sees a held-out control, nor a val set a test control. Each perturbed cell takes the pool of
+// the controls a set of split f may use: controls of split f, and when declared also of
+// the splits below it (train 0 < val 1 < test 2: a held-out perturbation compared with
+// its context's training controls); shared controls of a held-out context (kShared) are
+// train controls that also serve their context's split. A training set never sees a
+// held-out control. Each perturbed cell takes the pool of
 // the first level whose key it shares with some control.
 //
 // Keys are exact mixed-radix integers over the codes (no hash collisions); dense ids
@@ -211,7 +213,11 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
       if (!cells.control[i]) continue;
       for (int family = 0; family < 3; ++family) {
         if (!family_needed[family]) continue;
-        if (split[i] > family) continue;
+        const bool member =
+            split[i] == family || (split[i] < family && spec.controls_from_lower_splits) ||
+            // shared controls of a held-out context serve its split as well as train
+            (!ctx_controls && family > 0 && rule(spec.context_split, cells.context[i]) == family);
+        if (!member) continue;
         for (size_t l = 0; l < n_levels; ++l) {
           bool ok;
           const uint64_t key = level_key(i, family, l, &ok);
@@ -307,7 +313,9 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
         " split): " + std::to_string(count) + " cells (the first: row " + std::to_string(cells.rows[i]) +
         ", condition " + NameOf(spec.condition_names, cells.condition[i]) +
         ") have no control cells at any matching level (" + levels + ")" +
-        (split[i] > 0 ? "; held-out sets use controls of their split and of the splits below it" : "") +
+        (split[i] > 0 && !spec.controls_from_lower_splits
+             ? "; held-out sets draw controls from their own split unless controls_from_lower_splits=True"
+             : "") +
         "; declare skip_uncontrolled=True to leave them out");
   }
 

@@ -210,7 +210,8 @@ def test_sets_per_group_balances(plates):
 def test_splits_and_leakage(plates):
     paths, ref = plates
     obs = ref.obs.reset_index(drop=True)
-    pert = _pert(zeroshot={"val": ["C3"]}, unseen={"test": ["D4"]}, fewshot={"C1": {"val": ["D2+ctrl"]}})
+    pert = _pert(zeroshot={"val": ["C3"]}, unseen={"test": ["D4"]}, fewshot={"C1": {"val": ["D2+ctrl"]}},
+                 controls_from_lower_splits=True)
     held_pairs = {(c, p) for c, p in zip(obs.cell_line, obs.condition)
                   if c == "C3" or "D4" in p or (c == "C1" and p == "D2+ctrl")}
     held_pairs = {(c, p) for c, p in held_pairs if p != "ctrl" or c == "C3"}
@@ -246,6 +247,15 @@ def test_splits_and_leakage(plates):
     tpairs = {(b.context_names[i], b.pert_names[i]) for b in _epoch(test) for i in range(len(b))}
     assert tpairs == {(c, p) for c, p in zip(obs.cell_line, obs.condition) if "D4" in p}
     assert "held out with their context" in train.report()["held_out_controls"]
+    # without controls_from_lower_splits, C1's few-shot val sets have no val controls
+    strict = _pert(zeroshot={"val": ["C3"]}, fewshot={"C1": {"val": ["D2+ctrl"]}})
+    with pytest.raises(ValueError, match=r"context 'C1' \(val split\).*controls_from_lower_splits"):
+        cellfeed.SetLoader(paths, strict, set_size=8, sets_per_batch=4, output="numpy")
+    # zero-shot alone works with the default: C3's val sets use C3's own (val) controls
+    zs = cellfeed.SetLoader(paths, _pert(zeroshot={"val": ["C3"]}), set_size=8, output="numpy", split="val")
+    for b in zs:
+        c = obs.iloc[b.ctrl_rows.ravel()]
+        assert set(c.cell_line) == {"C3"} and set(c.condition) == {"ctrl"}
 
 
 def test_shared_controls_of_held_out_context(plates):
@@ -260,6 +270,10 @@ def test_shared_controls_of_held_out_context(plates):
     c3 = [r for b in batches for i in range(len(b)) if b.context_names[i] == "C3"
           for r in b.pert_rows[i][~b.pert_repeat[i]]]
     assert sorted(c3) == obs.index[(obs.cell_line == "C3") & (obs.condition == "ctrl")].tolist()
+    # and serve C3's val sets too
+    val = cellfeed.SetLoader(paths, pert, set_size=8, sets_per_batch=4, output="numpy", split="val")
+    ctrl = np.concatenate([b.ctrl_rows.ravel() for b in val])
+    assert set(ctrl) <= set(c3) and len(ctrl) > 0
 
 
 def test_corpus_filter_and_split(plates):
@@ -267,7 +281,9 @@ def test_corpus_filter_and_split(plates):
     obs = ref.obs.reset_index(drop=True)
     corpus = cellfeed.Corpus([cellfeed.Source("screen", paths, where="condition != 'D3+ctrl'")],
                              split=cellfeed.Split(by="plate", test=["P2"]))
-    loader = cellfeed.SetLoader(corpus, _pert(match=[[]]), set_size=8, sets_per_batch=4, output="numpy")
+    # plate 2 (test) has no C3 controls: its C3 sets take train (plate 1) controls, as declared
+    loader = cellfeed.SetLoader(corpus, _pert(match=[[]], controls_from_lower_splits=True), set_size=8,
+                                sets_per_batch=4, output="numpy")
     rows = np.concatenate([np.concatenate([b.pert_rows.ravel(), b.ctrl_rows.ravel()]) for b in _epoch(loader)])
     d = obs.iloc[np.unique(rows)]
     assert set(d.plate) == {"P1"} and "D3+ctrl" not in set(d.condition)
@@ -472,7 +488,8 @@ def test_toml_beside_a_corpus(plates, tmp_path):
     toml.write_text(
         "seed = 0\n[split]\nby = \"plate\"\ntest = [\"P2\"]\n"
         "[[source]]\nname = \"screen\"\nfiles = " + json.dumps(paths) + "\n"
-        "[perturbation]\npert_col = \"condition\"\ncontrol = [\"ctrl\"]\ncontext = \"cell_line\"\n")
+        "[perturbation]\npert_col = \"condition\"\ncontrol = [\"ctrl\"]\ncontext = \"cell_line\"\n"
+        "controls_from_lower_splits = true\n")
     corpus = cellfeed.Corpus.from_toml(toml)
     loader = cellfeed.SetLoader(corpus, cellfeed.Perturbation.from_toml(toml), set_size=8, output="numpy")
     obs = ref.obs.reset_index(drop=True)
