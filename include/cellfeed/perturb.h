@@ -51,7 +51,7 @@ struct PerturbSpec {
   // Fallback levels of control matching, finest first; each lists indices into
   // PerturbCells::match. The context always matches too; {} = the context alone.
   std::vector<std::vector<int32_t>> match_levels = {{}};
-  bool controls_fixed = false;   // one control per perturbed cell for the run
+  bool controls_fixed = false;     // one control per perturbed cell for the run
   bool skip_uncontrolled = false;  // cells without controls at any level: skipped, not an error
   HeldOutControls held_out_controls = HeldOutControls::kWithContext;
   // Sets draw controls of their own split only (default), or also of the splits below
@@ -60,10 +60,10 @@ struct PerturbSpec {
   bool controls_from_lower_splits = false;
   // Held-out rules (0 = not held out by this rule, 1 val, 2 test); a cell goes to the
   // highest split any rule gives it (test over val over train).
-  std::vector<int8_t> context_split;     // by context id (zero-shot contexts)
-  std::vector<int8_t> condition_split;   // by condition id (unseen perturbations)
+  std::vector<int8_t> context_split;               // by context id (zero-shot contexts)
+  std::vector<int8_t> condition_split;             // by condition id (unseen perturbations)
   std::vector<std::array<int32_t, 3>> pair_split;  // (context, condition, split): few-shot
-  bool drop_last = false;  // a rank's last short batch is dropped
+  bool drop_last = false;                          // a rank's last short batch is dropped
   uint64_t seed = 0;
   // Names for error messages and reports (index = id).
   std::vector<std::string> context_names, condition_names, match_names;
@@ -89,13 +89,13 @@ struct ControlPool {
 struct SetBatchPlan {
   int64_t index = 0;
   int64_t n_sets = 0;
-  std::vector<int32_t> groups;        // SetIndex::groups() index of each set
-  std::vector<int64_t> sets;          // each set's number within its group this epoch
-  std::vector<int64_t> pert_rows;     // global rows
-  std::vector<uint8_t> pert_repeat;   // 1 = padding draw, or already earlier in the set
+  std::vector<int32_t> groups;       // SetIndex::groups() index of each set
+  std::vector<int64_t> sets;         // each set's number within its group this epoch
+  std::vector<int64_t> pert_rows;    // global rows
+  std::vector<uint8_t> pert_repeat;  // 1 = padding draw, or already earlier in the set
   std::vector<int64_t> ctrl_rows;
-  std::vector<uint8_t> ctrl_repeat;   // 1 = already earlier in the set's controls
-  std::vector<int8_t> ctrl_level;     // fallback level of each control
+  std::vector<uint8_t> ctrl_repeat;  // 1 = already earlier in the set's controls
+  std::vector<int8_t> ctrl_level;    // fallback level of each control
 };
 
 class SetIndex;

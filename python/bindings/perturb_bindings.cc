@@ -42,9 +42,13 @@ PerturbSpec SpecFromDict(const nb::dict& d) {
   s.controls_fixed = Get<bool>(d, "controls_fixed", false);
   s.skip_uncontrolled = Get<bool>(d, "skip_uncontrolled", false);
   const std::string held = Get<std::string>(d, "held_out_controls", "with_context");
-  if (held == "with_context") s.held_out_controls = HeldOutControls::kWithContext;
-  else if (held == "shared") s.held_out_controls = HeldOutControls::kShared;
-  else ThrowIfError(Status::Invalid("held_out_controls must be 'with_context' or 'shared', got '" + held + "'"));
+  if (held == "with_context")
+    s.held_out_controls = HeldOutControls::kWithContext;
+  else if (held == "shared")
+    s.held_out_controls = HeldOutControls::kShared;
+  else
+    ThrowIfError(Status::Invalid("held_out_controls must be 'with_context' or 'shared', got '" +
+                                 held + "'"));
   s.controls_from_lower_splits = Get<bool>(d, "controls_from_lower_splits", false);
   s.context_split = Get<std::vector<int8_t>>(d, "context_split", {});
   s.condition_split = Get<std::vector<int8_t>>(d, "condition_split", {});
@@ -68,22 +72,24 @@ void BindPerturb(nb::module_& m) {
   nb::class_<SetEpochPlan>(m, "SetEpochPlan")
       .def_prop_ro("num_batches", &SetEpochPlan::num_batches)
       .def_prop_ro("num_sets", &SetEpochPlan::num_sets)
-      .def("get_batch",
-           [](const SetEpochPlan& p, int64_t b) {
-             if (b < 0 || b >= p.num_batches())
-               ThrowIfError(Status::OutOfRange("batch " + std::to_string(b) + " of " +
-                                               std::to_string(p.num_batches())));
-             SetBatchPlan out;
-             {
-               nb::gil_scoped_release release;
-               out = p.GetBatch(b);
-             }
-             return nb::make_tuple(out.n_sets, ToNumpy(std::move(out.groups)), ToNumpy(std::move(out.sets)),
-                                   ToNumpy(std::move(out.pert_rows)), ToNumpy(std::move(out.pert_repeat)),
-                                   ToNumpy(std::move(out.ctrl_rows)), ToNumpy(std::move(out.ctrl_repeat)),
-                                   ToNumpy(std::move(out.ctrl_level)));
-           },
-           nb::arg("batch"))
+      .def(
+          "get_batch",
+          [](const SetEpochPlan& p, int64_t b) {
+            if (b < 0 || b >= p.num_batches())
+              ThrowIfError(Status::OutOfRange("batch " + std::to_string(b) + " of " +
+                                              std::to_string(p.num_batches())));
+            SetBatchPlan out;
+            {
+              nb::gil_scoped_release release;
+              out = p.GetBatch(b);
+            }
+            return nb::make_tuple(
+                out.n_sets, ToNumpy(std::move(out.groups)), ToNumpy(std::move(out.sets)),
+                ToNumpy(std::move(out.pert_rows)), ToNumpy(std::move(out.pert_repeat)),
+                ToNumpy(std::move(out.ctrl_rows)), ToNumpy(std::move(out.ctrl_repeat)),
+                ToNumpy(std::move(out.ctrl_level)));
+          },
+          nb::arg("batch"))
       .def("sets_per_level", [](const SetEpochPlan& p) {
         nb::gil_scoped_release release;
         return p.SetsPerLevel();
@@ -92,9 +98,10 @@ void BindPerturb(nb::module_& m) {
   nb::class_<PySetIndex>(m, "SetIndex")
       .def_static(
           "make",
-          [](const Codes<int64_t>& rows, const Codes<int32_t>& context, const Codes<int32_t>& condition,
-             const Codes<uint8_t>& control, std::optional<Codes<int32_t>> batch,
-             std::optional<Codes<int8_t>> split, std::vector<Codes<int32_t>> match, nb::dict spec) {
+          [](const Codes<int64_t>& rows, const Codes<int32_t>& context,
+             const Codes<int32_t>& condition, const Codes<uint8_t>& control,
+             std::optional<Codes<int32_t>> batch, std::optional<Codes<int8_t>> split,
+             std::vector<Codes<int32_t>> match, nb::dict spec) {
             PerturbCells cells;
             cells.rows = Span(rows);
             cells.context = Span(context);
@@ -154,7 +161,8 @@ void BindPerturb(nb::module_& m) {
              return ToNumpy(std::move(v));
            })
       .def_prop_ro("num_pools", [](const PySetIndex& p) { return p.index->pools().size(); })
-      .def_prop_ro("num_grouped_cells", [](const PySetIndex& p) { return p.index->group_rows().size(); })
+      .def_prop_ro("num_grouped_cells",
+                   [](const PySetIndex& p) { return p.index->group_rows().size(); })
       .def(
           "plan",
           [](const PySetIndex& p, int split, int64_t epoch, int rank, int world_size) {

@@ -32,9 +32,7 @@ constexpr const char* kSplitNames[3] = {"train", "val", "test"};
 // that the cardinalities' product fits 62 bits.
 class RadixKey {
  public:
-  void Add(uint64_t v, uint64_t card) {
-    key_ = key_ * card + v;
-  }
+  void Add(uint64_t v, uint64_t card) { key_ = key_ * card + v; }
   uint64_t key() const { return key_; }
 
   // The number of distinct keys of these cardinalities; 0 when above 2^62.
@@ -110,19 +108,26 @@ std::string NameOf(const std::vector<std::string>& names, int32_t id) {
 
 }  // namespace
 
-Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells, PerturbSpec spec) {
+Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells,
+                                                       PerturbSpec spec) {
   const size_t n = cells.rows.size();
-  if (spec.set_size < 1) return Status::Invalid("set_size must be >= 1, got " + std::to_string(spec.set_size));
+  if (spec.set_size < 1)
+    return Status::Invalid("set_size must be >= 1, got " + std::to_string(spec.set_size));
   if (spec.sets_per_batch < 1)
-    return Status::Invalid("sets_per_batch must be >= 1, got " + std::to_string(spec.sets_per_batch));
+    return Status::Invalid("sets_per_batch must be >= 1, got " +
+                           std::to_string(spec.sets_per_batch));
   if (spec.min_cells < 1) return Status::Invalid("min_cells must be >= 1");
-  if (spec.sets_per_group < 0) return Status::Invalid("sets_per_group must be >= 0 (0 = every cell once)");
-  if (spec.match_levels.empty()) return Status::Invalid("control matching needs at least one level");
+  if (spec.sets_per_group < 0)
+    return Status::Invalid("sets_per_group must be >= 0 (0 = every cell once)");
+  if (spec.match_levels.empty())
+    return Status::Invalid("control matching needs at least one level");
   if (cells.context.size() != n || cells.condition.size() != n || cells.control.size() != n ||
-      (!cells.batch.empty() && cells.batch.size() != n) || (!cells.split.empty() && cells.split.size() != n))
+      (!cells.batch.empty() && cells.batch.size() != n) ||
+      (!cells.split.empty() && cells.split.size() != n))
     return Status::Invalid("perturbation codes: every per-cell array needs one entry per row");
   for (const auto& m : cells.match)
-    if (m.size() != n) return Status::Invalid("perturbation codes: a match column has the wrong length");
+    if (m.size() != n)
+      return Status::Invalid("perturbation codes: a match column has the wrong length");
   if (spec.group_by_batch && cells.batch.empty())
     return Status::Invalid("grouping by batch needs a batch column");
   for (const auto& level : spec.match_levels)
@@ -134,7 +139,8 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
   for (size_t i = 0; i < n; ++i) {
     if (i > 0 && cells.rows[i] <= cells.rows[i - 1])
       return Status::Invalid("perturbation codes: rows must be strictly ascending");
-    if (cells.context[i] < 0 || cells.condition[i] < 0 || (!cells.batch.empty() && cells.batch[i] < 0))
+    if (cells.context[i] < 0 || cells.condition[i] < 0 ||
+        (!cells.batch.empty() && cells.batch[i] < 0))
       return Status::Invalid("perturbation codes: negative context, condition or batch id at row " +
                              std::to_string(cells.rows[i]));
     if (!cells.split.empty() && (cells.split[i] < 0 || cells.split[i] > 2))
@@ -148,9 +154,11 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
   const uint64_t n_cond = static_cast<uint64_t>(std::max<int32_t>(1, max_cond));
   const uint64_t n_batch = static_cast<uint64_t>(std::max<int32_t>(1, max_batch));
   std::vector<uint64_t> match_cards;
-  for (const auto& m : cells.match) match_cards.push_back(static_cast<uint64_t>(std::max<int32_t>(1, MaxPlusOne(m))));
+  for (const auto& m : cells.match)
+    match_cards.push_back(static_cast<uint64_t>(std::max<int32_t>(1, MaxPlusOne(m))));
   const uint64_t n_levels = spec.match_levels.size();
-  const uint64_t group_space = RadixKey::Space({3, n_ctx, n_cond, spec.group_by_batch ? n_batch + 1 : 1});
+  const uint64_t group_space =
+      RadixKey::Space({3, n_ctx, n_cond, spec.group_by_batch ? n_batch + 1 : 1});
   if (group_space == 0) return Status::Invalid("too many distinct contexts x conditions x batches");
   std::vector<KeyIds> pool_ids;
   for (const auto& level : spec.match_levels) {
@@ -227,7 +235,8 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
     }
   };
   visit_controls([&](size_t, uint64_t key, int32_t level) {
-    const int32_t id = pool_ids[static_cast<size_t>(level)].GetOr(key, static_cast<int32_t>(pool_count.size()));
+    const int32_t id =
+        pool_ids[static_cast<size_t>(level)].GetOr(key, static_cast<int32_t>(pool_count.size()));
     if (static_cast<size_t>(id) == pool_count.size()) {
       pool_count.push_back(0);
       ix.pools_.push_back(ControlPool{0, 0, level});
@@ -308,15 +317,16 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
       levels += cols + "]";
     }
     const int64_t count = uncontrolled[static_cast<size_t>(cells.context[i]) * 3 + split[i]];
-    return Status::Invalid(
-        "context " + NameOf(spec.context_names, cells.context[i]) + " (" + kSplitNames[split[i]] +
-        " split): " + std::to_string(count) + " cells (the first: row " + std::to_string(cells.rows[i]) +
-        ", condition " + NameOf(spec.condition_names, cells.condition[i]) +
-        ") have no control cells at any matching level (" + levels + ")" +
-        (split[i] > 0 && !spec.controls_from_lower_splits
-             ? "; held-out sets draw controls from their own split unless controls_from_lower_splits=True"
-             : "") +
-        "; declare skip_uncontrolled=True to leave them out");
+    return Status::Invalid("context " + NameOf(spec.context_names, cells.context[i]) + " (" +
+                           kSplitNames[split[i]] + " split): " + std::to_string(count) +
+                           " cells (the first: row " + std::to_string(cells.rows[i]) +
+                           ", condition " + NameOf(spec.condition_names, cells.condition[i]) +
+                           ") have no control cells at any matching level (" + levels + ")" +
+                           (split[i] > 0 && !spec.controls_from_lower_splits
+                                ? "; held-out sets draw controls from their own split unless "
+                                  "controls_from_lower_splits=True"
+                                : "") +
+                           "; declare skip_uncontrolled=True to leave them out");
   }
 
   const size_t n_groups = ix.groups_.size();

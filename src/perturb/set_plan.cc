@@ -28,10 +28,10 @@ using plan_internal::BlockPermutation;
 using plan_internal::MixCombine;
 using plan_internal::Xoshiro256;
 
-inline constexpr uint64_t kTagSetOrder = 0x5365744F72646572ULL;    // "SetOrder"
-inline constexpr uint64_t kTagSetCells = 0x53657443656C6C73ULL;    // "SetCells"
-inline constexpr uint64_t kTagSetPadding = 0x5365745061644472ULL;  // "SetPadDr"
-inline constexpr uint64_t kTagControls = 0x436F6E74726F6C73ULL;    // "Controls"
+inline constexpr uint64_t kTagSetOrder = 0x5365744F72646572ULL;      // "SetOrder"
+inline constexpr uint64_t kTagSetCells = 0x53657443656C6C73ULL;      // "SetCells"
+inline constexpr uint64_t kTagSetPadding = 0x5365745061644472ULL;    // "SetPadDr"
+inline constexpr uint64_t kTagControls = 0x436F6E74726F6C73ULL;      // "Controls"
 inline constexpr uint64_t kTagFixedControl = 0x4669784374726C73ULL;  // "FixCtrls"
 
 uint64_t Key(uint64_t tag, uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t c = 0) {
@@ -39,7 +39,8 @@ uint64_t Key(uint64_t tag, uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t c
 }
 
 // Marks entries equal to an earlier entry of [begin, begin + len).
-void MarkDuplicates(const std::vector<int64_t>& rows, size_t begin, size_t len, std::vector<uint8_t>* repeat) {
+void MarkDuplicates(const std::vector<int64_t>& rows, size_t begin, size_t len,
+                    std::vector<uint8_t>* repeat) {
   std::vector<std::pair<int64_t, size_t>> v(len);
   for (size_t p = 0; p < len; ++p) v[p] = {rows[begin + p], p};
   std::sort(v.begin(), v.end());
@@ -50,9 +51,11 @@ void MarkDuplicates(const std::vector<int64_t>& rows, size_t begin, size_t len, 
 }  // namespace
 
 Result<SetEpochPlan> SetIndex::Plan(int split, int64_t epoch, int rank, int world_size) const {
-  if (split < 0 || split > 2) return Status::Invalid("split must be 0 (train), 1 (val) or 2 (test)");
+  if (split < 0 || split > 2)
+    return Status::Invalid("split must be 0 (train), 1 (val) or 2 (test)");
   if (world_size < 1 || rank < 0 || rank >= world_size)
-    return Status::Invalid("rank " + std::to_string(rank) + " of world_size " + std::to_string(world_size));
+    return Status::Invalid("rank " + std::to_string(rank) + " of world_size " +
+                           std::to_string(world_size));
   SetEpochPlan p;
   p.index_ = this;
   p.keep_ = shared_from_this();
@@ -69,7 +72,8 @@ Result<SetEpochPlan> SetIndex::Plan(int split, int64_t epoch, int rank, int worl
     p.set_offsets_.push_back(p.set_offsets_.back() + k);
   }
   p.total_sets_ = p.set_offsets_.back();
-  p.order_key_ = Key(kTagSetOrder, spec_.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(split));
+  p.order_key_ =
+      Key(kTagSetOrder, spec_.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(split));
   const int64_t B = spec_.sets_per_batch;
   p.rank_sets_ = p.total_sets_ == 0 ? 0 : (p.total_sets_ + world_size - 1) / world_size;
   p.num_batches_ = spec_.drop_last ? p.rank_sets_ / B : (p.rank_sets_ + B - 1) / B;
@@ -90,7 +94,8 @@ void SetEpochPlan::FillSet(int32_t g, int64_t j, SetBatchPlan* out) const {
   const PerturbSpec& spec = ix.spec_;
   const SetGroup& group = ix.groups_[static_cast<size_t>(g)];
   const int64_t S = spec.set_size, n = group.size();
-  const uint64_t seed = spec.seed, ep = static_cast<uint64_t>(epoch_), gid = static_cast<uint64_t>(g);
+  const uint64_t seed = spec.seed, ep = static_cast<uint64_t>(epoch_),
+                 gid = static_cast<uint64_t>(g);
   const size_t base = out->pert_rows.size();
   std::vector<int32_t> pools(static_cast<size_t>(S));
   Xoshiro256 pad(Key(kTagSetPadding, seed, ep, gid, static_cast<uint64_t>(j)));
@@ -107,7 +112,8 @@ void SetEpochPlan::FillSet(int32_t g, int64_t j, SetBatchPlan* out) const {
       if (q / n != pass) {
         pass = q / n;
         perm = std::make_unique<BlockPermutation>(
-            static_cast<uint64_t>(n), Key(kTagSetCells, seed, ep, gid, static_cast<uint64_t>(pass)));
+            static_cast<uint64_t>(n),
+            Key(kTagSetCells, seed, ep, gid, static_cast<uint64_t>(pass)));
       }
       idx = static_cast<int64_t>(perm->Forward(static_cast<uint64_t>(q % n)));
     }
@@ -115,13 +121,15 @@ void SetEpochPlan::FillSet(int32_t g, int64_t j, SetBatchPlan* out) const {
     out->pert_repeat.push_back(repeat);
     pools[static_cast<size_t>(p)] = ix.cell_pools_[static_cast<size_t>(group.begin + idx)];
   }
-  if (spec.sets_per_group > 0) MarkDuplicates(out->pert_rows, base, static_cast<size_t>(S), &out->pert_repeat);
+  if (spec.sets_per_group > 0)
+    MarkDuplicates(out->pert_rows, base, static_cast<size_t>(S), &out->pert_repeat);
 
   // Controls.
   if (spec.controls_fixed) {
     for (int64_t p = 0; p < S; ++p) {
       const ControlPool& pool = ix.pools_[static_cast<size_t>(pools[static_cast<size_t>(p)])];
-      Xoshiro256 r(Key(kTagFixedControl, seed, static_cast<uint64_t>(out->pert_rows[base + static_cast<size_t>(p)])));
+      Xoshiro256 r(Key(kTagFixedControl, seed,
+                       static_cast<uint64_t>(out->pert_rows[base + static_cast<size_t>(p)])));
       const int64_t x = static_cast<int64_t>(r.Below(static_cast<uint64_t>(pool.end - pool.begin)));
       out->ctrl_rows.push_back(ix.pool_rows_[static_cast<size_t>(pool.begin + x)]);
       out->ctrl_repeat.push_back(0);

@@ -55,7 +55,8 @@ PerturbSpec Spec() {
   return s;
 }
 
-std::vector<SetBatchPlan> All(const SetIndex& ix, int split, int64_t epoch, int rank = 0, int world = 1) {
+std::vector<SetBatchPlan> All(const SetIndex& ix, int split, int64_t epoch, int rank = 0,
+                              int world = 1) {
   auto p = ix.Plan(split, epoch, rank, world);
   EXPECT_TRUE(p.ok()) << p.status().message();
   std::vector<SetBatchPlan> out;
