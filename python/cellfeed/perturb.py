@@ -288,6 +288,99 @@ class Perturbation:
         return list(dict.fromkeys(cols))
 
 
+def from_cell_load_toml(path, pert_col: str = "gene", cell_type_key: str = "cell_type",
+                        batch_col: str | None = "gem_group", control_pert: str = "non-targeting",
+                        **perturbation) -> tuple[list[str], Perturbation]:
+    """Read a cell-load (STATE) TOML split file as cellfeed files and a Perturbation.
+
+    ``[datasets]`` names a folder (its ``*.h5`` and ``*.h5ad`` files, sorted) or a file;
+    ``[training]`` the datasets used; ``[zeroshot] "dataset.cell_type" = "val"|"test"``
+    holds a cell type out; ``[fewshot."dataset.cell_type"] val/test = [perturbations]``
+    holds perturbations out in it. cellfeed's contexts are obs values, so a TOML with
+    several datasets is refused (holding out a cell type would hold it out in every
+    dataset). A perturbation listed under both val and test of one cell type goes to
+    test (a cell is in one split). cell-load's keyword defaults are used for the columns.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The TOML file; relative paths are relative to it.
+    pert_col, cell_type_key, batch_col, control_pert : str
+        cell-load's ``pert_col``, ``cell_type_key``, ``batch_col``, ``control_pert``.
+    **perturbation
+        More :class:`Perturbation` arguments (``combo``, ``match``,
+        ``controls_from_lower_splits``, ...).
+
+    Returns
+    -------
+    files : list of str
+        The datasets' files, for :class:`cellfeed.SetLoader`.
+    perturbation : Perturbation
+    """
+    import glob
+    import tomllib
+
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        try:
+            spec = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{path}: not valid TOML: {e}") from None
+    unknown = sorted(set(spec) - {"datasets", "training", "zeroshot", "fewshot"})
+    if unknown:
+        raise ValueError(f"{path}: unknown tables {unknown}; a cell-load TOML has datasets, training, "
+                         "zeroshot, fewshot")
+    datasets = spec.get("datasets") or {}
+    if not datasets:
+        raise ValueError(f"{path}: no [datasets]")
+    used = [name for name, how in (spec.get("training") or {}).items()]
+    for name, how in (spec.get("training") or {}).items():
+        if name not in datasets:
+            raise ValueError(f"{path}: [training] names {name!r}, not in [datasets]")
+        if how != "train":
+            raise ValueError(f"{path}: [training] {name} = {how!r}; cell-load takes \"train\"")
+    used = used or list(datasets)
+    if len(used) != 1:
+        raise ValueError(f"{path}: {len(used)} datasets ({', '.join(used)}); cellfeed reads cell-load "
+                         "TOMLs with one dataset (its contexts are obs values, so a held-out cell type "
+                         "would be held out in every dataset)")
+    name = used[0]
+    base = os.path.dirname(os.path.abspath(path))
+    where = os.path.join(base, os.path.expanduser(str(datasets[name])))
+    if os.path.isdir(where):
+        files = sorted(glob.glob(os.path.join(where, "*.h5ad")) + glob.glob(os.path.join(where, "*.h5")))
+        if not files:
+            raise ValueError(f"{path}: dataset {name!r}: no .h5 or .h5ad file in {where}")
+    elif os.path.exists(where):
+        files = [where]
+    else:
+        raise ValueError(f"{path}: dataset {name!r}: no such file or folder {where}")
+
+    def cell_type(key, table):
+        prefix = name + "."
+        if not str(key).startswith(prefix):
+            raise ValueError(f"{path}: [{table}] {key!r} is not \"{name}.<cell type>\"")
+        return str(key)[len(prefix):]
+
+    zeroshot: dict = {}
+    for key, split in (spec.get("zeroshot") or {}).items():
+        if split not in ("val", "test"):
+            raise ValueError(f"{path}: [zeroshot] {key!r} = {split!r}; expected \"val\" or \"test\"")
+        zeroshot.setdefault(split, []).append(cell_type(key, "zeroshot"))
+    fewshot: dict = {}
+    for key, rule in (spec.get("fewshot") or {}).items():
+        bad = sorted(set(rule) - {"val", "test"})
+        if bad:
+            raise ValueError(f"{path}: [fewshot.{key!r}] takes val and test, got {bad}")
+        ct = cell_type(key, "fewshot")
+        test = [str(p) for p in rule.get("test", [])]
+        fewshot[ct] = {"val": [str(p) for p in rule.get("val", []) if str(p) not in test], "test": test}
+    kw = dict(pert_col=pert_col, control=[control_pert], context=cell_type_key, batch=batch_col,
+              combo=None, zeroshot=zeroshot or None, fewshot=fewshot or None)
+    kw.update(perturbation)
+    return files, Perturbation(**kw)
+
+
 def _as_columns(value, what) -> list[str]:
     cols = [value] if isinstance(value, str) else list(value)
     if not cols or not all(isinstance(c, str) for c in cols):

@@ -10,6 +10,7 @@ on plate 2 fall back from the (plate) level to the context alone.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 
 import anndata as ad
@@ -538,3 +539,32 @@ def test_drop_last_and_state_after_a_dataloader_batch(plates):
         dl2 = torch.utils.data.DataLoader(fresh, batch_size=None, num_workers=3)
         rest = [np.asarray(b.pert_rows).tolist() for b in dl2]
     assert rest == direct[5:]
+
+
+def test_cell_load_toml(plates, tmp_path):
+    from cellfeed.perturb import from_cell_load_toml
+
+    paths, ref = plates
+    folder = os.path.dirname(paths[0])
+    toml = tmp_path / "cell_load.toml"
+    toml.write_text(f'[datasets]\nscreen = "{folder}"\n[training]\nscreen = "train"\n'
+                    '[zeroshot]\n"screen.C3" = "val"\n'
+                    '[fewshot."screen.C1"]\nval = ["D2+ctrl", "D1+ctrl"]\ntest = ["D1+ctrl"]\n')
+    files, pert = from_cell_load_toml(toml, pert_col="condition", cell_type_key="cell_line",
+                                      batch_col="plate", control_pert="ctrl", controls_from_lower_splits=True)
+    assert files == sorted(paths)
+    assert pert.zeroshot == {"val": ["C3"]}
+    assert pert.fewshot == {"C1": {"val": ["D2+ctrl"], "test": ["D1+ctrl"]}}
+    obs = ref.obs.reset_index(drop=True)
+    val = cellfeed.SetLoader(files, pert, set_size=8, output="numpy", split="val")
+    pairs = {(b.context_names[i], b.pert_names[i]) for b in val for i in range(len(b))}
+    assert pairs == {(c, p) for c, p in zip(obs.cell_line, obs.condition)
+                     if c == "C3" or (c == "C1" and p == "D2+ctrl")}
+    two = tmp_path / "two.toml"
+    two.write_text(f'[datasets]\na = "{folder}"\nb = "{folder}"\n[training]\na = "train"\nb = "train"\n')
+    with pytest.raises(ValueError, match="one dataset"):
+        from_cell_load_toml(two)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'[datasets]\na = "{folder}"\n[zeroshot]\n"b.C3" = "val"\n')
+    with pytest.raises(ValueError, match=r"\"a.<cell type>\""):
+        from_cell_load_toml(bad)
