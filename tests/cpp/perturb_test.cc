@@ -133,6 +133,48 @@ TEST(SetIndex, HeldOutContextTakesItsControls) {
   EXPECT_GT(val_sets, 0);
 }
 
+TEST(SetIndex, ControlsAcrossSplitsOnlyWhenDeclared) {
+  Toy t = MakeToy();
+  PerturbSpec s = Spec();
+  s.pair_split = {{0, 1, 1}};  // condition 1 of context 0 is val (few-shot)
+  s.match_levels = {{}};
+  auto strict = SetIndex::Make(t.Cells(), s);
+  ASSERT_FALSE(strict.ok());  // context 0 has no val controls
+  EXPECT_NE(strict.status().message().find("controls_from_lower_splits"), std::string::npos);
+  s.controls_from_lower_splits = true;
+  auto r = SetIndex::Make(t.Cells(), s);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  int val_sets = 0;
+  for (const SetBatchPlan& b : All(*r.value(), 1, 0)) {
+    val_sets += static_cast<int>(b.n_sets);
+    for (size_t k = 0; k < b.pert_rows.size(); ++k) {
+      EXPECT_EQ(t.context[b.pert_rows[k]], 0);
+      EXPECT_EQ(t.condition[b.pert_rows[k]], 1);
+      EXPECT_EQ(t.context[b.ctrl_rows[k]], 0);
+      EXPECT_EQ(t.control[b.ctrl_rows[k]], 1);
+    }
+  }
+  EXPECT_EQ(val_sets, 3);  // (context 0, condition 1): 6 cells on each plate, sets of 4
+  // shared controls of a zero-shot context: train control sets, and its val sets' controls
+  PerturbSpec sh = Spec();
+  sh.match_levels = {{}};
+  sh.context_split = {0, 1, 0};
+  sh.held_out_controls = HeldOutControls::kShared;
+  auto shared = SetIndex::Make(t.Cells(), sh);
+  ASSERT_TRUE(shared.ok()) << shared.status().message();
+  bool trains_c1_controls = false;
+  for (const SetBatchPlan& b : All(*shared.value(), 0, 0))
+    for (size_t k = 0; k < b.pert_rows.size(); ++k) {
+      if (t.context[b.pert_rows[k]] == 1) {
+        EXPECT_EQ(t.control[b.pert_rows[k]], 1);
+        trains_c1_controls = true;
+      }
+    }
+  EXPECT_TRUE(trains_c1_controls);
+  for (const SetBatchPlan& b : All(*shared.value(), 1, 0))
+    for (size_t k = 0; k < b.pert_rows.size(); ++k) EXPECT_EQ(t.context[b.ctrl_rows[k]], 1);
+}
+
 TEST(SetEpochPlan, RanksShareTheEpochAndBatchesAreRandomAccess) {
   Toy t = MakeToy();
   auto r = SetIndex::Make(t.Cells(), Spec());

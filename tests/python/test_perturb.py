@@ -177,21 +177,26 @@ def test_group_sizes_and_padding(plates):
     paths, ref = plates
     obs = ref.obs.reset_index(drop=True)
     S = 16
-    loader = cellfeed.SetLoader(paths, _pert(group_by_batch=True, min_cells=5), set_size=S,
+    loader = cellfeed.SetLoader(paths, _pert(group_by_batch=True, min_cells=10), set_size=S,
                                 sets_per_batch=3, output="numpy")
     expect = obs.astype(str).groupby(["plate", "cell_line", "condition"]).size()
     got = loader.groups.set_index(["batch", "context", "condition"])["cells"]
     assert {k: int(v) for k, v in got.items()} == {k: int(v) for k, v in expect.items()}
-    want_sets = expect.map(lambda n: 0 if n < 5 else -(-n // S)).sum()
+    want_sets = expect.map(lambda n: 0 if n < 10 else -(-n // S)).sum()
     batches = _epoch(loader)
     assert sum(len(b) for b in batches) == want_sets
+    repeats: dict = {}
     for b in batches:
         for i in range(len(b)):
-            n = int(expect[(b.batch_names[i], b.context_names[i], b.pert_names[i])])
-            assert n >= 5
+            key = (b.batch_names[i], b.context_names[i], b.pert_names[i])
+            assert int(expect[key]) >= 10
             assert (obs.plate.iloc[b.pert_rows[i]] == b.batch_names[i]).all()
-            # padding only in a group's last set: never more than S - n mod S
-            assert b.pert_repeat[i].sum() < S
+            repeats[key] = repeats.get(key, 0) + int(b.pert_repeat[i].sum())
+    # padding fills each group's last set: ceil(n/S)*S - n draws with replacement
+    assert repeats == {k: -(-int(n) // S) * S - int(n) for k, n in expect.items() if n >= 10}
+    skipped = loader.report()["skipped"].set_index("split").loc["train"]
+    assert skipped["small_groups"] == int((expect < 10).sum()) > 0
+    assert skipped["small_group_cells"] == int(expect[expect < 10].sum())
 
 
 def test_sets_per_group_balances(plates):
