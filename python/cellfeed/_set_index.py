@@ -249,7 +249,8 @@ class _Index:
         batches = []
         if self._batch is not None:
             # the batches of the cells the C++ step put in train (after every split rule)
-            ids = np.unique(self._batch[self.engine.cell_splits() == 0])
+            train = self._batch[self.engine.cell_splits() == 0]
+            ids = np.flatnonzero(np.bincount(train, minlength=len(self.batch_names)))
             batches = sorted(self.batch_names[b] for b in ids)
         return {"perturbation": perts, "context": contexts, "batch": batches}
 

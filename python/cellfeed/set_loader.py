@@ -216,13 +216,14 @@ class SetLoader(_Base):
         col = self._open()
         self._collection = col
         if self.corpus is not None:
-            parts = [self.corpus.rows(s) for s in SPLITS]
-            rows = np.concatenate(parts)
-            split_codes = np.concatenate([np.full(len(p), i, np.int8) for i, p in enumerate(parts)])
-            order = np.argsort(rows, kind="stable")
-            rows, split_codes = rows[order], split_codes[order]
-            if len(rows) and (np.diff(rows) == 0).any():
-                raise ValueError("SetLoader: a cell is in two splits of the corpus")
+            split_of = np.full(col.n_obs, -1, np.int8)  # O(n): no sort of 100M rows
+            for i, s in enumerate(SPLITS):
+                r = self.corpus.rows(s)
+                if (split_of[r] >= 0).any():
+                    raise ValueError("SetLoader: a cell is in two splits of the corpus")
+                split_of[r] = i
+            rows = np.flatnonzero(split_of >= 0).astype(np.int64)
+            split_codes = split_of[rows]
         else:
             rows = np.arange(col.n_obs, dtype=np.int64)
             split_codes = None
