@@ -82,6 +82,7 @@ class SetBatch:
     batch_names: list
     index: int
     _sizes: tuple = field(default=(0, 0, 0), repr=False)  # vocabulary sizes (pert, ctx, batch)
+    _cell_batch_names: list = field(default_factory=list, repr=False)  # per perturbed cell
 
     def __len__(self) -> int:
         return len(self.pert_names)
@@ -122,11 +123,8 @@ class SetBatch:
         out["ctrl_cell_emb"] = self.ctrl_X.reshape(B * S, -1)
         out["pert_name"] = [n for n in self.pert_names for _ in range(S)]
         out["cell_type"] = [n for n in self.context_names for _ in range(S)]
-        names = self._cell_batch_names
-        out["batch_name"] = names
+        out["batch_name"] = list(self._cell_batch_names)
         return out
-
-    _cell_batch_names: list = field(default_factory=list, repr=False)
 
 
 class SetLoader(_Base):
@@ -160,12 +158,16 @@ class SetLoader(_Base):
         Vocabularies to use instead of building them from the training split.
     threads, layer, join : optional
         As :func:`cellfeed.open`, when the loader opens the files.
+    prefetch : int
+        Batches read ahead by a background thread while the caller works (0: read each
+        batch when asked).
     """
 
     def __init__(self, source, perturbation: Perturbation, set_size: int = 64, sets_per_batch: int = 16,
                  split: str = "train", seed: int = 0, genes=None, drop_last: bool = False,
                  rank: int | None = None, world_size: int | None = None, output: str = "torch",
-                 vocab=None, threads: int | None = None, layer: str | None = None, join="inner"):
+                 vocab=None, threads: int | None = None, layer: str | None = None, join="inner",
+                 prefetch: int = 2):
         from .loader import _distributed_defaults, _EpochCell
 
         if not isinstance(perturbation, Perturbation):
@@ -178,6 +180,9 @@ class SetLoader(_Base):
             raise ValueError("output='torch' needs torch installed")
         if int(set_size) < 1 or int(sets_per_batch) < 1:
             raise ValueError(f"set_size and sets_per_batch must be >= 1, got {set_size}, {sets_per_batch}")
+        if int(prefetch) < 0:
+            raise ValueError(f"prefetch must be >= 0, got {prefetch}")
+        self.prefetch = int(prefetch)
         self.perturbation = perturbation
         self.set_size, self.sets_per_batch = int(set_size), int(sets_per_batch)
         self.split, self.seed, self.drop_last, self.output = split, int(seed), bool(drop_last), output
@@ -497,9 +502,29 @@ class SetLoader(_Base):
         taken = self._epoch_cell.take_resume(worker)
         start = 0 if taken is None else int(taken[0])
         epoch = self.epoch
-        b = start + worker
-        while b < self._num_batches:
-            out = self.batch(b, epoch)
-            self._yielded = b + 1
-            yield out
-            b += workers
+        order = iter(range(start + worker, self._num_batches, workers))
+        if self.prefetch == 0:
+            for b in order:
+                out = self.batch(b, epoch)
+                self._yielded = b + 1
+                yield out
+            return
+        # One reader thread keeps `prefetch` batches in flight (the engine reads with the
+        # GIL released, so reading overlaps the training step); batches stay in order.
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="cellfeed-sets") as pool:
+            ahead: deque = deque()
+            for b in order:
+                ahead.append((b, pool.submit(self.batch, b, epoch)))
+                if len(ahead) > self.prefetch:
+                    b0, fut = ahead.popleft()
+                    out = fut.result()
+                    self._yielded = b0 + 1
+                    yield out
+            while ahead:
+                b0, fut = ahead.popleft()
+                out = fut.result()
+                self._yielded = b0 + 1
+                yield out

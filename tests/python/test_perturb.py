@@ -308,8 +308,10 @@ def _keys(batches):
 
 def test_epochs_reshuffle_and_threads(plates):
     paths, _ = plates
-    a = cellfeed.SetLoader(paths, _pert(), set_size=8, sets_per_batch=4, output="numpy", threads=1)
-    b = cellfeed.SetLoader(paths, _pert(), set_size=8, sets_per_batch=4, output="numpy", threads=2)
+    a = cellfeed.SetLoader(paths, _pert(), set_size=8, sets_per_batch=4, output="numpy", threads=1,
+                           prefetch=0)
+    b = cellfeed.SetLoader(paths, _pert(), set_size=8, sets_per_batch=4, output="numpy", threads=2,
+                           prefetch=3)
     assert _keys(_epoch(a, 0)) == _keys(_epoch(b, 0))
     assert _keys(_epoch(a, 1)) == _keys(_epoch(b, 1))
     assert _keys(_epoch(a, 0)) != _keys(_epoch(a, 1))
