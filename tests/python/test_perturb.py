@@ -575,3 +575,19 @@ def test_cell_load_toml(plates, tmp_path):
     bad.write_text(f'[datasets]\na = "{folder}"\n[zeroshot]\n"b.C3" = "val"\n')
     with pytest.raises(ValueError, match=r"\"a.<cell type>\""):
         from_cell_load_toml(bad)
+
+
+def test_spawned_worker_and_pickle(plates):
+    torch = pytest.importorskip("torch")
+    import pickle
+
+    paths, _ = plates
+    ld = cellfeed.SetLoader(paths, _pert(), set_size=8, sets_per_batch=4, seed=6, output="numpy")
+    ld.set_epoch(2)
+    direct = _keys(list(ld))
+    copy = pickle.loads(pickle.dumps(ld))  # rebuilt from the declaration
+    assert _keys(list(copy)) == direct
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dl = torch.utils.data.DataLoader(ld, batch_size=None, num_workers=1, multiprocessing_context="spawn")
+        assert _keys(list(dl)) == direct
