@@ -246,7 +246,12 @@ class SetLoader(_Base):
         else:
             self._gene_cols = None
         self._plans = {}
-        self._num_batches = self._plan(0).num_batches
+        plan = self._plan(0)
+        if plan.num_sets == 0:
+            raise ValueError(f"SetLoader: the {self.split} split has no sets (no group of at least "
+                             f"min_cells={self.perturbation.min_cells} cells; held-out splits come from "
+                             "zeroshot / fewshot / unseen or the corpus's split)")
+        self._num_batches = plan.num_batches
 
     def _plan(self, epoch: int):
         key = (epoch, self.seed)

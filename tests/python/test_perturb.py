@@ -460,6 +460,8 @@ def test_bad_declarations(plates, tmp_path):
         _pert(batch=None, group_by_batch=True)
     with pytest.raises(ValueError, match="set_size"):
         cellfeed.SetLoader(paths, _pert(), set_size=0)
+    with pytest.raises(ValueError, match="the val split has no sets"):
+        cellfeed.SetLoader(paths, _pert(), split="val")
     # C3 has no controls on plate 2 and matching may not fall back to the context alone
     with pytest.raises(ValueError, match=r"context 'C3' \(train split\).*no control cells at any matching level"):
         cellfeed.SetLoader(paths, _pert(match=[["plate"]]), **kw)
