@@ -10,11 +10,11 @@
 // the splits below it (train 0 < val 1 < test 2: a held-out perturbation compared with
 // its context's training controls); shared controls of a held-out context (kShared) are
 // train controls that also serve their context's split. A training set never sees a
-// held-out control. Each perturbed cell takes the pool of
-// the first level whose key it shares with some control.
+// held-out control. Each perturbed cell takes the pool of the first level whose key it
+// shares with some control.
 //
-// Keys are exact mixed-radix integers over the codes (no hash collisions); dense ids
-// come from a table (small key spaces) or a hash map. Groups are numbered in sorted key order
+// Keys are exact mixed-radix integers over the codes (no hash collisions); dense ids come
+// from a table (small key spaces) or a hash map. Groups are numbered in sorted key order
 // and their cells kept in row order, so ids do not depend on anything but the input.
 #include <algorithm>
 #include <numeric>
@@ -168,6 +168,10 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
     if (space == 0) return Status::Invalid("too many distinct control matching key values");
     pool_ids.emplace_back(space);  // levels have keys of different lengths: one map each
   }
+
+  for (const auto* v : {&spec.context_split, &spec.condition_split})
+    for (int8_t x : *v)
+      if (x < 0 || x > 2) return Status::Invalid("a held-out rule's split must be 0, 1 or 2");
 
   // Pair rules, keyed by (context, condition).
   std::unordered_map<uint64_t, int8_t> pair_rule;

@@ -205,6 +205,9 @@ TEST(SetIndex, RejectsBadInput) {
   PerturbSpec s = Spec();
   s.set_size = 0;
   EXPECT_FALSE(SetIndex::Make(t.Cells(), s).ok());
+  PerturbSpec bad_rule = Spec();
+  bad_rule.context_split = {0, 5, 0};
+  EXPECT_FALSE(SetIndex::Make(t.Cells(), bad_rule).ok());
   std::swap(t.rows[0], t.rows[1]);
   EXPECT_FALSE(SetIndex::Make(t.Cells(), Spec()).ok());
 }
