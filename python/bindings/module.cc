@@ -12,6 +12,7 @@ void BindLoader(nb::module_& m);
 void BindCorpus(nb::module_& m);
 void BindTransform(nb::module_& m);
 void BindStorage(nb::module_& m);
+void BindPerturb(nb::module_& m);
 }
 
 namespace {
@@ -54,4 +55,5 @@ NB_MODULE(_cellfeed, m) {
   cellfeed::python::BindCorpus(m);
   cellfeed::python::BindTransform(m);
   cellfeed::python::BindStorage(m);
+  cellfeed::python::BindPerturb(m);
 }

@@ -338,6 +338,7 @@ class Corpus:
             No sources, a source without name or files, or unknown keys.
         """
         spec = dict(spec)
+        spec.pop("perturbation", None)  # a cell-set declaration beside it (cellfeed.Perturbation)
         known = {"source", "split", "epoch_cells", "temperature", "subsample", "seed", "layer",
                  "join", "values", "threads", "qc_flag_prefix"}
         unknown = sorted(set(spec) - known)
