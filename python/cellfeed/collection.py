@@ -181,8 +181,37 @@ class Collection:
                            "encoding": k["encoding"]} for k in self._c.obsm_keys}
 
     def read_obsm(self, key: str, rows):
-        """Rows of obsm[key] (any order, duplicates allowed), in that order, as float32: a
-        numpy array, or a scipy.sparse.csr_matrix when every file stores it as csr_matrix."""
+        """Rows of obsm[key] (any order, duplicates allowed), in that order, as float32.
+
+        Parameters
+        ----------
+        key : str
+            An obsm entry every file holds with one width (see :attr:`obsm_keys`), e.g.
+            ``"X_pca"``, ``"X_hvg"``, ``"X_state"``.
+        rows : sequence of int
+            Global row ids.
+
+        Returns
+        -------
+        numpy.ndarray or scipy.sparse.csr_matrix
+            ``[len(rows), width]``: a csr_matrix when every file stores the entry as
+            csr_matrix, else a dense array.
+
+        Raises
+        ------
+        ValueError
+            A file lacks the key (naming the file and its keys), widths differ between
+            files, or the entry is not a 2-D matrix (a dataframe, csc, strings).
+
+        Examples
+        --------
+        >>> import cellfeed
+        >>> col = cellfeed.open("data/real/pbmc68k_reduced_scanpy1.h5ad")
+        >>> col.obsm_keys["X_pca"]["shape"]
+        (700, 50)
+        >>> col.read_obsm("X_pca", [3, 0, 3]).shape
+        (3, 50)
+        """
         out = self._c.read_obsm(key, _as_rows(rows))
         if out[0] == "dense":
             return out[1].reshape(out[2])

@@ -172,6 +172,19 @@ class Perturbation:
         Sets per group per epoch; default: every cell once (ceil(n / set_size) sets).
     skip_uncontrolled : bool
         Cells with no control at any level are left out (reported) instead of an error.
+
+    Examples
+    --------
+    Drugs on cell lines, controls matched on the plate first, then on the cell line alone;
+    drugB held out everywhere (its test sets compare with their context's training
+    controls, which must be declared):
+
+    >>> import cellfeed
+    >>> p = cellfeed.Perturbation("drug", control=["DMSO"], context="cell_line",
+    ...                           batch="plate", match=[["plate"], []],
+    ...                           unseen={"test": ["drugB"]}, controls_from_lower_splits=True)
+    >>> p.context, p.match
+    (['cell_line'], [['plate'], []])
     """
 
     pert_col: str

@@ -63,6 +63,15 @@ class SetBatch:
         Names of each set's condition, context and batch (None without one).
     index : int
         Position of the batch in the rank's epoch.
+
+    Examples
+    --------
+    With ``loader`` the :class:`SetLoader` of its example (B = 2 sets of S = 8 cells, 30
+    genes), cell-load's field names flatten the sets to B * S rows:
+
+    >>> batch = next(iter(loader))  # doctest: +SKIP
+    >>> batch.pert_X.shape, batch.as_cell_load()["pert_cell_emb"].shape  # doctest: +SKIP
+    ((2, 8, 30), (16, 30))
     """
 
     pert_X: Any
@@ -161,6 +170,32 @@ class SetLoader(_Base):
     prefetch : int
         Batches read ahead by a background thread while the caller works (0: read each
         batch when asked).
+
+    Examples
+    --------
+    A small screen written by anndata: two cell lines, DMSO controls and two drugs on two
+    plates; drugB is held out as test.
+
+    >>> import tempfile, numpy as np, pandas as pd, anndata as ad, cellfeed
+    >>> obs = pd.DataFrame({"cell_line": np.repeat(["A549", "MCF7"], 60),
+    ...                     "drug": np.tile(np.repeat(["DMSO", "drugA", "drugB"], 20), 2),
+    ...                     "plate": np.tile(np.repeat(["p1", "p2"], 10), 6)},
+    ...                    index=[f"c{i}" for i in range(120)])
+    >>> x = np.random.default_rng(0).poisson(1.0, (120, 30)).astype(np.float32)
+    >>> path = tempfile.mkdtemp() + "/screen.h5ad"
+    >>> ad.AnnData(x, obs=obs).write_h5ad(path)
+    >>> p = cellfeed.Perturbation("drug", control=["DMSO"], context="cell_line",
+    ...                           batch="plate", match=[["plate"], []],
+    ...                           unseen={"test": ["drugB"]}, controls_from_lower_splits=True)
+    >>> loader = cellfeed.SetLoader(path, p, set_size=8, sets_per_batch=2, seed=0,
+    ...                             output="numpy")
+    >>> batch = next(iter(loader))
+    >>> batch.pert_X.shape, batch.ctrl_X.shape
+    ((2, 8, 30), (2, 8, 30))
+    >>> test = cellfeed.SetLoader(path, p, set_size=8, sets_per_batch=2, split="test",
+    ...                           output="numpy")
+    >>> sorted(set(next(iter(test)).pert_names))
+    ['drugB']
     """
 
     def __init__(self, source, perturbation: Perturbation, set_size: int = 64, sets_per_batch: int = 16,
