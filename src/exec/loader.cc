@@ -74,7 +74,8 @@ struct Loader::Impl {
   }
 
   void Produce();
-  Result<EpochPlan> MakePlan(int64_t epoch, std::shared_ptr<const EpochSelection>* lanes) const;
+  Result<EpochPlan> MakePlan(int64_t epoch, std::shared_ptr<const EpochSelection>* lanes,
+                             const std::vector<InterruptedPass>& earlier = {}) const;
   bool ReadInParallel() const;
   Result<DecodedFetch> DecodeFetch(const Fetch& fetch, int64_t skip_batches) const;
   Result<std::shared_ptr<const transform::Outputs>> TransformBatch(const exec::FetchInputs& f,
@@ -234,13 +235,19 @@ Result<std::unique_ptr<Loader>> Loader::Make(std::shared_ptr<const Collection> c
 int64_t Loader::num_batches() const { return impl_->batches_per_epoch; }
 const LoaderOptions& Loader::options() const { return impl_->options; }
 
-Result<EpochPlan> Loader::Impl::MakePlan(int64_t epoch,
-                                         std::shared_ptr<const EpochSelection>* lanes) const {
+Result<EpochPlan> Loader::Impl::MakePlan(int64_t epoch, std::shared_ptr<const EpochSelection>* lanes,
+                                         const std::vector<InterruptedPass>& earlier) const {
   if (options.corpus != nullptr) {
     CF_ASSIGN_OR_RETURN(*lanes, options.corpus->ForEpoch(options.split, epoch));
   }
   return EpochPlan::Make(file_sizes, options.sampling, epoch, options.rank, options.world_size,
-                         block_starts, *lanes);
+                         block_starts, *lanes, earlier);
+}
+
+Result<int64_t> Loader::PassBatches(int64_t epoch, const std::vector<InterruptedPass>& earlier) const {
+  std::shared_ptr<const EpochSelection> lanes;
+  CF_ASSIGN_OR_RETURN(auto plan, impl_->MakePlan(epoch, &lanes, earlier));
+  return plan.num_batches();
 }
 
 std::vector<int64_t> Loader::SourceCellsOfRank(int64_t epoch) const {
@@ -278,11 +285,11 @@ std::vector<int64_t> Loader::BatchSourceCounts(int64_t epoch, int64_t max_batche
   return out;
 }
 
-Status Loader::Start(int64_t epoch, int64_t start_batch) {
+Status Loader::Start(int64_t epoch, int64_t start_batch, const std::vector<InterruptedPass>& earlier) {
   Stop();
   Impl& m = *impl_;
   std::shared_ptr<const EpochSelection> lanes;
-  CF_ASSIGN_OR_RETURN(auto plan, m.MakePlan(epoch, &lanes));
+  CF_ASSIGN_OR_RETURN(auto plan, m.MakePlan(epoch, &lanes, earlier));
   if (start_batch < 0 || start_batch > plan.num_batches()) {
     return Status::OutOfRange("start batch " + std::to_string(start_batch) + " outside [0, " +
                               std::to_string(plan.num_batches()) + "]");
