@@ -23,14 +23,14 @@ namespace {
 using Cell = std::pair<int32_t, int64_t>;  // (lane, row); lane 0 without a selection
 using Cells = std::map<Cell, int>;          // cell -> times delivered
 
-struct Setup {
+struct Case {
   std::vector<int64_t> sizes;
   SamplingConfig config;
   std::vector<int64_t> block_starts;
   std::shared_ptr<const EpochSelection> selection;
 };
 
-EpochPlan Plan(const Setup& s, const SamplingConfig& c, int rank, int world,
+EpochPlan Plan(const Case& s, const SamplingConfig& c, int rank, int world,
                const std::vector<InterruptedPass>& earlier) {
   auto r = EpochPlan::Make(s.sizes, c, 5, rank, world, s.block_starts, s.selection, earlier);
   EXPECT_TRUE(r.ok()) << r.status().message();
@@ -55,7 +55,7 @@ int64_t Take(const EpochPlan& plan, const std::vector<int64_t>& next, Cells* out
 }
 
 // Every cell of the epoch, from a plain single-rank pass.
-Cells Epoch(const Setup& s) {
+Cells Epoch(const Case& s) {
   Cells all;
   SamplingConfig c = s.config;
   c.remainder = RemainderPolicy::kDrop;
@@ -73,7 +73,7 @@ struct Step {  // one interrupted pass: its shape, and how far its ranks got
 };
 
 // Runs the interrupted passes, then a last pass at `world` to the end; checks coverage.
-void CheckChain(const Setup& s, const std::vector<Step>& steps, int world, int64_t batch_size) {
+void CheckChain(const Case& s, const std::vector<Step>& steps, int world, int64_t batch_size) {
   const Cells all = Epoch(s);
   std::vector<InterruptedPass> earlier;
   Cells consumed;
@@ -120,8 +120,8 @@ void CheckChain(const Setup& s, const std::vector<Step>& steps, int world, int64
   EXPECT_GT(owed, 0);
 }
 
-Setup Files() {
-  Setup s;
+Case Files() {
+  Case s;
   s.sizes = {131, 0, 57, 250};
   s.config.batch_size = 8;
   s.config.block_size = 4;
@@ -131,7 +131,7 @@ Setup Files() {
 }
 
 TEST(ElasticPlan, ResumeOnFewerAndMoreRanks) {
-  const Setup s = Files();
+  const Case s = Files();
   // 2 ranks stopped after 5 batches each (inside the second fetch), then 1, 3 or 2 ranks.
   for (int world : {1, 2, 3, 7}) CheckChain(s, {{2, 8, 3, {{5}}}}, world, 8);
   // At a fetch boundary, at the start, and at the end of the epoch.
@@ -139,25 +139,25 @@ TEST(ElasticPlan, ResumeOnFewerAndMoreRanks) {
 }
 
 TEST(ElasticPlan, RanksThatGotDifferentlyFar) {
-  const Setup s = Files();
+  const Case s = Files();
   CheckChain(s, {{3, 8, 3, {{4}, {5}, {0}}}}, 2, 8);
 }
 
 TEST(ElasticPlan, DataLoaderWorkerLayouts) {
-  const Setup s = Files();
+  const Case s = Files();
   // 2 workers: worker 0 (fetches 0, 2, ...) at batch 7, worker 1 (fetches 1, 3) at 4.
   CheckChain(s, {{2, 8, 3, {{7, 4}}}}, 3, 8);
   CheckChain(s, {{2, 8, 3, {{7, 4}}}}, 1, 8);
 }
 
 TEST(ElasticPlan, PreemptedTwiceAndOtherBatchSizes) {
-  const Setup s = Files();
+  const Case s = Files();
   CheckChain(s, {{2, 8, 3, {{5}}}, {3, 8, 3, {{2}}}}, 1, 8);
   CheckChain(s, {{2, 8, 3, {{5}}}, {1, 5, 2, {{9}}}, {4, 6, 1, {{1, 2}}}}, 2, 16);
 }
 
 TEST(ElasticPlan, DropPoliciesLoseOnlyTheLastPassRemainder) {
-  Setup s = Files();
+  Case s = Files();
   s.config.remainder = RemainderPolicy::kDrop;
   CheckChain(s, {{2, 8, 3, {{5}}}}, 3, 8);
   s.config.drop_last = true;
@@ -165,13 +165,13 @@ TEST(ElasticPlan, DropPoliciesLoseOnlyTheLastPassRemainder) {
 }
 
 TEST(ElasticPlan, WithoutShuffle) {
-  Setup s = Files();
+  Case s = Files();
   s.config.shuffle = false;
   CheckChain(s, {{2, 8, 3, {{5}}}}, 3, 8);
 }
 
 TEST(ElasticPlan, VariableBlocks) {
-  Setup s = Files();
+  Case s = Files();
   s.block_starts = {0, 10, 17, 40, 41, 90, 131, 150, 188, 200, 300, 437};
   s.config.chunk_blocks = true;
   CheckChain(s, {{2, 8, 3, {{5}}}}, 3, 8);
@@ -185,7 +185,7 @@ std::shared_ptr<const RowSelection> Every(int64_t n, int64_t step, int64_t from)
 }
 
 TEST(ElasticPlan, SelectionsKeepEveryLaneCell) {
-  Setup s = Files();
+  Case s = Files();
   auto sel = std::make_shared<EpochSelection>();
   auto a = Every(438, 3, 0), b = Every(438, 2, 1);
   sel->lanes = {{a, 11, 0, 0}, {b, 22, 1, 0}, {b, 23, 1, 1}};  // lane 2: lane 1's second copy
@@ -197,7 +197,7 @@ TEST(ElasticPlan, SelectionsKeepEveryLaneCell) {
 TEST(ElasticPlan, SameShapeNeedsNoNewPass) {
   // Resuming at the same shape continues the pass itself (start batch k); the elastic
   // path is only needed when the shape changes. Both deliver the same cells.
-  const Setup s = Files();
+  const Case s = Files();
   Cells tail_same, tail_elastic;
   for (int r = 0; r < 2; ++r) {
     const EpochPlan p = Plan(s, s.config, r, 2, {});
@@ -219,7 +219,7 @@ TEST(ElasticPlan, SameShapeNeedsNoNewPass) {
 }
 
 TEST(ElasticPlan, RejectsBadPasses) {
-  const Setup s = Files();
+  const Case s = Files();
   const std::vector<std::vector<InterruptedPass>> bad = {
       {{0, 8, 3, {{1}}}},             // world size 0
       {{2, 0, 3, {{1}}}},             // batch size 0
