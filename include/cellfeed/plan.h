@@ -80,6 +80,7 @@ struct InterruptedPass {
   int64_t batch_size = 64;
   int64_t fetch_factor = 16;
   std::vector<std::vector<int64_t>> next;
+  bool operator==(const InterruptedPass&) const = default;
 };
 
 // One fetch: the rows to read (sorted ascending; duplicates only from padding), and how

@@ -44,15 +44,24 @@ class _TrainerFeed:
         # was restored: its progress keeps counting from there.
         self._offset = 0
         self._restored = None  # the state loaded for it
+        self._elastic_len = None  # the length reported for an elastic resume
 
     def set_epoch(self, epoch: int) -> None:
         if self._pending and int(epoch) == self.loader.epoch:
             return  # restoring a checkpoint: keep the resume point of this same epoch
+        elastic = self.loader._pass_len is not None
         self.loader.set_epoch(int(epoch))
+        if elastic:
+            # Lightning sized the epoch once, when it set up the data: after an elastic
+            # resume, that was the resumed pass's length. The next epochs are whole again.
+            loop = getattr(getattr(self._module, "trainer", None), "fit_loop", None)
+            if loop is not None and getattr(loop, "max_batches", None) == self._elastic_len:
+                loop.max_batches = len(self.loader)
 
     def __len__(self) -> int:
         if self.loader._pass_len is not None:  # elastic resume: the batches of the new pass
-            return self._offset + len(self.loader)
+            self._elastic_len = self._offset + len(self.loader)
+            return self._elastic_len
         return len(self.loader)
 
     def __iter__(self):

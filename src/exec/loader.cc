@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <utility>
 
 #include "exec/inputs_ahead.h"
 #include "exec/ordered_window.h"
@@ -41,6 +43,12 @@ struct Loader::Impl {
   std::optional<EpochPlan> plan;
   std::shared_ptr<const EpochSelection> selection;  // the plan's lanes (corpus only)
   int64_t batches_per_epoch = 0;
+  // The last resumed pass PassBatches planned, for Start to use (planning a resumed pass
+  // recomputes what every old rank consumed: worth doing once).
+  mutable std::mutex cache_mu;
+  mutable std::optional<std::pair<int64_t, std::vector<InterruptedPass>>> cached_key;
+  mutable std::optional<EpochPlan> cached_plan;
+  mutable std::shared_ptr<const EpochSelection> cached_lanes;
 
   // Fetches of this epoch (and DataLoader worker), in plan order; the window hands them
   // out in that order however many producers decode them.
@@ -247,7 +255,14 @@ Result<EpochPlan> Loader::Impl::MakePlan(int64_t epoch, std::shared_ptr<const Ep
 Result<int64_t> Loader::PassBatches(int64_t epoch, const std::vector<InterruptedPass>& earlier) const {
   std::shared_ptr<const EpochSelection> lanes;
   CF_ASSIGN_OR_RETURN(auto plan, impl_->MakePlan(epoch, &lanes, earlier));
-  return plan.num_batches();
+  const int64_t n = plan.num_batches();
+  if (!earlier.empty()) {
+    std::lock_guard<std::mutex> lock(impl_->cache_mu);
+    impl_->cached_key.emplace(epoch, earlier);
+    impl_->cached_plan.emplace(std::move(plan));
+    impl_->cached_lanes = std::move(lanes);
+  }
+  return n;
 }
 
 std::vector<int64_t> Loader::SourceCellsOfRank(int64_t epoch) const {
@@ -289,7 +304,21 @@ Status Loader::Start(int64_t epoch, int64_t start_batch, const std::vector<Inter
   Stop();
   Impl& m = *impl_;
   std::shared_ptr<const EpochSelection> lanes;
-  CF_ASSIGN_OR_RETURN(auto plan, m.MakePlan(epoch, &lanes, earlier));
+  std::optional<EpochPlan> cached;
+  if (!earlier.empty()) {
+    std::lock_guard<std::mutex> lock(m.cache_mu);
+    if (m.cached_key && m.cached_key->first == epoch && m.cached_key->second == earlier) {
+      cached = std::move(m.cached_plan);
+      lanes = std::move(m.cached_lanes);
+      m.cached_key.reset();
+      m.cached_plan.reset();
+    }
+  }
+  if (!cached) {
+    CF_ASSIGN_OR_RETURN(auto made, m.MakePlan(epoch, &lanes, earlier));
+    cached.emplace(std::move(made));
+  }
+  EpochPlan plan = std::move(*cached);
   if (start_batch < 0 || start_batch > plan.num_batches()) {
     return Status::OutOfRange("start batch " + std::to_string(start_batch) + " outside [0, " +
                               std::to_string(plan.num_batches()) + "]");

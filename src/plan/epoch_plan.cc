@@ -281,8 +281,15 @@ Status EpochPlan::AppendConsumed(int rank, const std::vector<int64_t>& next,
       std::vector<int64_t> rows;
       std::vector<int32_t> lanes;
       if (selection_ != nullptr) AppendSequence(begin + start, len, &rows, &lanes);
-      const std::vector<int32_t> order = YieldOrder(begin + start, len, lanes);
-      for (int64_t j = 0; j < cells; ++j) add(begin + start + order[j], begin + start + order[j] + 1);
+      std::vector<int32_t> order = YieldOrder(begin + start, len, lanes);
+      order.resize(static_cast<std::size_t>(cells));
+      std::sort(order.begin(), order.end());
+      for (std::size_t j = 0; j < order.size();) {  // runs of consecutive positions
+        std::size_t e = j + 1;
+        while (e < order.size() && order[e] == order[e - 1] + 1) ++e;
+        add(begin + start + order[j], begin + start + order[e - 1] + 1);
+        j = e;
+      }
     }
   }
   return Status::OK();
