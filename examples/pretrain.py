@@ -20,6 +20,10 @@
    fingerprint that reproduce the run. The same seed gives the same loss curve.
 
 To scale up, change only the corpus file: point its sources at your h5ad files.
+
+Preemption: SIGTERM or SIGUSR1 (SLURM's requeue signal) saves the run after the current
+step to --checkpoint (default OUT/checkpoint.pt; also every --checkpoint-every steps) and
+exits 0; `--resume` continues it: the same loss curve as an uninterrupted run.
 """
 
 from __future__ import annotations
