@@ -258,3 +258,50 @@ def test_model_inputs_are_the_same_per_cell(loader_files, tmp_path):
                     assert d == ref[row], f"cell {row}'s inputs changed"
                     compared += 1
     assert compared >= loader_files.n_same
+
+
+def test_ranks_that_got_differently_far(loader_files):
+    """A gathered state whose ranks consumed different batches (no DDP lockstep: "ranks",
+    as cellfeed.elastic.gather_state_dict records it) resumes rank by rank: at the same
+    world size each rank continues from its own point; at another, the cells none of
+    them consumed are shared out once."""
+    paths = [str(p) for p in loader_files.same]
+    olds = [cellfeed.Loader(paths, rank=r, world_size=2, **KW) for r in range(2)]
+    took = {0: 4, 1: 7}
+    consumed, states = [], []
+    for r, ld in enumerate(olds):
+        ld.set_epoch(EPOCH)
+        for i, b in enumerate(ld):
+            consumed += b.rows.tolist()
+            if i + 1 == took[r]:
+                break
+        states.append(ld.state_dict())
+    assert [s["batches_yielded"] for s in states] == [4, 7]
+    merged = dict(states[0], ranks=[[4], [7]])  # what gather_state_dict returns here
+    same = cellfeed.Loader(paths, rank=1, world_size=2, **KW)
+    same.load_state_dict(merged)
+    ref = cellfeed.Loader(paths, rank=1, world_size=2, **KW)
+    ref.set_epoch(EPOCH)
+    assert [b.rows.tolist() for b in same] == [b.rows.tolist() for b in ref][7:]
+    rest = []
+    for r in range(3):
+        ld = cellfeed.Loader(paths, rank=r, world_size=3, **KW)
+        ld.load_state_dict(merged)
+        rest += [x for b in ld for x in b.rows.tolist()]
+    assert not set(rest) & set(consumed)
+    assert set(rest) | set(consumed) == set(range(loader_files.n_same))
+    assert len(rest) - len(set(rest)) < 3
+
+
+def test_refused_states(loader_files):
+    """Other files, block size or remainder policy: refused, naming both configurations."""
+    paths = [str(p) for p in loader_files.same]
+    ld = cellfeed.Loader(paths, rank=0, world_size=2, **KW)
+    ld.set_epoch(EPOCH)
+    next(iter(ld))
+    state = ld.state_dict()
+    for other in (cellfeed.Loader(paths[:3], world_size=3, rank=0, **KW),
+                  cellfeed.Loader(paths, world_size=3, rank=0, **dict(KW, block_size=4)),
+                  cellfeed.Loader(paths, world_size=3, rank=0, remainder="drop", **KW)):
+        with pytest.raises(ValueError, match="another configuration"):
+            other.load_state_dict(state)
