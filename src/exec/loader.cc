@@ -8,8 +8,8 @@
 #include <utility>
 
 #include "exec/inputs_ahead.h"
-#include "exec/ordered_window.h"
 #include "exec/matrix_pool.h"
+#include "exec/ordered_window.h"
 #include "exec/recycle_pool.h"
 
 namespace cellfeed {
@@ -243,7 +243,8 @@ Result<std::unique_ptr<Loader>> Loader::Make(std::shared_ptr<const Collection> c
 int64_t Loader::num_batches() const { return impl_->batches_per_epoch; }
 const LoaderOptions& Loader::options() const { return impl_->options; }
 
-Result<EpochPlan> Loader::Impl::MakePlan(int64_t epoch, std::shared_ptr<const EpochSelection>* lanes,
+Result<EpochPlan> Loader::Impl::MakePlan(int64_t epoch,
+                                         std::shared_ptr<const EpochSelection>* lanes,
                                          const std::vector<InterruptedPass>& earlier) const {
   if (options.corpus != nullptr) {
     CF_ASSIGN_OR_RETURN(*lanes, options.corpus->ForEpoch(options.split, epoch));
@@ -252,7 +253,8 @@ Result<EpochPlan> Loader::Impl::MakePlan(int64_t epoch, std::shared_ptr<const Ep
                          block_starts, *lanes, earlier);
 }
 
-Result<int64_t> Loader::PassBatches(int64_t epoch, const std::vector<InterruptedPass>& earlier) const {
+Result<int64_t> Loader::PassBatches(int64_t epoch,
+                                    const std::vector<InterruptedPass>& earlier) const {
   std::shared_ptr<const EpochSelection> lanes;
   CF_ASSIGN_OR_RETURN(auto plan, impl_->MakePlan(epoch, &lanes, earlier));
   const int64_t n = plan.num_batches();
@@ -300,7 +302,8 @@ std::vector<int64_t> Loader::BatchSourceCounts(int64_t epoch, int64_t max_batche
   return out;
 }
 
-Status Loader::Start(int64_t epoch, int64_t start_batch, const std::vector<InterruptedPass>& earlier) {
+Status Loader::Start(int64_t epoch, int64_t start_batch,
+                     const std::vector<InterruptedPass>& earlier) {
   Stop();
   Impl& m = *impl_;
   std::shared_ptr<const EpochSelection> lanes;

@@ -174,8 +174,9 @@ void EpochPlan::ForEachEpochSpan(int64_t pos, int64_t len, Fn&& fn) const {
     if (len > 0) fn(pos, len);
     return;
   }
-  std::size_t k = static_cast<std::size_t>(
-      std::upper_bound(remain_before_.begin(), remain_before_.end(), pos) - remain_before_.begin() - 1);
+  std::size_t k =
+      static_cast<std::size_t>(std::upper_bound(remain_before_.begin(), remain_before_.end(), pos) -
+                               remain_before_.begin() - 1);
   while (len > 0) {
     const int64_t offset = pos - remain_before_[k];
     const int64_t take = std::min(len, remain_[k].second - remain_[k].first - offset);
@@ -199,11 +200,13 @@ Status EpochPlan::Resume(const std::vector<InterruptedPass>& earlier) {
     if (e.world_size < 1) return Status::Invalid(which + "world_size must be >= 1");
     if (e.batch_size < 1 || e.fetch_factor < 1 ||
         e.batch_size > std::numeric_limits<int32_t>::max() / e.fetch_factor) {
-      return Status::Invalid(which + "batch_size and fetch_factor must be >= 1, their product < 2^31");
+      return Status::Invalid(which +
+                             "batch_size and fetch_factor must be >= 1, their product < 2^31");
     }
     if (e.next.size() != 1 && e.next.size() != static_cast<std::size_t>(e.world_size)) {
-      return Status::Invalid(which + "consumed batches are given for " + std::to_string(e.next.size()) +
-                             " ranks; expected 1 (every rank alike) or " + std::to_string(e.world_size));
+      return Status::Invalid(
+          which + "consumed batches are given for " + std::to_string(e.next.size()) +
+          " ranks; expected 1 (every rank alike) or " + std::to_string(e.world_size));
     }
     config_.batch_size = e.batch_size;
     config_.fetch_factor = e.fetch_factor;
@@ -213,7 +216,8 @@ Status EpochPlan::Resume(const std::vector<InterruptedPass>& earlier) {
     for (int r = 0; r < e.world_size; ++r) {
       const auto& next = e.next[e.next.size() == 1 ? 0 : static_cast<std::size_t>(r)];
       Status st = AppendConsumed(r, next, &used);
-      if (!st.ok()) return Status::Invalid(which + "rank " + std::to_string(r) + ": " + st.message());
+      if (!st.ok())
+        return Status::Invalid(which + "rank " + std::to_string(r) + ": " + st.message());
     }
     std::sort(used.begin(), used.end());
     std::vector<std::pair<int64_t, int64_t>> left;
@@ -480,7 +484,8 @@ std::vector<int32_t> EpochPlan::YieldOrder(int64_t start, int64_t len,
   if (!config_.shuffle) return order;
   uint64_t seed = FetchShuffleSeed(config_.seed, epoch_, start);
   if (pass_ > 0) {
-    seed = MixCombine(MixCombine(seed, plan_internal::kTagResumedPass), static_cast<uint64_t>(pass_));
+    seed =
+        MixCombine(MixCombine(seed, plan_internal::kTagResumedPass), static_cast<uint64_t>(pass_));
   }
   Xoshiro256 rng(seed);
   if (selection_ != nullptr) {

@@ -21,7 +21,7 @@ namespace cellfeed {
 namespace {
 
 using Cell = std::pair<int32_t, int64_t>;  // (lane, row); lane 0 without a selection
-using Cells = std::map<Cell, int>;          // cell -> times delivered
+using Cells = std::map<Cell, int>;         // cell -> times delivered
 
 struct Case {
   std::vector<int64_t> sizes;
@@ -221,11 +221,11 @@ TEST(ElasticPlan, SameShapeNeedsNoNewPass) {
 TEST(ElasticPlan, RejectsBadPasses) {
   const Case s = Files();
   const std::vector<std::vector<InterruptedPass>> bad = {
-      {{0, 8, 3, {{1}}}},             // world size 0
-      {{2, 0, 3, {{1}}}},             // batch size 0
-      {{2, 8, 3, {{1}, {1}, {1}}}},   // 3 rank lists for 2 ranks
-      {{2, 8, 3, {{}}}},              // no entries
-      {{2, 8, 3, {{1000}}}},          // beyond the pass's batches
+      {{0, 8, 3, {{1}}}},            // world size 0
+      {{2, 0, 3, {{1}}}},            // batch size 0
+      {{2, 8, 3, {{1}, {1}, {1}}}},  // 3 rank lists for 2 ranks
+      {{2, 8, 3, {{}}}},             // no entries
+      {{2, 8, 3, {{1000}}}},         // beyond the pass's batches
       {{2, 8, 3, {{-1}}}},
   };
   for (const auto& earlier : bad) {
