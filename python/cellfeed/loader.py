@@ -15,7 +15,6 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.context
 import os
-import signal
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -343,16 +342,16 @@ _SMALL_MACHINE_WARNING = (
 
 
 def _shield_worker_signals() -> None:
-    """In a DataLoader worker: SIGTERM and SIGUSR1 are ignored. torchrun and SLURM signal
-    a rank's whole process group on preemption, and torch's workers die of SIGTERM, which
-    kills the training process's DataLoader before it can stop at a batch boundary and
-    save (cellfeed.elastic.Preemption). The training process decides; its workers exit
-    with it (the DataLoader shuts them down, or their watchdog sees it gone)."""
-    for sig in (signal.SIGTERM, signal.SIGUSR1):
-        try:
-            signal.signal(sig, signal.SIG_IGN)
-        except (ValueError, OSError):  # pragma: no cover  (not the main thread)
-            pass
+    """In a DataLoader worker: leave the training process's process group. torchrun and
+    SLURM signal a rank's whole group on preemption (SIGTERM, SIGUSR1), and torch's
+    workers die of SIGTERM, which kills the training process's DataLoader before it can
+    stop at a batch boundary and save (cellfeed.elastic.Preemption). The training process
+    decides; its workers exit with it (the DataLoader stops them, terminating them if it
+    must, or their watchdog sees it gone)."""
+    try:
+        os.setpgid(0, 0)
+    except OSError:  # pragma: no cover  (a session leader, or not permitted)
+        pass
 
 
 def _distributed_defaults(rank, world_size):
