@@ -20,6 +20,10 @@
    fingerprint that reproduce the run. The same seed gives the same loss curve.
 
 To scale up, change only the corpus file: point its sources at your h5ad files.
+
+Preemption: SIGTERM or SIGUSR1 (SLURM's requeue signal) saves the run after the current
+step to --checkpoint (default OUT/checkpoint.pt; also every --checkpoint-every steps) and
+exits 0; `--resume` continues it: the same loss curve as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import cellfeed  # noqa: E402
+import cellfeed.elastic  # noqa: E402
 from cellfeed.inputs import aido_cell_rda  # noqa: E402
 
 
@@ -179,6 +184,12 @@ def main(argv=None) -> dict:
                    help="torch's intra-op threads (0: cellfeed.split_cores' share of the cores)")
     p.add_argument("--engine-threads", type=int, default=0,
                    help="cellfeed's engine threads (0: cellfeed.split_cores' share of the cores)")
+    p.add_argument("--checkpoint", default=None,
+                   help="where the run is saved on SIGTERM / SIGUSR1 (preemption) and every "
+                        "--checkpoint-every steps (default: OUT/checkpoint.pt)")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run saved in --checkpoint (model, optimizer, loader, curve)")
     args = p.parse_args(argv)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     # torch's threads and the engine's share the cores: by default each pool takes a whole
@@ -230,12 +241,40 @@ def main(argv=None) -> dict:
     losses, wait, cells, step, epoch = [], 0.0, 0, 0, 0
     per_epoch_sources = []  # cells per source delivered in each epoch
     seen = np.zeros(corpus.collection.n_obs, dtype=bool)  # rows trained on
-    bar = tqdm(total=args.steps, disable=args.quiet, unit="step", dynamic_ncols=True)
+    # Preemption: SIGTERM / SIGUSR1 stop the run after the current step, saved; --resume
+    # continues it (the loader from the last consumed batch: docs/PYTORCH.md).
+    ckpt_path = Path(args.checkpoint or out / "checkpoint.pt")
+    preemption = cellfeed.elastic.Preemption()
+    resumed = False
+    if args.resume:
+        saved = torch.load(ckpt_path, weights_only=False, map_location=device)
+        for name, obj in (("model", model), ("optimizer", opt), ("scheduler", sched)):
+            obj.load_state_dict(saved[name])
+        run = saved["run"]
+        losses, cells, step, epoch = run["losses"], run["cells"], run["step"], run["epoch"]
+        per_epoch_sources = [np.asarray(c, dtype=np.int64) for c in run["per_epoch_sources"]]
+        seen[run["seen"]] = True
+        gene_sum, gene_n = run["gene_sum"].to(device), run["gene_n"].to(device)
+        train.load_state_dict(saved["loader"])
+        resumed = True
+        print(f"Resumed from {ckpt_path} at step {step} (epoch {epoch}, "
+              f"{saved['loader']['batches_yielded']} batches of it consumed).")
+
+    def save(batch):
+        run = {"losses": losses, "cells": cells, "step": step, "epoch": epoch,
+               "per_epoch_sources": [c.tolist() for c in per_epoch_sources],
+               "seen": np.flatnonzero(seen), "gene_sum": gene_sum.cpu(), "gene_n": gene_n.cpu()}
+        cellfeed.elastic.save_checkpoint(ckpt_path, train, after=batch, model=model, optimizer=opt,
+                                         scheduler=sched, run=run)
+
+    bar = tqdm(total=args.steps, initial=step, disable=args.quiet, unit="step", dynamic_ncols=True)
     t0 = time.perf_counter()
     while step < args.steps:
-        train.set_epoch(epoch)
+        if not resumed:
+            train.set_epoch(epoch)
+            per_epoch_sources.append(np.zeros(len(corpus.source_names), dtype=np.int64))
+        resumed = False
         it = iter(train)
-        per_epoch_sources.append(np.zeros(len(corpus.source_names), dtype=np.int64))
         while step < args.steps:
             w0 = time.perf_counter()
             batch = next(it, None)
@@ -259,8 +298,17 @@ def main(argv=None) -> dict:
             elapsed = time.perf_counter() - t0
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.4f}", cells_s=f"{cells / elapsed:,.0f}")
+            every = args.checkpoint_every and step % args.checkpoint_every == 0
+            if preemption.should_stop() or every:
+                save(batch)
+            if preemption.requested:
+                bar.close()
+                print(f"\nStopped by signal {preemption.received} after step {step}; saved to "
+                      f"{ckpt_path}. Continue with --resume.")
+                return {"preempted_at_step": step, "checkpoint": str(ckpt_path)}
         epoch += 1
     bar.close()
+    preemption.close()
     train_s = time.perf_counter() - t0
     # The loader alone, same settings and inputs, over up to 200 batches of a fresh epoch
     # (the first batch, which waits for the first fetch, included).

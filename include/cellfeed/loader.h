@@ -72,7 +72,11 @@ class Loader {
   // Batches per epoch for this rank (equal on every rank).
   int64_t num_batches() const;
   // Starts producing epoch `epoch` at batch `start_batch` (resume). Stops a running epoch.
-  Status Start(int64_t epoch, int64_t start_batch = 0);
+  // `earlier`: interrupted passes over this epoch (elastic resume, EpochPlan::Make); the
+  // pass then yields the cells they left, in PassBatches(epoch, earlier) batches.
+  Status Start(int64_t epoch, int64_t start_batch = 0,
+               const std::vector<InterruptedPass>& earlier = {});
+  Result<int64_t> PassBatches(int64_t epoch, const std::vector<InterruptedPass>& earlier) const;
   // The next batch; nullopt at the end of the epoch. `timeout`: give up waiting after it
   // and return Status::Cancelled("timeout") so callers can poll for interrupts.
   Result<std::optional<Batch>> Next(std::chrono::milliseconds timeout = std::chrono::hours(24));

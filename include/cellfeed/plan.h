@@ -32,10 +32,17 @@
 // [floor(w*B/W), floor((w+1)*B/W)) of a lane with B blocks (W windows), so every stretch
 // of the epoch holds each lane in proportion to its size, to within one block per window.
 // Ranks, fetches, batches, padding and drop_last then apply to that sequence unchanged.
+//
+// Elastic resume (`earlier`, docs/SAMPLING.md): a pass over an epoch that continues
+// passes interrupted mid-epoch, possibly at other world sizes and batch sizes. Its
+// sequence is the epoch's sequence less every cell those passes consumed, in the epoch's
+// order (a set of intervals, recomputed from the passes' small descriptions: nothing per
+// cell is saved). Ranks, fetches and batches then apply to that sequence as above.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "cellfeed/selection.h"
@@ -63,6 +70,19 @@ struct SamplingConfig {
   RemainderPolicy remainder = RemainderPolicy::kPad;
 };
 
+// A pass over an epoch that was interrupted (elastic resume): how it was sharded and
+// which batches each of its ranks had consumed. Batch b of rank r was consumed iff
+// b < next[r][(b / fetch_factor) % next[r].size()]: one entry per DataLoader worker
+// (worker i yields fetches i, i+k, ...; one entry = batches [0, next) consumed), and one
+// list per rank, or a single list for every rank (DDP ranks move in lockstep).
+struct InterruptedPass {
+  int world_size = 1;
+  int64_t batch_size = 64;
+  int64_t fetch_factor = 16;
+  std::vector<std::vector<int64_t>> next;
+  bool operator==(const InterruptedPass&) const = default;
+};
+
 // One fetch: the rows to read (sorted ascending; duplicates only from padding), and how
 // they are dealt into batches after the in-memory shuffle.
 struct Fetch {
@@ -83,7 +103,8 @@ class EpochPlan {
   static Result<EpochPlan> Make(std::vector<int64_t> file_sizes, const SamplingConfig& config,
                                 int64_t epoch, int rank, int world_size,
                                 std::vector<int64_t> block_starts = {},
-                                std::shared_ptr<const EpochSelection> selection = nullptr);
+                                std::shared_ptr<const EpochSelection> selection = nullptr,
+                                const std::vector<InterruptedPass>& earlier = {});
 
   int64_t num_batches() const;  // batches this rank yields this epoch (equal on all ranks)
   int64_t num_fetches() const;
@@ -94,8 +115,9 @@ class EpochPlan {
   int64_t BatchInFetch(int64_t b) const;
 
   const SamplingConfig& config() const { return config_; }
-  // Cells of the epoch's sequence (all ranks, before padding).
-  int64_t sequence_cells() const { return total_cells_; }
+  // Cells of this pass's sequence (all ranks, before padding): the epoch's cells, or
+  // those the `earlier` passes left.
+  int64_t sequence_cells() const { return pass_cells_; }
   // With a selection: cells of each lane that this rank yields this epoch.
   std::vector<int64_t> LaneCellsOfRank() const;
 
@@ -104,6 +126,18 @@ class EpochPlan {
   // Implementation state; its meaning is private to src/plan/epoch_plan.cc.
   void AppendSequence(int64_t pos, int64_t len, std::vector<int64_t>* out,
                       std::vector<int32_t>* lanes = nullptr) const;
+  // Elastic resume: this pass's positions [pos, pos + len) as epoch sequence intervals.
+  template <typename Fn>
+  void ForEachEpochSpan(int64_t pos, int64_t len, Fn&& fn) const;
+  void Shard(int rank, int world_size);
+  // The in-memory shuffle of the cells at pass positions [start, start + len): offsets
+  // into that window, in the order the batches deal them.
+  std::vector<int32_t> YieldOrder(int64_t start, int64_t len,
+                                  const std::vector<int32_t>& lanes) const;
+  // Pass positions (mod sequence_cells) that `rank` consumed, per InterruptedPass::next.
+  Status AppendConsumed(int rank, const std::vector<int64_t>& next,
+                        std::vector<std::pair<int64_t, int64_t>>* out) const;
+  Status Resume(const std::vector<InterruptedPass>& earlier);
   void AppendRange(int64_t pos, int64_t len, std::vector<int64_t>* out) const;
   void AppendVariableBlocks(int64_t pos, int64_t len, std::vector<int64_t>* out) const;
   Status SetBlockStarts(std::vector<int64_t> starts);
@@ -127,6 +161,13 @@ class EpochPlan {
   int64_t total_cells_ = 0;     // n: rows in all files
   int64_t num_full_blocks_ = 0;
   uint64_t block_key_ = 0;      // key of the full-block permutation (shuffle only)
+  int64_t pass_ = 0;            // earlier (interrupted) passes over this epoch
+  int64_t pass_cells_ = 0;      // cells of this pass's sequence (all ranks)
+  int64_t slice_ = 0;           // cells per rank slice, before drop_last
+  // Elastic resume: this pass's sequence as intervals [begin, end) of the epoch's
+  // sequence, ascending, and the pass cells before each; empty = the whole epoch.
+  std::vector<std::pair<int64_t, int64_t>> remain_;
+  std::vector<int64_t> remain_before_;
   int64_t rank_begin_ = 0;      // start of this rank's slice in the shuffled cell sequence
   int64_t rank_cells_ = 0;      // cells this rank yields (after drop_last)
   std::vector<int64_t> file_sizes_;

@@ -98,6 +98,15 @@ nb::object BatchToPython(const Batch& b, bool dense) {
 }  // namespace
 
 void BindLoader(nb::module_& m) {
+  // An interrupted pass of an elastic resume: (world_size, batch_size, fetch_factor,
+  // consumed-batch marks per rank), built by cellfeed.loader from a state_dict.
+  nb::class_<InterruptedPass>(m, "InterruptedPass")
+      .def("__init__",
+           [](InterruptedPass* p, int world_size, int64_t batch_size, int64_t fetch_factor,
+              std::vector<std::vector<int64_t>> next) {
+             new (p) InterruptedPass{world_size, batch_size, fetch_factor, std::move(next)};
+           },
+           nb::arg("world_size"), nb::arg("batch_size"), nb::arg("fetch_factor"), nb::arg("next"));
   nb::class_<Loader>(m, "Loader")
       .def_static(
           "make",
@@ -152,15 +161,25 @@ void BindLoader(nb::module_& m) {
            },
            nb::arg("epoch"), nb::arg("max_batches"))
       .def("start",
-           [](Loader& l, int64_t epoch, int64_t start_batch) {
+           [](Loader& l, int64_t epoch, int64_t start_batch, const std::vector<InterruptedPass>& earlier) {
              Status st;
              {
                nb::gil_scoped_release release;
-               st = l.Start(epoch, start_batch);
+               st = l.Start(epoch, start_batch, earlier);
              }
              ThrowIfError(st);
            },
-           nb::arg("epoch"), nb::arg("start_batch") = 0)
+           nb::arg("epoch"), nb::arg("start_batch") = 0, nb::arg("earlier") = std::vector<InterruptedPass>{})
+      .def("pass_batches",
+           [](const Loader& l, int64_t epoch, const std::vector<InterruptedPass>& earlier) {
+             Result<int64_t> r = Status::OK();
+             {
+               nb::gil_scoped_release release;
+               r = l.PassBatches(epoch, earlier);
+             }
+             return ValueOrThrow(std::move(r));
+           },
+           nb::arg("epoch"), nb::arg("earlier"))
       .def("next",
            [](Loader& l, const std::string& output) -> nb::object {
              for (;;) {

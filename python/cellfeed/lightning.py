@@ -40,16 +40,33 @@ class _TrainerFeed:
                                                    num_workers=num_workers, **dataloader_kwargs)
         self._yielded: list = []  # batches handed to Lightning this pass (the light parts)
         self._pending = False  # a loaded state waits for the next pass
+        # Batches of this epoch Lightning had counted when the running (or pending) pass
+        # was restored: its progress keeps counting from there.
+        self._offset = 0
+        self._restored = None  # the state loaded for it
+        self._elastic_len = None  # the length reported for an elastic resume
 
     def set_epoch(self, epoch: int) -> None:
         if self._pending and int(epoch) == self.loader.epoch:
             return  # restoring a checkpoint: keep the resume point of this same epoch
+        elastic = self.loader._pass_len is not None
         self.loader.set_epoch(int(epoch))
+        if elastic:
+            # Lightning sized the epoch once, when it set up the data: after an elastic
+            # resume, that was the resumed pass's length. The next epochs are whole again.
+            loop = getattr(getattr(self._module, "trainer", None), "fit_loop", None)
+            if loop is not None and getattr(loop, "max_batches", None) == self._elastic_len:
+                loop.max_batches = len(self.loader)
 
     def __len__(self) -> int:
+        if self.loader._pass_len is not None:  # elastic resume: the batches of the new pass
+            self._elastic_len = self._offset + len(self.loader)
+            return self._elastic_len
         return len(self.loader)
 
     def __iter__(self):
+        if not self._pending:
+            self._offset, self._restored = 0, None
         self._pending = False
         self._yielded = []
         for batch in (self._dl if self._dl is not None else self.loader):
@@ -64,7 +81,9 @@ class _TrainerFeed:
             return len(self._yielded)
 
     def state_dict(self) -> dict:
-        n = min(self._consumed(), len(self._yielded))
+        n = min(self._consumed() - self._offset, len(self._yielded))
+        if n == 0 and self._restored is not None:
+            return dict(self._restored)  # nothing consumed since the restore
         if n == 0:
             state = self.loader.state_dict()
             state["batches_yielded"] = 0
@@ -73,8 +92,12 @@ class _TrainerFeed:
         return self.loader.state_dict(after=self._yielded[n - 1])
 
     def load_state_dict(self, state: dict) -> None:
+        # Under DDP, Lightning saved rank 0's state; the ranks move in lockstep, so it
+        # stands for every rank, at this world size or another (elastic resume).
         self.loader.load_state_dict(state)
         self._pending = True
+        self._offset = self._consumed()
+        self._restored = state
 
 
 class _Mark:

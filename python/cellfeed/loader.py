@@ -257,15 +257,22 @@ class _EpochCell:
         return True
 
     # -- a resume point, for the next pass of every worker (and of direct iteration) ------
-    def set_resume(self, seed: int, prefix: int, nexts) -> None:
+    def set_resume(self, seed: int, prefix: int, nexts, passes=()) -> None:
         nexts = [] if nexts is None else list(nexts)
         if len(nexts) > _MAX_WORKERS:
             raise ValueError(f"a state of {len(nexts)} DataLoader workers: at most {_MAX_WORKERS}")
+        flat = _flatten_passes(passes)
+        if len(flat) > _PASS_AREA:
+            raise ValueError(f"a resume state whose interrupted passes take {len(flat)} numbers "
+                             f"cannot reach DataLoader workers (at most {_PASS_AREA}); iterate the "
+                             "Loader directly, or gather states of ranks in lockstep "
+                             "(cellfeed.elastic.gather_state_dict), which stores them once")
         r = self._raw
         r[4] = 0  # inactive while being written
         r[5], r[6], r[7] = int(seed), int(prefix), len(nexts)
         for i, n in enumerate(nexts):
             r[_NEXT + i] = int(n)
+        r[_PASSES:_PASSES + len(flat)] = flat
         for i in range(_MAX_WORKERS):
             r[_APPLIED + i] = 0
         r[3] += 1  # seed generation: workers rebuild their engines on a change
@@ -288,7 +295,8 @@ class _EpochCell:
         if not r[4] or worker_id >= _MAX_WORKERS or r[_APPLIED + worker_id]:
             return None
         r[_APPLIED + worker_id] = 1
-        return int(r[6]), [int(r[_NEXT + i]) for i in range(int(r[7]))]
+        return (int(r[6]), [int(r[_NEXT + i]) for i in range(int(r[7]))],
+                _unflatten_passes(r, _PASSES))
 
     def __reduce__(self):
         if multiprocessing.context.get_spawning_popen() is not None:
@@ -306,10 +314,48 @@ _NOTE_RESTART, _NOTE_SMALL_MACHINE = 1, 2  # the _EpochCell's notes-given bits
 
 # _EpochCell layout: epoch, worker starts, notes given, seed generation, resume active, seed,
 # resume prefix, resume workers, applied flag per worker id, next batch per old worker.
+# Then the resume's interrupted passes (elastic resume), flattened.
 _MAX_WORKERS = 256
 _APPLIED = 8
 _NEXT = _APPLIED + _MAX_WORKERS
-_CELL_SIZE = _NEXT + _MAX_WORKERS
+_PASSES = _NEXT + _MAX_WORKERS
+_PASS_AREA = 4096
+_CELL_SIZE = _PASSES + _PASS_AREA
+
+
+def _flatten_passes(passes) -> list[int]:
+    """[count, then per pass: world_size, batch_size, fetch_factor, lists, (length, entries)...]"""
+    flat = [len(passes)]
+    for p in passes:
+        flat += [int(p["world_size"]), int(p["batch_size"]), int(p["fetch_factor"]), len(p["next"])]
+        for lst in p["next"]:
+            flat += [len(lst)] + [int(v) for v in lst]
+    return flat
+
+
+def _unflatten_passes(r, at: int) -> list[dict]:
+    passes = []
+    count, at = int(r[at]), at + 1
+    for _ in range(count):
+        w, bs, ff, lists = (int(v) for v in r[at:at + 4])
+        at += 4
+        nxt = []
+        for _ in range(lists):
+            n = int(r[at])
+            nxt.append([int(v) for v in r[at + 1:at + 1 + n]])
+            at += 1 + n
+        passes.append({"world_size": w, "batch_size": bs, "fetch_factor": ff, "next": nxt})
+    return passes
+
+
+def _engine_passes(passes):
+    return [_cellfeed.InterruptedPass(p["world_size"], p["batch_size"], p["fetch_factor"],
+                                      [list(map(int, lst)) for lst in p["next"]]) for p in passes]
+
+
+# Configuration keys that may differ between a state and the Loader it is loaded into
+# (elastic resume): the rest must match.
+_ELASTIC_KEYS = ("rank", "world_size", "batch_size", "fetch_factor")
 
 
 def _fetch_worker(index: int, fetch_factor: int, num_workers: int) -> int:
@@ -344,6 +390,19 @@ _SMALL_MACHINE_WARNING = (
     "the engine's high rates (docs/PYTORCH.md). Iterate the Loader directly (num_workers=0) "
     "unless the training step holds the GIL for long. Silence with "
     "PYTHONWARNINGS='ignore:cellfeed.Loader in a DataLoader'.")
+
+
+def _shield_worker_signals() -> None:
+    """In a DataLoader worker: leave the training process's process group. torchrun and
+    SLURM signal a rank's whole group on preemption (SIGTERM, SIGUSR1), and torch's
+    workers die of SIGTERM, which kills the training process's DataLoader before it can
+    stop at a batch boundary and save (cellfeed.elastic.Preemption). The training process
+    decides; its workers exit with it (the DataLoader stops them, terminating them if it
+    must, or their watchdog sees it gone)."""
+    try:
+        os.setpgid(0, 0)
+    except OSError:  # pragma: no cover  (a session leader, or not permitted)
+        pass
 
 
 def _distributed_defaults(rank, world_size):
@@ -539,6 +598,10 @@ class Loader(_Base):
         self._resume = None  # (prefix, nexts) for this process's next pass
         self._yielded = 0
         self._old_nexts = None  # with a resumed multi-worker state: its per-worker points
+        # Elastic resume: the interrupted passes over this epoch that the current (or
+        # pending) pass continues, and that pass's batch count (None: a whole epoch).
+        self._passes: list = []
+        self._pass_len = None
         self._seed_generation = 0
         self._pid = os.getpid()
         self._engines: dict[tuple[int, int], Any] = {}
@@ -572,8 +635,9 @@ class Loader(_Base):
         self._epoch_cell.value = epoch
 
     def __len__(self) -> int:
-        """Batches per epoch for this rank (the same on every rank)."""
-        return self._num_batches
+        """Batches per epoch for this rank (the same on every rank); after loading a state
+        taken at another world size or batch size, those of the resumed pass."""
+        return self._num_batches if self._pass_len is None else self._pass_len
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch whose order the next iteration yields.
@@ -591,6 +655,7 @@ class Loader(_Base):
         self._epoch_cell.clear_resume()
         self._yielded = 0
         self._old_nexts = None
+        self._passes, self._pass_len = [], None
 
     def _config(self) -> dict:
         return {"batch_size": self.batch_size, "block_size": self.block_size,
@@ -613,14 +678,15 @@ class Loader(_Base):
             batches were consumed when that batch was, from the batch's index and worker
             and the DataLoader's in-order round-robin over its workers (the default,
             ``in_order=True``). Load it into a Loader wrapped by a DataLoader of any worker
-            count, or iterated directly.
+            count, or iterated directly, at any world size and batch size (docs/PYTORCH.md,
+            elastic resume).
 
         Returns
         -------
         dict
             ``epoch``, ``batches_yielded``, ``seed`` and the ``config`` it is valid for (and
-            ``workers``: per-worker positions, after workers); plain data, for
-            ``torch.save``.
+            ``workers``: per-worker positions, after workers; ``passes``: earlier passes
+            over this epoch interrupted at other shapes); plain data, for ``torch.save``.
 
         Raises
         ------
@@ -628,58 +694,101 @@ class Loader(_Base):
             ``after`` is a batch that did not come from the worker it says it came from.
         """
         state = {"epoch": self._epoch, "batches_yielded": self._yielded, "seed": self.seed,
-                 "config": self._config()}
+                 "config": self._config(), "passes": list(self._passes)}
         if after is not None:
-            epoch, w, k = after._origin if after._origin is not None else (self._epoch, 0, 1)
+            origin = after._origin if after._origin is not None else (self._epoch, 0, 1, None)
+            epoch, w, k = origin[:3]
+            passes = origin[3] if len(origin) > 3 and origin[3] is not None else self._passes
             F, g = self.fetch_factor, int(after.index)
             if _fetch_worker(g, F, k) != w:
                 raise ValueError(f"batch {g} did not come from DataLoader worker {w} of {k}")
             p = (g // F) // k * F + g % F  # its position in worker w's sequence
-            nexts = [min(self._num_batches, _nth_of_worker(v, p + 1 if v <= w else p, F, k))
-                     for v in range(k)]
-            state.update(epoch=int(epoch), batches_yielded=min(nexts), workers=nexts)
+            nb = self._pass_batches(int(epoch), passes)
+            nexts = [min(nb, _nth_of_worker(v, p + 1 if v <= w else p, F, k)) for v in range(k)]
+            state.update(epoch=int(epoch), batches_yielded=min(nexts), workers=nexts,
+                         passes=list(passes))
         elif self._old_nexts is not None and max(self._old_nexts) > self._yielded:
             state["workers"] = list(self._old_nexts)
         return state
 
+    def _pass_batches(self, epoch: int, passes) -> int:
+        if not passes:
+            return self._num_batches
+        return self._engine(0, 1).pass_batches(epoch, _engine_passes(passes))
+
     def load_state_dict(self, state: dict) -> None:
-        """Continue from a :meth:`state_dict`: the next iteration yields the batches after it.
+        """Continue from a :meth:`state_dict` (or one gathered from every rank by
+        :func:`cellfeed.elastic.gather_state_dict`): the next iteration yields the batches
+        after it.
+
+        The files, corpus and sampling must be those of the state; the world size, batch
+        size and fetch factor may differ: the rest of the interrupted epoch is then every
+        cell not yet consumed, once, shared out evenly across this loader's ranks
+        (docs/PYTORCH.md, elastic resume).
 
         Parameters
         ----------
         state : dict
-            What :meth:`state_dict` returned, from a loader of the same configuration.
+            What :meth:`state_dict` returned.
 
         Raises
         ------
         ValueError
-            The state was taken with another configuration or another corpus declaration
-            (fingerprint), which cannot resume this one's epoch.
+            The state was taken with other files, another corpus declaration (fingerprint)
+            or other sampling settings (block size, shuffle, drop_last, remainder), which
+            cannot resume this one's epoch.
         """
         theirs = state["config"].get("corpus")
         if theirs != (None if self.corpus is None else self.corpus.fingerprint):
             raise ValueError("state_dict was taken with another corpus declaration (fingerprint "
                              f"{theirs} != {None if self.corpus is None else self.corpus.fingerprint}); "
                              "a changed corpus cannot resume the old one's epoch")
-        if state["config"] != self._config():
+        mine = self._config()
+        fixed = {k: v for k, v in state["config"].items() if k not in _ELASTIC_KEYS}
+        if fixed != {k: v for k, v in mine.items() if k not in _ELASTIC_KEYS}:
             raise ValueError("state_dict was taken with another configuration: "
-                             f"{state['config']} != {self._config()}")
+                             f"{state['config']} != {mine}")
         if int(state["seed"]) != self.seed:
             self.seed = int(state["seed"])
             self._engines.clear()
         self._epoch = int(state["epoch"])
-        prefix, nexts = int(state["batches_yielded"]), state.get("workers")
+        cfg = state["config"]
+        ranks = state.get("ranks")
+        if ranks is not None and len(ranks) != int(cfg["world_size"]):
+            raise ValueError(f"state_dict's 'ranks' lists {len(ranks)} ranks for world_size "
+                             f"{cfg['world_size']}")
+        passes = [dict(p) for p in state.get("passes", [])]
+        shape = tuple(int(cfg[k]) for k in ("world_size", "batch_size", "fetch_factor"))
+        if shape == (self.world_size, self.batch_size, self.fetch_factor):
+            # The same pass continues: this rank's own point (all ranks alike unless the
+            # state was gathered from every rank).
+            if ranks is not None:
+                mark = [int(v) for v in ranks[self.rank]]
+                prefix, nexts = min(mark), (mark if len(mark) > 1 else None)
+            else:
+                prefix, nexts = int(state["batches_yielded"]), state.get("workers")
+        else:
+            # Another shape: that pass ends here; a new one takes the cells it left.
+            if ranks is None:
+                ranks = [list(state.get("workers") or [int(state["batches_yielded"])])]
+            passes.append({"world_size": shape[0], "batch_size": shape[1],
+                           "fetch_factor": shape[2], "next": [list(map(int, m)) for m in ranks]})
+            if not any(v for p in passes for m in p["next"] for v in m):
+                passes = []  # nothing consumed yet: a plain epoch at this shape
+            prefix, nexts = 0, None
+        self._passes = passes
+        self._pass_len = self._pass_batches(self._epoch, passes) if passes else None
         self._yielded = prefix
         info = torch.utils.data.get_worker_info() if torch is not None else None
         if info is not None:
             # Inside a worker (torchdata's StatefulDataLoader hands each worker its own
             # state): for this process only.
-            self._resume = (prefix, nexts)
+            self._resume = (prefix, nexts, passes)
         else:
             # In the training process: through shared memory to every worker, persistent
             # ones included, and to direct iteration; each applies it to its next pass.
             self._resume = None
-            self._epoch_cell.set_resume(self.seed, prefix, nexts)
+            self._epoch_cell.set_resume(self.seed, prefix, nexts, passes)
             self._seed_generation = self._epoch_cell.seed_generation
 
     # -- engines: one per (process, DataLoader worker) ---------------------------------
@@ -784,6 +893,8 @@ class Loader(_Base):
         spec = (self.output, None if self.inputs is None else self.inputs.convert_spec())
         ring = None
         if info is not None:
+            if not self._counted_worker:
+                _shield_worker_signals()
             if not self._counted_worker and self._epoch_cell.worker_started(worker_id, num_workers):
                 spawn = not self._forked
                 warnings.warn(_RESTART_WARNING.format(
@@ -799,13 +910,16 @@ class Loader(_Base):
         resume, self._resume = self._resume, None
         if resume is None:
             resume = self._epoch_cell.take_resume(worker_id)
-        prefix, nexts = resume if resume is not None else (0, None)
+        prefix, nexts, passes = resume if resume is not None else (0, None, [])
         F = self.fetch_factor
         start = prefix if not nexts else max(prefix, min(nexts))
         self._old_nexts = nexts or None
-        origin = (self._epoch, worker_id, num_workers)
+        self._passes = passes
+        if not passes:
+            self._pass_len = None
+        origin = (self._epoch, worker_id, num_workers, passes)
         try:
-            engine.start(self._epoch, start)
+            engine.start(self._epoch, start, _engine_passes(passes))
             self._yielded = start
             while True:
                 item = engine.next(self.output)

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <utility>
 
 #include "exec/inputs_ahead.h"
-#include "exec/ordered_window.h"
 #include "exec/matrix_pool.h"
+#include "exec/ordered_window.h"
 #include "exec/recycle_pool.h"
 
 namespace cellfeed {
@@ -41,6 +43,12 @@ struct Loader::Impl {
   std::optional<EpochPlan> plan;
   std::shared_ptr<const EpochSelection> selection;  // the plan's lanes (corpus only)
   int64_t batches_per_epoch = 0;
+  // The last resumed pass PassBatches planned, for Start to use (planning a resumed pass
+  // recomputes what every old rank consumed: worth doing once).
+  mutable std::mutex cache_mu;
+  mutable std::optional<std::pair<int64_t, std::vector<InterruptedPass>>> cached_key;
+  mutable std::optional<EpochPlan> cached_plan;
+  mutable std::shared_ptr<const EpochSelection> cached_lanes;
 
   // Fetches of this epoch (and DataLoader worker), in plan order; the window hands them
   // out in that order however many producers decode them.
@@ -74,7 +82,8 @@ struct Loader::Impl {
   }
 
   void Produce();
-  Result<EpochPlan> MakePlan(int64_t epoch, std::shared_ptr<const EpochSelection>* lanes) const;
+  Result<EpochPlan> MakePlan(int64_t epoch, std::shared_ptr<const EpochSelection>* lanes,
+                             const std::vector<InterruptedPass>& earlier = {}) const;
   bool ReadInParallel() const;
   Result<DecodedFetch> DecodeFetch(const Fetch& fetch, int64_t skip_batches) const;
   Result<std::shared_ptr<const transform::Outputs>> TransformBatch(const exec::FetchInputs& f,
@@ -235,12 +244,27 @@ int64_t Loader::num_batches() const { return impl_->batches_per_epoch; }
 const LoaderOptions& Loader::options() const { return impl_->options; }
 
 Result<EpochPlan> Loader::Impl::MakePlan(int64_t epoch,
-                                         std::shared_ptr<const EpochSelection>* lanes) const {
+                                         std::shared_ptr<const EpochSelection>* lanes,
+                                         const std::vector<InterruptedPass>& earlier) const {
   if (options.corpus != nullptr) {
     CF_ASSIGN_OR_RETURN(*lanes, options.corpus->ForEpoch(options.split, epoch));
   }
   return EpochPlan::Make(file_sizes, options.sampling, epoch, options.rank, options.world_size,
-                         block_starts, *lanes);
+                         block_starts, *lanes, earlier);
+}
+
+Result<int64_t> Loader::PassBatches(int64_t epoch,
+                                    const std::vector<InterruptedPass>& earlier) const {
+  std::shared_ptr<const EpochSelection> lanes;
+  CF_ASSIGN_OR_RETURN(auto plan, impl_->MakePlan(epoch, &lanes, earlier));
+  const int64_t n = plan.num_batches();
+  if (!earlier.empty()) {
+    std::lock_guard<std::mutex> lock(impl_->cache_mu);
+    impl_->cached_key.emplace(epoch, earlier);
+    impl_->cached_plan.emplace(std::move(plan));
+    impl_->cached_lanes = std::move(lanes);
+  }
+  return n;
 }
 
 std::vector<int64_t> Loader::SourceCellsOfRank(int64_t epoch) const {
@@ -278,11 +302,26 @@ std::vector<int64_t> Loader::BatchSourceCounts(int64_t epoch, int64_t max_batche
   return out;
 }
 
-Status Loader::Start(int64_t epoch, int64_t start_batch) {
+Status Loader::Start(int64_t epoch, int64_t start_batch,
+                     const std::vector<InterruptedPass>& earlier) {
   Stop();
   Impl& m = *impl_;
   std::shared_ptr<const EpochSelection> lanes;
-  CF_ASSIGN_OR_RETURN(auto plan, m.MakePlan(epoch, &lanes));
+  std::optional<EpochPlan> cached;
+  if (!earlier.empty()) {
+    std::lock_guard<std::mutex> lock(m.cache_mu);
+    if (m.cached_key && m.cached_key->first == epoch && m.cached_key->second == earlier) {
+      cached = std::move(m.cached_plan);
+      lanes = std::move(m.cached_lanes);
+      m.cached_key.reset();
+      m.cached_plan.reset();
+    }
+  }
+  if (!cached) {
+    CF_ASSIGN_OR_RETURN(auto made, m.MakePlan(epoch, &lanes, earlier));
+    cached.emplace(std::move(made));
+  }
+  EpochPlan plan = std::move(*cached);
   if (start_batch < 0 || start_batch > plan.num_batches()) {
     return Status::OutOfRange("start batch " + std::to_string(start_batch) + " outside [0, " +
                               std::to_string(plan.num_batches()) + "]");

@@ -57,7 +57,8 @@ uint64_t FetchShuffleSeed(uint64_t seed, int64_t epoch, int64_t sequence_start) 
 Result<EpochPlan> EpochPlan::Make(std::vector<int64_t> file_sizes, const SamplingConfig& config,
                                   int64_t epoch, int rank, int world_size,
                                   std::vector<int64_t> block_starts,
-                                  std::shared_ptr<const EpochSelection> selection) {
+                                  std::shared_ptr<const EpochSelection> selection,
+                                  const std::vector<InterruptedPass>& earlier) {
   if (config.batch_size < 1) {
     return Status::Invalid("sampling: batch_size must be >= 1, got " +
                            std::to_string(config.batch_size));
@@ -135,21 +136,167 @@ Result<EpochPlan> EpochPlan::Make(std::vector<int64_t> file_sizes, const Samplin
     return Status::Invalid("sampling: chunk_blocks needs the collection's chunk block starts");
   }
   if (selection != nullptr) {
+    // The lanes' windows follow the batch size of the epoch's first pass, so that
+    // every pass of an epoch cuts the same sequence.
+    if (!earlier.empty()) p.config_.batch_size = std::max<int64_t>(1, earlier.front().batch_size);
     CF_RETURN_IF_ERROR(p.SetSelection(std::move(selection), block_starts));
+    p.config_ = config;
     total = p.total_cells_;
     block_starts.clear();  // used by the lanes
   }
-
-  // This rank's contiguous slice of the shuffled sequence.
-  const int64_t w = world_size;
-  int64_t slice = 0;
-  if (total > 0) slice = config.remainder == RemainderPolicy::kPad ? CeilDiv(total, w) : total / w;
-  p.rank_begin_ = static_cast<int64_t>(rank) * slice;
-  p.rank_cells_ = config.drop_last ? slice / config.batch_size * config.batch_size : slice;
   if (!block_starts.empty() && total > 0) {
     CF_RETURN_IF_ERROR(p.SetBlockStarts(std::move(block_starts)));
   }
+  p.pass_cells_ = total;
+  if (!earlier.empty()) CF_RETURN_IF_ERROR(p.Resume(earlier));
+  p.Shard(rank, world_size);
   return p;
+}
+
+// This rank's contiguous slice of the pass's sequence.
+void EpochPlan::Shard(int rank, int world_size) {
+  rank_ = rank;
+  world_size_ = world_size;
+  slice_ = 0;
+  if (pass_cells_ > 0) {
+    slice_ = config_.remainder == RemainderPolicy::kPad ? CeilDiv(pass_cells_, world_size)
+                                                        : pass_cells_ / world_size;
+  }
+  rank_begin_ = static_cast<int64_t>(rank) * slice_;
+  rank_cells_ = config_.drop_last ? slice_ / config_.batch_size * config_.batch_size : slice_;
+}
+
+// --- Elastic resume: the cells interrupted passes left, as intervals ---------------------
+
+template <typename Fn>
+void EpochPlan::ForEachEpochSpan(int64_t pos, int64_t len, Fn&& fn) const {
+  if (pass_ == 0) {
+    if (len > 0) fn(pos, len);
+    return;
+  }
+  std::size_t k =
+      static_cast<std::size_t>(std::upper_bound(remain_before_.begin(), remain_before_.end(), pos) -
+                               remain_before_.begin() - 1);
+  while (len > 0) {
+    const int64_t offset = pos - remain_before_[k];
+    const int64_t take = std::min(len, remain_[k].second - remain_[k].first - offset);
+    fn(remain_[k].first + offset, take);
+    pos += take;
+    len -= take;
+    ++k;
+  }
+}
+
+// Each earlier pass in turn: shard the cells left by the passes before it as that pass
+// did, collect what its ranks consumed, keep the rest (in the epoch's order). A pass's
+// padding (wrapped positions) maps back onto the cells it repeats, so a cell consumed
+// as padding is not owed again. Cost: the consumed fetches' count, plus a shuffle of
+// each partly consumed fetch; nothing proportional to the epoch's cells.
+Status EpochPlan::Resume(const std::vector<InterruptedPass>& earlier) {
+  const SamplingConfig config = config_;
+  for (std::size_t i = 0; i < earlier.size(); ++i) {
+    const InterruptedPass& e = earlier[i];
+    const std::string which = "resume: interrupted pass " + std::to_string(i) + ": ";
+    if (e.world_size < 1) return Status::Invalid(which + "world_size must be >= 1");
+    if (e.batch_size < 1 || e.fetch_factor < 1 ||
+        e.batch_size > std::numeric_limits<int32_t>::max() / e.fetch_factor) {
+      return Status::Invalid(which +
+                             "batch_size and fetch_factor must be >= 1, their product < 2^31");
+    }
+    if (e.next.size() != 1 && e.next.size() != static_cast<std::size_t>(e.world_size)) {
+      return Status::Invalid(
+          which + "consumed batches are given for " + std::to_string(e.next.size()) +
+          " ranks; expected 1 (every rank alike) or " + std::to_string(e.world_size));
+    }
+    config_.batch_size = e.batch_size;
+    config_.fetch_factor = e.fetch_factor;
+    pass_ = static_cast<int64_t>(i);
+    Shard(0, e.world_size);
+    std::vector<std::pair<int64_t, int64_t>> used;
+    for (int r = 0; r < e.world_size; ++r) {
+      const auto& next = e.next[e.next.size() == 1 ? 0 : static_cast<std::size_t>(r)];
+      Status st = AppendConsumed(r, next, &used);
+      if (!st.ok())
+        return Status::Invalid(which + "rank " + std::to_string(r) + ": " + st.message());
+    }
+    std::sort(used.begin(), used.end());
+    std::vector<std::pair<int64_t, int64_t>> left;
+    auto keep = [&](int64_t a, int64_t b) {
+      ForEachEpochSpan(a, b - a, [&left](int64_t p, int64_t n) {
+        if (!left.empty() && left.back().second == p) {
+          left.back().second += n;
+        } else {
+          left.emplace_back(p, p + n);
+        }
+      });
+    };
+    int64_t at = 0;
+    for (const auto& [a, b] : used) {
+      if (a > at) keep(at, a);
+      at = std::max(at, b);
+    }
+    if (at < pass_cells_) keep(at, pass_cells_);
+    remain_ = std::move(left);
+    remain_before_.assign(remain_.size(), 0);
+    int64_t cells = 0;
+    for (std::size_t k = 0; k < remain_.size(); ++k) {
+      remain_before_[k] = cells;
+      cells += remain_[k].second - remain_[k].first;
+    }
+    pass_cells_ = cells;
+  }
+  config_ = config;
+  pass_ = static_cast<int64_t>(earlier.size());
+  return Status::OK();
+}
+
+Status EpochPlan::AppendConsumed(int rank, const std::vector<int64_t>& next,
+                                 std::vector<std::pair<int64_t, int64_t>>* out) const {
+  if (next.empty()) return Status::Invalid("no consumed-batch entry");
+  const int64_t bs = config_.batch_size, ff = config_.fetch_factor, fetch_cells = bs * ff;
+  const int64_t workers = static_cast<int64_t>(next.size());
+  const int64_t begin = static_cast<int64_t>(rank) * slice_;
+  const int64_t L = pass_cells_;
+  auto add = [&](int64_t a, int64_t b) {  // pass positions [a, b), b - a <= L
+    const int64_t n = b - a;
+    a %= L;
+    b = a + n;
+    if (b <= L) {
+      out->emplace_back(a, b);
+    } else {
+      out->emplace_back(a, L);
+      out->emplace_back(0, b - L);
+    }
+  };
+  for (int64_t v = 0; v < workers; ++v) {
+    const int64_t upto = next[static_cast<std::size_t>(v)];
+    if (upto < 0 || upto > num_batches()) {
+      return Status::Invalid("next batch " + std::to_string(upto) + " outside [0, " +
+                             std::to_string(num_batches()) + "]");
+    }
+    for (int64_t k = v; k * ff < upto && k < num_fetches(); k += workers) {
+      const int64_t start = k * fetch_cells;
+      const int64_t len = std::min(fetch_cells, rank_cells_ - start);
+      const int64_t cells = std::min(len, (upto - k * ff) * bs);
+      if (cells == len) {
+        add(begin + start, begin + start + len);
+        continue;
+      }
+      std::vector<int64_t> rows;
+      std::vector<int32_t> lanes;
+      if (selection_ != nullptr) AppendSequence(begin + start, len, &rows, &lanes);
+      std::vector<int32_t> order = YieldOrder(begin + start, len, lanes);
+      order.resize(static_cast<std::size_t>(cells));
+      std::sort(order.begin(), order.end());
+      for (std::size_t j = 0; j < order.size();) {  // runs of consecutive positions
+        std::size_t e = j + 1;
+        while (e < order.size() && order[e] == order[e - 1] + 1) ++e;
+        add(begin + start + order[j], begin + start + order[e - 1] + 1);
+        j = e;
+      }
+    }
+  }
+  return Status::OK();
 }
 
 int64_t EpochPlan::num_cells() const { return rank_cells_; }
@@ -169,13 +316,15 @@ int64_t EpochPlan::BatchInFetch(int64_t b) const { return b % config_.fetch_fact
 void EpochPlan::AppendSequence(int64_t pos, int64_t len, std::vector<int64_t>* out,
                                std::vector<int32_t>* lanes) const {
   while (len > 0) {
-    const int64_t q = pos % total_cells_;
-    const int64_t take = std::min(len, total_cells_ - q);
-    if (selection_ != nullptr) {
-      AppendLanes(q, take, out, lanes);
-    } else {
-      AppendRange(q, take, out);
-    }
+    const int64_t q = pos % pass_cells_;
+    const int64_t take = std::min(len, pass_cells_ - q);
+    ForEachEpochSpan(q, take, [&](int64_t p, int64_t n) {
+      if (selection_ != nullptr) {
+        AppendLanes(p, n, out, lanes);
+      } else {
+        AppendRange(p, n, out);
+      }
+    });
     pos += take;
     len -= take;
   }
@@ -310,15 +459,38 @@ Fetch EpochPlan::GetFetch(int64_t k) const {
     for (int32_t j = 0; j < static_cast<int32_t>(len); ++j) fetch.lanes[j] = seq_lanes[sorted[j].second];
   }
 
-  // Yield order: the sequence order (streaming) or an in-memory shuffle of it. With a
-  // selection the shuffle is stratified by lane: each lane's cells are shuffled, then
-  // dealt evenly through the fetch (the j-th of a lane's n cells at (j + u) / n, u a
-  // random offset per lane), so every batch holds each lane in proportion, to within a
-  // cell, as the window interleave does for every stretch of fetches.
-  if (config_.shuffle && selection_ != nullptr) {
-    Xoshiro256 rng(FetchShuffleSeed(config_.seed, epoch_, sequence_start));
+  const std::vector<int32_t> yield = YieldOrder(sequence_start, len, seq_lanes);
+  const int64_t bs = config_.batch_size;
+  fetch.batches.reserve(static_cast<std::size_t>(CeilDiv(len, bs)));
+  for (int64_t s = 0; s < len; s += bs) {
+    const int64_t e = std::min(len, s + bs);
+    std::vector<int32_t>& batch = fetch.batches.emplace_back();
+    batch.reserve(static_cast<std::size_t>(e - s));
+    for (int64_t t = s; t < e; ++t) batch.push_back(order[static_cast<std::size_t>(yield[t])]);
+  }
+  return fetch;
+}
+
+// Yield order: the sequence order (streaming) or an in-memory shuffle of it. With a
+// selection the shuffle is stratified by lane: each lane's cells are shuffled, then
+// dealt evenly through the fetch (the j-th of a lane's n cells at (j + u) / n, u a
+// random offset per lane), so every batch holds each lane in proportion, to within a
+// cell, as the window interleave does for every stretch of fetches. A resumed pass mixes
+// its number into the seed: its fetches are new windows of another sequence.
+std::vector<int32_t> EpochPlan::YieldOrder(int64_t start, int64_t len,
+                                           const std::vector<int32_t>& lanes) const {
+  std::vector<int32_t> order(static_cast<std::size_t>(len));
+  for (int32_t i = 0; i < static_cast<int32_t>(len); ++i) order[i] = i;
+  if (!config_.shuffle) return order;
+  uint64_t seed = FetchShuffleSeed(config_.seed, epoch_, start);
+  if (pass_ > 0) {
+    seed =
+        MixCombine(MixCombine(seed, plan_internal::kTagResumedPass), static_cast<uint64_t>(pass_));
+  }
+  Xoshiro256 rng(seed);
+  if (selection_ != nullptr) {
     std::vector<std::vector<int32_t>> by_lane(lane_plans_.size());
-    for (int32_t i = 0; i < static_cast<int32_t>(len); ++i) by_lane[seq_lanes[i]].push_back(order[i]);
+    for (int32_t i = 0; i < static_cast<int32_t>(len); ++i) by_lane[lanes[i]].push_back(i);
     std::vector<std::pair<double, int32_t>> keyed;
     keyed.reserve(static_cast<std::size_t>(len));
     for (auto& cells : by_lane) {
@@ -332,17 +504,10 @@ Fetch EpochPlan::GetFetch(int64_t k) const {
     }
     std::sort(keyed.begin(), keyed.end());  // ties: by position, a total order
     for (std::size_t i = 0; i < keyed.size(); ++i) order[i] = keyed[i].second;
-  } else if (config_.shuffle) {
-    Xoshiro256 rng(FetchShuffleSeed(config_.seed, epoch_, sequence_start));
+  } else {
     FisherYates(order, rng);
   }
-  const int64_t bs = config_.batch_size;
-  fetch.batches.reserve(static_cast<std::size_t>(CeilDiv(len, bs)));
-  for (int64_t s = 0; s < len; s += bs) {
-    const int64_t e = std::min(len, s + bs);
-    fetch.batches.emplace_back(order.begin() + s, order.begin() + e);
-  }
-  return fetch;
+  return order;
 }
 
 // --- Selections: lanes planned on their own, interleaved in windows ---------------------
@@ -480,11 +645,13 @@ std::vector<int64_t> EpochPlan::LaneCellsBefore(int64_t pos) const {
 std::vector<int64_t> EpochPlan::LaneCellsOfRank() const {
   std::vector<int64_t> cells(lane_plans_.size(), 0);
   int64_t pos = rank_begin_, len = rank_cells_;
-  while (len > 0 && total_cells_ > 0) {
-    const int64_t q = pos % total_cells_;
-    const int64_t take = std::min(len, total_cells_ - q);
-    const std::vector<int64_t> a = LaneCellsBefore(q), b = LaneCellsBefore(q + take);
-    for (size_t l = 0; l < cells.size(); ++l) cells[l] += b[l] - a[l];
+  while (len > 0 && pass_cells_ > 0) {
+    const int64_t q = pos % pass_cells_;
+    const int64_t take = std::min(len, pass_cells_ - q);
+    ForEachEpochSpan(q, take, [&](int64_t p, int64_t n) {
+      const std::vector<int64_t> a = LaneCellsBefore(p), b = LaneCellsBefore(p + n);
+      for (size_t l = 0; l < cells.size(); ++l) cells[l] += b[l] - a[l];
+    });
     pos += take;
     len -= take;
   }

@@ -31,6 +31,7 @@ inline constexpr uint64_t MixCombine(uint64_t h, uint64_t v) {
 inline constexpr uint64_t kTagBlockOrder = 0x426C6F636B4F7264ULL;   // "BlockOrd"
 inline constexpr uint64_t kTagFetchShuffle = 0x4665746368536866ULL;  // "FetchShf"
 inline constexpr uint64_t kTagTailOrder = 0x5461696C4F726465ULL;     // "TailOrde"
+inline constexpr uint64_t kTagResumedPass = 0x526573756D656450ULL;   // "ResumedP"
 
 // splitmix64 (Steele, Lea, Flood 2014): used to seed xoshiro and derive keys.
 class SplitMix64 {

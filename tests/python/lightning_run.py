@@ -4,10 +4,12 @@ this script once per rank, as Lightning's launcher does for scripts):
     python lightning_run.py SPEC.json
 
 SPEC: {"paths", "loader" (Loader kwargs), "num_workers", "devices", "strategy",
-"max_epochs", "max_steps", "ckpt_every", "ckpt_dir", "ckpt_in", "out"}. Every training
+"max_epochs", "max_steps", "ckpt_every", "ckpt_dir", "ckpt_in", "sigterm_at", "out"}. Every training
 step records (epoch, batch index, rows); each rank writes OUT.rank<r>.json with its
 steps, its validation rows and len(train loader). With ckpt_every, a ModelCheckpoint
-saves CKPT_DIR/step=<k>.ckpt every k steps; with ckpt_in, fit resumes from it.
+saves CKPT_DIR/step=<k>.ckpt every k steps; with ckpt_in, fit resumes from it. With
+sigterm_at, rank 0 sends itself SIGTERM after that step; Lightning stops at the next batch
+boundary and OnExceptionCheckpoint saves CKPT_DIR/on_exception.ckpt.
 """
 
 from __future__ import annotations
@@ -41,6 +43,17 @@ class Recorder(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
+class SigtermAt(pl.Callback):
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step and trainer.global_rank == 0:
+            import os
+            import signal
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main(spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text())
     if "corpus" in spec:
@@ -52,6 +65,9 @@ def main(spec_path: str) -> int:
                                                 **spec["loader"])
     model = Recorder()
     callbacks = []
+    if spec.get("sigterm_at"):  # a real SIGTERM to this process after that many steps
+        callbacks += [SigtermAt(spec["sigterm_at"]),
+                      pl.callbacks.OnExceptionCheckpoint(spec["ckpt_dir"])]
     if spec.get("ckpt_every"):  # the usual mid-epoch checkpoint, saved after a step
         callbacks.append(pl.callbacks.ModelCheckpoint(
             dirpath=spec["ckpt_dir"], every_n_train_steps=spec["ckpt_every"], save_top_k=-1,
@@ -62,14 +78,20 @@ def main(spec_path: str) -> int:
                          callbacks=callbacks, logger=False,
                          enable_checkpointing=bool(callbacks), enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0)
-    trainer.fit(model, datamodule=dm, ckpt_path=spec.get("ckpt_in"))
+    try:
+        trainer.fit(model, datamodule=dm, ckpt_path=spec.get("ckpt_in"))
+    finally:  # also when Lightning stops on SIGTERM (it raises SystemExit)
+        _write(spec, trainer, model, dm)
+    return 0
+
+
+def _write(spec, trainer, model, dm):
     r = trainer.global_rank
     Path(f"{spec['out']}.rank{r}.json").write_text(json.dumps(
         {"rank": r, "world_size": trainer.world_size, "steps": model.steps,
          "val_rows": model.val_rows, "len": len(dm.loaders["train"]),
          "loader_rank": dm.loaders["train"].rank,
          "loader_world_size": dm.loaders["train"].world_size}))
-    return 0
 
 
 if __name__ == "__main__":

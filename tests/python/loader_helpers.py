@@ -248,7 +248,7 @@ def resume_main(argv) -> int:
         results.append([fingerprint(b) for b in loader])
         del loader
     # A mismatched configuration must be refused in this process too.
-    kw = dict(spec["kwargs"], batch_size=spec["kwargs"]["batch_size"] + 1)
+    kw = dict(spec["kwargs"], block_size=spec["kwargs"]["block_size"] + 1)
     try:
         cellfeed.Loader(spec["paths"], **kw).load_state_dict(spec["states"][0])
         mismatch = "accepted"

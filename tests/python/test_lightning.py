@@ -24,14 +24,15 @@ torch = pytest.importorskip("torch")
 KW = dict(batch_size=8, block_size=2, fetch_factor=2, seed=3, output="torch")
 
 
-def _fit(tmp_path, name, loader_files, **spec):
+def _fit(tmp_path, name, loader_files, stopped=False, **spec):
     spec = dict(dict(paths=[str(p) for p in loader_files.same], loader=KW, max_epochs=2,
                      out=str(tmp_path / name)), **spec)
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps(spec))
     proc = subprocess.run([sys.executable, str(HERE / "lightning_run.py"), str(path)],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    if not stopped:
+        assert proc.returncode == 0, proc.stderr[-4000:]
     ranks = spec.get("devices", 1)
     return [json.loads((tmp_path / f"{name}.rank{r}.json").read_text()) for r in range(ranks)]
 
@@ -100,3 +101,30 @@ def test_corpus_splits_feed_train_and_val(loader_files, tmp_path):
     is_val = np.array([v is not None and str(v) in held for v in cell_type])
     assert val_rows == set(np.flatnonzero(is_val).tolist())
     assert train_rows == set(np.flatnonzero(~is_val).tolist())
+
+
+def test_sigterm_checkpoint_and_resume(loader_files, tmp_path):
+    """A real SIGTERM during training: Lightning stops at the next batch boundary and
+    OnExceptionCheckpoint saves; fit(ckpt_path=...) then delivers exactly the batches the
+    stopped run did not train on."""
+    (full,) = _fit(tmp_path, "full", loader_files)
+    (head,) = _fit(tmp_path, "head", loader_files, stopped=True, sigterm_at=5,
+                   ckpt_dir=str(tmp_path / "c"))
+    k = len(head["steps"])
+    assert 5 <= k < full["len"] and head["steps"] == full["steps"][:k]
+    (rest,) = _fit(tmp_path, "rest", loader_files, ckpt_in=str(tmp_path / "c" / "on_exception.ckpt"))
+    assert rest["steps"] == full["steps"][k:]
+
+
+def test_ddp_checkpoint_resumes_on_one_process(loader_files, tmp_path):
+    """A mid-epoch checkpoint of 2 DDP processes resumed by 1 process (elastic): the rest of
+    that epoch is every cell the 2 ranks had not trained on, once; the next epoch is a
+    1-process epoch."""
+    (head, head1) = _fit(tmp_path, "head", loader_files, devices=2, strategy="ddp",
+                         max_steps=5, ckpt_every=3, ckpt_dir=str(tmp_path / "c"))
+    (rest,) = _fit(tmp_path, "rest", loader_files, ckpt_in=str(tmp_path / "c" / "step=3.ckpt"))
+    before = [x for h in (head, head1) for s in h["steps"][:3] for x in s[2]]
+    after = [x for s in rest["steps"] if s[0] == 0 for x in s[2]]
+    assert not set(before) & set(after)
+    assert sorted(before + after) == list(range(loader_files.n_same))
+    assert [s for s in rest["steps"] if s[0] == 1] == _direct(loader_files.same, 1)
