@@ -160,7 +160,9 @@ def test_probe_ends_by_its_own_limit_when_nobody_waits():
         t0 = time.monotonic()
         rc = proc.wait(timeout=30)
         took = time.monotonic() - t0
-        assert rc == -signal.SIGALRM, (rc, took)
+        # Its wall-clock alarm or its CPU limit (equal here; whichever the kernel delivers
+        # first on a spinning probe): both are the probe's own limit.
+        assert rc in (-signal.SIGALRM, -signal.SIGXCPU), (rc, took)
         assert took >= 1.5, took  # it did run into its limit, not fail at once
     finally:
         proc.kill()
