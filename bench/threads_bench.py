@@ -1,6 +1,7 @@
 """The main job's speed with torch's and the engine's threads sized together
-(cellfeed.split_cores, the example's default) against both pools at their defaults (one
-thread per core each), on an idle machine and with busy loops beside it (issue 37).
+(cellfeed.split_cores and OMP_WAIT_POLICY=PASSIVE, the example's default) against both pools
+at their defaults (one thread per core each, libgomp's default wait policy), on an idle
+machine and with busy loops beside it (issue 37).
 
     python bench/threads_bench.py [--steps 200] [--rounds 2] [--busy 1] [--out FILE.json]
 
@@ -28,9 +29,14 @@ REPO = HERE.parent
 
 
 def run_once(steps: int, extra: list[str], out: Path) -> dict:
+    env = dict(os.environ)
+    for e in [e for e in extra if e.startswith("ENV:")]:
+        k, _, v = e[4:].partition("=")
+        env[k] = v
+    extra = [e for e in extra if not e.startswith("ENV:")]
     cmd = [sys.executable, str(REPO / "examples" / "pretrain.py"), "--steps", str(steps), "--quiet",
            "--eval-cells", "64", "--out", str(out), *extra]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, env=env)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
     m = json.loads((out / "metrics.json").read_text())
@@ -51,10 +57,21 @@ def main(argv=None) -> dict:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--busy", type=int, default=1, help="busy loops beside the busy runs (0: no busy runs)")
     p.add_argument("--out", default=None)
+    p.add_argument("--extra", action="append", default=[], metavar="NAME=TORCH,ENGINE[,passive]",
+                   help="another setting: thread counts, and OMP_WAIT_POLICY=PASSIVE with ',passive'")
     args = p.parse_args(argv)
     cores = len(os.sched_getaffinity(0))
+    # The baseline is what a script that sizes nothing gets: both pools at one thread per
+    # core and libgomp's default wait policy (the example sets PASSIVE only when unset; an
+    # empty value makes libgomp keep its default, with a one-line warning).
     settings = {"split_cores": [],
-                "default pools": ["--torch-threads", str(cores), "--engine-threads", str(cores)]}
+                "default pools": ["--torch-threads", str(cores), "--engine-threads", str(cores),
+                                  "ENV:OMP_WAIT_POLICY="]}
+    for spec in args.extra:
+        name, _, rest = spec.partition("=")
+        parts = rest.split(",")
+        settings[name] = ["--torch-threads", parts[0], "--engine-threads", parts[1]] + (
+            ["ENV:OMP_WAIT_POLICY=PASSIVE"] if "passive" in parts[2:] else [])
     loads = ["idle"] + (["busy"] if args.busy else [])
     runs = []
     with tempfile.TemporaryDirectory() as tmp:

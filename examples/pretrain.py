@@ -40,7 +40,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
+
+# torch's OpenMP threads sleep at barriers instead of spinning: with another process (or
+# the loader's thread) on a core, spinning threads halved the job's speed (bench/threads_bench.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402
 from torch import nn
 from tqdm import tqdm
 

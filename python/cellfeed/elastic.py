@@ -32,13 +32,40 @@ def _mark(state: dict) -> list[int]:
 
 
 def gather_state_dict(state: dict, group=None) -> dict:
-    """Every rank's Loader.state_dict() merged into one state that resumes the whole job at
-    any world size (collective: call it on every rank; each gets the result).
+    """Every rank's ``Loader.state_dict()`` merged into one state that resumes the whole
+    job at any world size (collective: call it on every rank; each gets the result).
 
     The ranks must be in the same epoch and pass, with the same configuration. Where they
     consumed the same batches (DDP: always), the result is rank 0's state; otherwise it
-    also lists each rank's point under "ranks". Without torch.distributed it returns
-    `state` unchanged."""
+    also lists each rank's point under ``"ranks"``.
+
+    Parameters
+    ----------
+    state : dict
+        This rank's :meth:`cellfeed.Loader.state_dict`.
+    group : torch.distributed.ProcessGroup, optional
+        The process group (default: the world).
+
+    Returns
+    -------
+    dict
+        The merged state (``state`` itself without torch.distributed).
+
+    Raises
+    ------
+    ValueError
+        A rank is in another epoch, pass or configuration than rank 0.
+
+    Examples
+    --------
+    Without torch.distributed the state comes back as it is:
+
+    >>> import cellfeed, cellfeed.elastic
+    >>> loader = cellfeed.Loader("data/real/pbmc68k_reduced_scanpy1.h5ad", batch_size=64)
+    >>> state = loader.state_dict()
+    >>> cellfeed.elastic.gather_state_dict(state) is state
+    True
+    """
     if not _distributed():
         return state
     states = [None] * dist.get_world_size(group)
@@ -64,18 +91,44 @@ class Preemption:
     """Turns the given signals (SIGTERM, SLURM's requeue signal SIGUSR1 by default) into a
     request to stop at the next batch boundary.
 
+    A signal only sets a flag; :meth:`should_stop` is collective under torch.distributed
+    (an all_reduce of one number, every ``every`` calls), so all ranks stop after the same
+    step even when the signal reached them at different times. Under torchrun, SIGTERM
+    sent to torchrun is forwarded to every rank (torchrun waits 30 s, then kills them);
+    pass ``torchrun --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1`` for SIGUSR1
+    too.
+
+    Parameters
+    ----------
+    signals : sequence of signal.Signals
+        The signals that request a stop.
+    every : int
+        Ranks agree every this many :meth:`should_stop` calls (fewer collectives).
+    group : torch.distributed.ProcessGroup, optional
+        The process group (default: the world).
+
+    Examples
+    --------
+    In a training loop (``train_step``, ``path`` and ``model`` are yours)::
+
         stop = cellfeed.elastic.Preemption()
         for batch in loader:
             train_step(batch)
             if stop.should_stop():          # every rank gets the same answer
-                cellfeed.elastic.save_checkpoint(path, loader, after=batch, model=...)
+                cellfeed.elastic.save_checkpoint(path, loader, after=batch, model=model)
                 sys.exit(0)
 
-    A signal only sets a flag; should_stop() is collective under torch.distributed (an
-    all_reduce of one number, every `every` calls), so all ranks stop after the same step
-    even when the signal reached them at different times. Under torchrun, SIGTERM sent to
-    torchrun is forwarded to every rank (torchrun waits 30 s, then kills them); pass
-    torchrun --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1 for SIGUSR1 too."""
+    Without torch.distributed a signal is seen at the next call:
+
+    >>> import os, signal, cellfeed.elastic
+    >>> stop = cellfeed.elastic.Preemption()
+    >>> stop.should_stop()
+    False
+    >>> os.kill(os.getpid(), signal.SIGUSR1)
+    >>> stop.should_stop()
+    True
+    >>> stop.close()
+    """
 
     def __init__(self, signals=(signal.SIGTERM, signal.SIGUSR1), every: int = 1, group=None):
         self.received: int | None = None
@@ -95,7 +148,7 @@ class Preemption:
         return self.received is not None
 
     def should_stop(self) -> bool:
-        """True on every rank once a signal reached any rank, checked every `every` calls."""
+        """True on every rank once a signal reached any rank, checked every ``every`` calls."""
         self._calls += 1
         if not _distributed():
             return self.requested
@@ -116,10 +169,35 @@ class Preemption:
 
 
 def save_checkpoint(path, loader, after=None, **objects) -> dict:
-    """Writes {"loader": the gathered loader state, **objects} to `path` (torch.save, by
-    rank 0, atomically: a temporary file renamed into place). Collective under
-    torch.distributed. Objects with a state_dict() (model, optimizer, scheduler) are
-    saved as their state_dict. Returns what was saved."""
+    """Writes ``{"loader": the gathered loader state, **objects}`` to ``path`` (torch.save,
+    by rank 0, atomically: a temporary file renamed into place). Collective under
+    torch.distributed.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file.
+    loader : cellfeed.Loader
+        The loader whose state is saved (gathered from every rank).
+    after : cellfeed.Batch, optional
+        The last batch the training loop consumed (needed under DataLoader workers).
+    **objects
+        Saved beside it; objects with a ``state_dict()`` (model, optimizer, scheduler) as
+        their state_dict.
+
+    Returns
+    -------
+    dict
+        What was saved.
+
+    Examples
+    --------
+    >>> import tempfile, cellfeed, cellfeed.elastic
+    >>> loader = cellfeed.Loader("data/real/pbmc68k_reduced_scanpy1.h5ad", batch_size=64)
+    >>> saved = cellfeed.elastic.save_checkpoint(tempfile.mkdtemp() + "/ckpt.pt", loader, step=0)
+    >>> sorted(saved)
+    ['loader', 'step']
+    """
     state = gather_state_dict(loader.state_dict(after=after))
     payload = {"loader": state}
     for name, obj in objects.items():

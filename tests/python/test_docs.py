@@ -119,12 +119,14 @@ def test_numpydoc_sections_are_parsed():
 
 def _public_modules():
     names = ["cellfeed", "cellfeed.collection", "cellfeed.corpus", "cellfeed.loader",
-             "cellfeed.qc", "cellfeed.vocab", "cellfeed.inputs"]
-    try:
-        importlib.import_module("cellfeed.lightning")
-        names.append("cellfeed.lightning")
-    except ImportError:
-        pass
+             "cellfeed.qc", "cellfeed.vocab", "cellfeed.inputs", "cellfeed.perturb",
+             "cellfeed.set_loader", "cellfeed.threads"]
+    for optional in ("cellfeed.lightning", "cellfeed.elastic"):  # need lightning / torch
+        try:
+            importlib.import_module(optional)
+            names.append(optional)
+        except ImportError:
+            pass
     return [importlib.import_module(n) for n in names]
 
 
