@@ -1031,15 +1031,6 @@ def _(p):
                                 maxshape=(None, None, None)))
 
 
-@case("genes_duplicated", "var cannot be joined: a gene name twice", "open", "ValueError",
-      ["{path2}", "gene name 'gene0' appears more than once"], extra_files=1, cli="bench")
-def _(p, p2):
-    write_h5ad(p, seed=1)
-    var = _var(N_VARS, np.random.default_rng(2))
-    var.index = pd.Index([*var.index[:-1], "gene0"], dtype=object)
-    write_h5ad(p2, seed=2, var=var)
-
-
 @case("genes_disjoint", "var cannot be joined: no gene in common (inner join)", "open",
       "ValueError", ["no gene is common", "{path}"], extra_files=1, cli="bench")
 def _(p, p2):

@@ -66,11 +66,19 @@ class SetBatch:
 
     Examples
     --------
-    With ``loader`` the :class:`SetLoader` of its example (B = 2 sets of S = 8 cells, 30
-    genes), cell-load's field names flatten the sets to B * S rows:
+    B = 2 sets of S = 8 cells of 30 genes; cell-load's field names flatten the sets to
+    B * S rows:
 
-    >>> batch = next(iter(loader))  # doctest: +SKIP
-    >>> batch.pert_X.shape, batch.as_cell_load()["pert_cell_emb"].shape  # doctest: +SKIP
+    >>> import tempfile, numpy as np, pandas as pd, anndata as ad, cellfeed
+    >>> obs = pd.DataFrame({"line": np.repeat(["A", "B"], 40),
+    ...                     "drug": np.tile(np.repeat(["DMSO", "drugA"], 20), 2)},
+    ...                    index=[f"c{i}" for i in range(80)])
+    >>> path = tempfile.mkdtemp() + "/screen.h5ad"
+    >>> ad.AnnData(np.ones((80, 30), np.float32), obs=obs).write_h5ad(path)
+    >>> p = cellfeed.Perturbation("drug", control=["DMSO"], context="line")
+    >>> batch = next(iter(cellfeed.SetLoader(path, p, set_size=8, sets_per_batch=2,
+    ...                                      output="numpy")))
+    >>> batch.pert_X.shape, batch.as_cell_load()["pert_cell_emb"].shape
     ((2, 8, 30), (16, 30))
     """
 
