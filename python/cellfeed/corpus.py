@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from . import _cellfeed
+from ._toml import read_toml
 from .collection import Collection, open as open_collection
 from .qc import QC_COLUMNS, qc_columns_for
 
@@ -305,14 +306,8 @@ class Corpus:
         >>> int(corpus.counts().loc["pbmc", "passing"])
         229
         """
-        import tomllib
-
         path = os.fspath(path)
-        with open(path, "rb") as f:
-            try:
-                spec = tomllib.load(f)
-            except tomllib.TOMLDecodeError as e:
-                raise ValueError(f"{path}: not valid TOML: {e}") from None
+        spec = read_toml(path)
         return cls.from_dict(spec, base_dir=os.path.dirname(os.path.abspath(path)), where=path)
 
     @classmethod

@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from ._toml import read_toml
+
 SPLITS = ("train", "val", "test")
 COMBOS = ("+", "_", "tahoe", None)
 
@@ -274,14 +276,8 @@ class Perturbation:
         -------
         Perturbation
         """
-        import tomllib
-
         path = os.fspath(path)
-        with open(path, "rb") as f:
-            try:
-                spec = tomllib.load(f)
-            except tomllib.TOMLDecodeError as e:
-                raise ValueError(f"{path}: not valid TOML: {e}") from None
+        spec = read_toml(path)
         if "perturbation" not in spec:
             raise ValueError(f"{path}: no [perturbation] table")
         return cls.from_dict(spec["perturbation"], where=f"{path}: [perturbation]")
@@ -331,14 +327,9 @@ def from_cell_load_toml(path, pert_col: str = "gene", cell_type_key: str = "cell
     perturbation : Perturbation
     """
     import glob
-    import tomllib
 
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        try:
-            spec = tomllib.load(f)
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"{path}: not valid TOML: {e}") from None
+    spec = read_toml(path)
     unknown = sorted(set(spec) - {"datasets", "training", "zeroshot", "fewshot"})
     if unknown:
         raise ValueError(f"{path}: unknown tables {unknown}; a cell-load TOML has datasets, training, "
