@@ -231,7 +231,7 @@ def train_mae(paths: dict, label: str, setting, seed: int, epochs: int, n_genes:
     import torch
 
     import cellfeed
-    from pretrain import MaskedExpressionTransformer, evaluate, masked_mse, tensors
+    from pretrain import MaskedExpressionTransformer, evaluate, train_step
     from train_cellbench import batch_entropy
 
     torch.manual_seed(seed)
@@ -248,15 +248,7 @@ def train_mae(paths: dict, label: str, setting, seed: int, epochs: int, n_genes:
         loader.set_epoch(epoch)
         for batch in loader:
             entropies.append(batch_entropy(np.asarray(batch.obs[label])))
-            values, present, masked, target = tensors(batch, "cpu")
-            loss = masked_mse(model(values, present, masked), target, present & masked)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            with torch.no_grad():
-                gene_sum += (target * present).sum(0, dtype=torch.float64)
-                gene_n += present.sum(0, dtype=torch.float64)
+            train_step(model, opt, sched, batch, "cpu", gene_sum, gene_n)
             steps += 1
     test = cellfeed.Loader([paths["test"]], batch_size=256, block_size=1, shuffle=False,
                            seed=EVAL_SEED, threads=1, inputs=inputs)

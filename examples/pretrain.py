@@ -108,6 +108,21 @@ def tensors(batch, device):
             masked.to(device, non_blocking=True), t["target"].to(device, non_blocking=True))
 
 
+def train_step(model, opt, sched, batch, device, gene_sum, gene_n):
+    """One optimizer step on the batch's masked positions; adds the batch's targets to the
+    per-gene sums of the mean baseline. Returns the loss."""
+    values, present, masked, target = tensors(batch, device)
+    loss = masked_mse(model(values, present, masked), target, present & masked)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    with torch.no_grad():
+        gene_sum += (target * present).sum(0, dtype=torch.float64)
+        gene_n += present.sum(0, dtype=torch.float64)
+    return loss
+
+
 @torch.no_grad()
 def evaluate(model, loader, device, gene_mean, max_cells: int = 0):
     """Masked-reconstruction MSE of the model and of the per-gene-mean baseline, over a
@@ -287,15 +302,7 @@ def main(argv=None) -> dict:
                 break
             per_epoch_sources[-1] += np.bincount(np.asarray(batch.source), minlength=len(corpus.source_names))
             seen[np.asarray(batch.rows)] = True
-            values, present, masked, target = tensors(batch, device)
-            loss = masked_mse(model(values, present, masked), target, present & masked)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            with torch.no_grad():
-                gene_sum += (target * present).sum(0, dtype=torch.float64)
-                gene_n += present.sum(0, dtype=torch.float64)
+            loss = train_step(model, opt, sched, batch, device, gene_sum, gene_n)
             losses.append(float(loss.detach()))
             cells += len(batch)
             step += 1
