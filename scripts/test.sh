@@ -12,7 +12,7 @@ ctest --test-dir build/test --output-on-failure -j"$(nproc)"
 # The same C++ tests under ASan+UBSan and under TSan (~3 min on 2 cores).
 bash scripts/sanitize.sh all
 
-python3 -m pytest tests/python -q -p no:cacheprovider
+python3 -m pytest tests/python -q -p no:cacheprovider --durations=30
 
 # The documentation site, built with warnings as errors (an undocumented public name or a
 # broken reference fails it), then its main pages rendered and checked in headless
