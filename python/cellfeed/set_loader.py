@@ -238,8 +238,9 @@ class SetLoader(_Base):
 
     >>> a = ad.read_h5ad(path)
     >>> a.obsm["X_pca"] = np.random.default_rng(1).standard_normal((120, 5))
-    >>> a.write_h5ad(path.replace("screen", "screen_pca"))
-    >>> pca = cellfeed.SetLoader(path.replace("screen", "screen_pca"), p, set_size=8, sets_per_batch=2, obsm="X_pca",
+    >>> path_pca = path.replace("screen", "screen_pca")
+    >>> a.write_h5ad(path_pca)
+    >>> pca = cellfeed.SetLoader(path_pca, p, set_size=8, sets_per_batch=2, obsm="X_pca",
     ...                          counts=True, output="numpy")
     >>> b = next(iter(pca))
     >>> b.pert_X.shape, b.pert_counts.shape
@@ -427,7 +428,8 @@ class SetLoader(_Base):
     def _config(self) -> dict:
         p = self.perturbation
         return {"set_size": self.set_size, "sets_per_batch": self.sets_per_batch, "split": self.split,
-                "drop_last": self.drop_last, "obsm": self.obsm, "counts": self.counts, "rank": self.rank, "world_size": self.world_size,
+                "drop_last": self.drop_last, "obsm": self.obsm, "counts": self.counts,
+                "rank": self.rank, "world_size": self.world_size,
                 "perturbation": repr(p), "n_obs": int(self.collection.n_obs),
                 "corpus": None if self.corpus is None else self.corpus.fingerprint}
 

@@ -53,7 +53,8 @@ def screens(tmp_path_factory):
 
 def _whole(refs, get) -> np.ndarray:
     parts = [get(r) for r in refs]
-    return np.concatenate([p.toarray() if sp.issparse(p) else np.asarray(p) for p in parts]).astype(np.float32)
+    dense = [p.toarray() if sp.issparse(p) else np.asarray(p) for p in parts]
+    return np.concatenate(dense).astype(np.float32)
 
 
 PERT = cellfeed.Perturbation("drug", control=["DMSO"], context="cell_line", batch="plate",
