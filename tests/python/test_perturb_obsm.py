@@ -133,3 +133,23 @@ def test_bad_obsm_declarations(screens, tmp_path):
     b = cellfeed.SetLoader(paths, PERT, set_size=8, sets_per_batch=3)
     with pytest.raises(ValueError, match="another configuration"):
         b.load_state_dict(a.state_dict())
+
+
+def test_obsm_through_a_corpus_and_dataloader_workers(screens):
+    import torch
+
+    paths, refs = screens["h5ad-gzip"]
+    pca = _whole(refs, lambda r: r.obsm["X_pca"])
+    drug = np.concatenate([r.obs["drug"].astype(str).to_numpy() for r in refs])
+    corpus = cellfeed.Corpus([cellfeed.Source("screen", paths, where="drug != 'drugB'")])
+    loader = cellfeed.SetLoader(corpus, PERT, set_size=8, sets_per_batch=3, obsm="X_pca", counts=True)
+    direct = list(loader)
+    assert not any("drugB" in b.pert_names for b in direct)
+    workers = list(torch.utils.data.DataLoader(loader, batch_size=None, num_workers=2))
+    assert len(workers) == len(direct)
+    for a, b in zip(direct, workers):
+        np.testing.assert_array_equal(a.pert_rows, b.pert_rows)
+        np.testing.assert_array_equal(b.pert_X.numpy(), pca[b.pert_rows])
+        np.testing.assert_array_equal(b.ctrl_X.numpy(), pca[b.ctrl_rows])
+        np.testing.assert_array_equal(a.ctrl_counts.numpy(), b.ctrl_counts.numpy())
+        assert (drug[b.pert_rows] != "drugB").all()
