@@ -89,7 +89,7 @@ def main(argv=None) -> dict:
     p.add_argument("--held-drug", default="drug0")
     p.add_argument("--held-line", default="H1975")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("perturb_out"))
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "results" / "perturb")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     say = (lambda *a: None) if args.quiet else print
