@@ -41,7 +41,8 @@ class SetBatch:
     Parameters
     ----------
     pert_X, ctrl_X : array [B, S, G]
-        Dense float32 expression of the perturbed and control cells.
+        Dense float32 features of the perturbed and control cells: expression (X or the
+        layer opened), or the rows of ``obsm[key]`` with ``SetLoader(obsm=key)``.
     pert_ids : array [B, max_combo]
         Perturbation vocabulary ids of each set's condition (-1 pads combinations; an id
         equal to the vocabulary's length = unseen in training).
@@ -63,6 +64,9 @@ class SetBatch:
         Names of each set's condition, context and batch (None without one).
     index : int
         Position of the batch in the rank's epoch.
+    pert_counts, ctrl_counts : array [B, S, G] or None
+        With ``SetLoader(obsm=key, counts=True)``: dense float32 expression (X or the layer
+        opened) of the same perturbed and control cells, beside their obsm features.
 
     Examples
     --------
@@ -98,6 +102,8 @@ class SetBatch:
     context_names: list
     batch_names: list
     index: int
+    pert_counts: Any = None
+    ctrl_counts: Any = None
     _sizes: tuple = field(default=(0, 0, 0), repr=False)  # vocabulary sizes (pert, ctx, batch)
     _cell_batch_names: list = field(default_factory=list, repr=False)  # per perturbed cell
 
@@ -110,7 +116,9 @@ class SetBatch:
         Returns
         -------
         dict
-            ``pert_cell_emb``, ``ctrl_cell_emb`` [B*S, G]; ``pert_emb`` [B*S, P+1]
+            ``pert_cell_emb``, ``ctrl_cell_emb`` [B*S, G] (the features: X or an obsm
+            entry); ``pert_cell_counts``, ``ctrl_cell_counts`` [B*S, genes] when the loader
+            has ``counts=True``; ``pert_emb`` [B*S, P+1]
             (multi-hot over the perturbation vocabulary, last column = unseen);
             ``cell_type_onehot`` [B*S, C+1]; ``batch`` [B*S, K+1] one-hot; ``pert_name``,
             ``cell_type``, ``batch_name`` lists of B*S names.
@@ -138,10 +146,22 @@ class SetBatch:
             out = {k: torch.from_numpy(v) for k, v in out.items()}
         out["pert_cell_emb"] = self.pert_X.reshape(B * S, -1)
         out["ctrl_cell_emb"] = self.ctrl_X.reshape(B * S, -1)
+        if self.pert_counts is not None:
+            out["pert_cell_counts"] = self.pert_counts.reshape(B * S, -1)
+            out["ctrl_cell_counts"] = self.ctrl_counts.reshape(B * S, -1)
         out["pert_name"] = [n for n in self.pert_names for _ in range(S)]
         out["cell_type"] = [n for n in self.context_names for _ in range(S)]
         out["batch_name"] = list(self._cell_batch_names)
         return out
+
+
+def _placed(m, inverse: np.ndarray, n_pert: int, shape: tuple) -> tuple:
+    """Rows read once per distinct cell (csr or dense) placed into [B, S, width] float32
+    arrays of the perturbed cells and of their controls."""
+    dense = m.toarray() if hasattr(m, "toarray") else np.asarray(m)
+    X = dense.astype(np.float32, copy=False)[inverse]
+    width = X.shape[1]
+    return X[:n_pert].reshape(shape + (width,)), X[n_pert:].reshape(shape + (width,))
 
 
 class SetLoader(_Base):
@@ -164,7 +184,16 @@ class SetLoader(_Base):
     seed : int
         Seed of every random choice (set cells, set order, padding, controls).
     genes : sequence of str, optional
-        Deliver only these genes (of the collection's var_names), in this order.
+        Deliver only these genes (of the collection's var_names), in this order (the
+        expression: the features, or the counts with ``obsm=``).
+    obsm : str, optional
+        Features from ``obsm[obsm]`` (an embedding, PCA, a dense HVG matrix; dense or CSR,
+        as every file stores it, see :attr:`Collection.obsm_keys`) instead of X: ``pert_X``
+        and ``ctrl_X`` are its rows, as float32.
+    counts : bool
+        With ``obsm``: also deliver the expression (X, or the ``layer`` opened, e.g. raw
+        counts) of the same perturbed and control cells as ``pert_counts`` / ``ctrl_counts``
+        (cell-load's ``pert_cell_counts`` / ``ctrl_cell_counts``).
     drop_last : bool
         Drop each rank's last batch when it has fewer than sets_per_batch sets.
     rank, world_size : int, optional
@@ -204,13 +233,27 @@ class SetLoader(_Base):
     ...                           output="numpy")
     >>> sorted(set(next(iter(test)).pert_names))
     ['drugB']
+
+    Features from an obsm entry, with the counts of the same cells beside them:
+
+    >>> a = ad.read_h5ad(path)
+    >>> a.obsm["X_pca"] = np.random.default_rng(1).standard_normal((120, 5))
+    >>> path_pca = path.replace("screen", "screen_pca")
+    >>> a.write_h5ad(path_pca)
+    >>> pca = cellfeed.SetLoader(path_pca, p, set_size=8, sets_per_batch=2, obsm="X_pca",
+    ...                          counts=True, output="numpy")
+    >>> b = next(iter(pca))
+    >>> b.pert_X.shape, b.pert_counts.shape
+    ((2, 8, 5), (2, 8, 30))
+    >>> bool((b.pert_X[0, 0] == a.obsm["X_pca"][b.pert_rows[0, 0]].astype(np.float32)).all())
+    True
     """
 
     def __init__(self, source, perturbation: Perturbation, set_size: int = 64, sets_per_batch: int = 16,
                  split: str = "train", seed: int = 0, genes=None, drop_last: bool = False,
                  rank: int | None = None, world_size: int | None = None, output: str = "torch",
                  vocab=None, threads: int | None = None, layer: str | None = None, join="inner",
-                 prefetch: int = 2):
+                 prefetch: int = 2, obsm: str | None = None, counts: bool = False):
         from .loader import _distributed_defaults, _EpochCell
 
         if not isinstance(perturbation, Perturbation):
@@ -226,6 +269,15 @@ class SetLoader(_Base):
         if int(prefetch) < 0:
             raise ValueError(f"prefetch must be >= 0, got {prefetch}")
         self.prefetch = int(prefetch)
+        if obsm is not None and not isinstance(obsm, str):
+            raise TypeError(f"obsm must be the name of an obsm entry (a str), got {obsm!r}")
+        if counts and obsm is None:
+            raise ValueError("SetLoader: counts=True delivers X (or the layer) beside obsm features; "
+                             "without obsm= the features are that matrix already")
+        if obsm is not None and genes is not None and not counts:
+            raise ValueError("SetLoader: genes= selects columns of X (or the layer); with obsm= the "
+                             "features are obsm's columns, so genes= needs counts=True")
+        self.obsm, self.counts = obsm, bool(counts)
         self.perturbation = perturbation
         self.set_size, self.sets_per_batch = int(set_size), int(sets_per_batch)
         self.split, self.seed, self.drop_last, self.output = split, int(seed), bool(drop_last), output
@@ -279,6 +331,8 @@ class SetLoader(_Base):
                              None if split_codes is None else np.ascontiguousarray(split_codes),
                              self.set_size, self.sets_per_batch, self.seed, self.drop_last, self._vocab_arg)
         self._row_index = rows
+        if self.obsm is not None:  # every file holds it with one width, before any batch
+            col.read_obsm(self.obsm, np.empty(0, np.int64))
         if self._genes_arg is not None:
             var = {g: i for i, g in enumerate(col.var_names)}
             missing = [g for g in self._genes_arg if g not in var]
@@ -374,7 +428,8 @@ class SetLoader(_Base):
     def _config(self) -> dict:
         p = self.perturbation
         return {"set_size": self.set_size, "sets_per_batch": self.sets_per_batch, "split": self.split,
-                "drop_last": self.drop_last, "rank": self.rank, "world_size": self.world_size,
+                "drop_last": self.drop_last, "obsm": self.obsm, "counts": self.counts,
+                "rank": self.rank, "world_size": self.world_size,
                 "perturbation": repr(p), "n_obs": int(self.collection.n_obs),
                 "corpus": None if self.corpus is None else self.corpus.fingerprint}
 
@@ -501,14 +556,18 @@ class SetLoader(_Base):
         shape = (int(n_sets), S)
         both = np.concatenate([pr, cr])
         uniq, inverse = np.unique(both, return_inverse=True)
-        m = self._collection.read(uniq)
-        if self._gene_cols is not None:
-            m = m[:, self._gene_cols]
-        dense = m.toarray().astype(np.float32, copy=False)
-        X = dense[inverse.reshape(-1)]
-        G = X.shape[1]
-        pert_X = X[: len(pr)].reshape(shape + (G,))
-        ctrl_X = X[len(pr):].reshape(shape + (G,))
+        inverse = inverse.reshape(-1)
+        expr = None
+        if self.obsm is None or self.counts:
+            m = self._collection.read(uniq)
+            if self._gene_cols is not None:
+                m = m[:, self._gene_cols]
+            expr = _placed(m, inverse, len(pr), shape)
+        if self.obsm is None:
+            (pert_X, ctrl_X), counts = expr, (None, None)
+        else:
+            pert_X, ctrl_X = _placed(self._collection.read_obsm(self.obsm, uniq), inverse, len(pr), shape)
+            counts = expr if self.counts else (None, None)
         cond = ix._group_condition[groups]
         ctx = ix._group_context[groups]
         gb = ix._group_batch[groups]
@@ -532,12 +591,14 @@ class SetLoader(_Base):
             pert_names=[ix.condition_names[c] for c in cond],
             context_names=[ix.context_names[c] for c in ctx],
             batch_names=[ix.batch_names[b] if b >= 0 else None for b in gb],
-            index=int(index),
+            index=int(index), pert_counts=counts[0], ctrl_counts=counts[1],
             _sizes=(len(ix.vocab["perturbation"]), len(ix.vocab["context"]), len(ix.vocab["batch"])),
             _cell_batch_names=cell_batch_names)
         if self.output == "torch":
             for name in ("pert_X", "ctrl_X", "pert_ids", "doses", "context", "set_batch", "batch",
-                         "pert_repeat", "ctrl_repeat", "ctrl_level"):
+                         "pert_repeat", "ctrl_repeat", "ctrl_level", "pert_counts", "ctrl_counts"):
+                if getattr(out, name) is None:
+                    continue
                 setattr(out, name, torch.from_numpy(np.ascontiguousarray(getattr(out, name))))
         return out
 
