@@ -143,6 +143,7 @@ class SetIndex : public std::enable_shared_from_this<SetIndex> {
   struct Counts {
     std::array<int64_t, 3> small_groups{}, small_group_cells{}, uncontrolled_cells{};
     std::vector<std::array<int64_t, 3>> cells_per_level;  // [level][split]
+    std::vector<std::array<int64_t, 3>> uncontrolled_per_context;  // [context][split]
   };
   const Counts& counts() const { return counts_; }
 

@@ -153,6 +153,7 @@ void BindPerturb(nb::module_& m) {
              d["small_group_cells"] = c.small_group_cells;
              d["uncontrolled_cells"] = c.uncontrolled_cells;
              d["cells_per_level"] = c.cells_per_level;
+             d["uncontrolled_per_context"] = c.uncontrolled_per_context;
              return d;
            })
       .def("cell_splits",

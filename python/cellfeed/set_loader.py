@@ -477,7 +477,9 @@ class SetLoader(_Base):
             ``control_levels`` (a DataFrame: per level, its columns, perturbed cells
             matched there per split, and this epoch's sets whose coarsest control came
             from it), ``skipped`` (groups below min_cells and cells without controls, per
-            split), ``held_out_controls`` (the rule, in words), ``vocab_sizes``.
+            split), ``uncontrolled`` (a DataFrame: the perturbed cells left without controls
+            at any level, per split and context; empty unless ``skip_uncontrolled``),
+            ``held_out_controls`` (the rule, in words), ``vocab_sizes``.
         """
         ix = self._index
         g = ix.groups
@@ -493,6 +495,11 @@ class SetLoader(_Base):
         skipped = pd.DataFrame({"split": SPLITS, "small_groups": counts["small_groups"],
                                 "small_group_cells": counts["small_group_cells"],
                                 "uncontrolled_cells": counts["uncontrolled_cells"]})
+        per_ctx = counts["uncontrolled_per_context"]
+        uncontrolled = pd.DataFrame(
+            [{"split": s, "context": ix.context_names[c], "cells": int(n[i])}
+             for c, n in enumerate(per_ctx) for i, s in enumerate(SPLITS) if n[i] > 0],
+            columns=["split", "context", "cells"])
         p = self.perturbation
         rule = ("controls of held-out contexts are held out with their context"
                 if p.held_out_controls == "with_context" else
@@ -502,7 +509,7 @@ class SetLoader(_Base):
                  "; every set draws controls of its context from its own split only")
         rule += "; training sets never draw held-out controls"
         return {"groups": groups, "control_levels": levels, "skipped": skipped,
-                "held_out_controls": rule,
+                "uncontrolled": uncontrolled, "held_out_controls": rule,
                 "vocab_sizes": {k: len(v) for k, v in self.vocab.items()}}
 
     # -- iteration -----------------------------------------------------------------------------

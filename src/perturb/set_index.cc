@@ -267,7 +267,7 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
   // group (split, context, condition[, batch]), numbered in sorted key order below.
   ix.counts_.cells_per_level.assign(n_levels, {0, 0, 0});
   std::vector<int32_t> cell_pool(n, -1);
-  std::vector<int64_t> uncontrolled(n_ctx * 3, 0);
+  ix.counts_.uncontrolled_per_context.assign(n_ctx, {0, 0, 0});
   int64_t first_uncontrolled = -1;
   KeyIds group_ids(group_space);
   std::vector<int32_t> cell_group(n, -1);
@@ -286,7 +286,7 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
       }
     }
     if (cell_pool[i] < 0) {
-      ++uncontrolled[static_cast<size_t>(cells.context[i]) * 3 + split[i]];
+      ++ix.counts_.uncontrolled_per_context[static_cast<size_t>(cells.context[i])][split[i]];
       ++ix.counts_.uncontrolled_cells[split[i]];
       if (first_uncontrolled < 0) first_uncontrolled = static_cast<int64_t>(i);
       continue;
@@ -320,7 +320,8 @@ Result<std::shared_ptr<const SetIndex>> SetIndex::Make(const PerturbCells& cells
       for (int32_t c : level) cols += ", " + NameOf(spec.match_names, c);
       levels += cols + "]";
     }
-    const int64_t count = uncontrolled[static_cast<size_t>(cells.context[i]) * 3 + split[i]];
+    const int64_t count =
+        ix.counts_.uncontrolled_per_context[static_cast<size_t>(cells.context[i])][split[i]];
     return Status::Invalid("context " + NameOf(spec.context_names, cells.context[i]) + " (" +
                            kSplitNames[split[i]] + " split): " + std::to_string(count) +
                            " cells (the first: row " + std::to_string(cells.rows[i]) +

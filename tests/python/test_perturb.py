@@ -466,7 +466,19 @@ def test_bad_declarations(plates, tmp_path):
     with pytest.raises(ValueError, match=r"context 'C3' \(train split\).*no control cells at any matching level"):
         cellfeed.SetLoader(paths, _pert(match=[["plate"]]), **kw)
     skipped = cellfeed.SetLoader(paths, _pert(match=[["plate"]], skip_uncontrolled=True), **kw)
-    assert skipped.report()["skipped"].set_index("split").loc["train", "uncontrolled_cells"] > 0
+    report = skipped.report()
+    # the skipped cells, per context, from obs by pandas: perturbed cells of a (line, plate)
+    # that has no control cell
+    obs = plates[1].obs.astype(str)
+    has_ctrl = set(map(tuple, obs.loc[obs.condition == "ctrl", ["cell_line", "plate"]].values))
+    lacking = obs[(obs.condition != "ctrl")
+                  & ~obs[["cell_line", "plate"]].apply(tuple, axis=1).isin(has_ctrl)]
+    expected = lacking.groupby("cell_line").size()
+    assert len(expected) > 0
+    got = report["uncontrolled"]
+    assert set(got.split) == {"train"}
+    assert dict(zip(got.context, got.cells)) == expected.to_dict()
+    assert report["skipped"].set_index("split").loc["train", "uncontrolled_cells"] == expected.sum()
     # a held-out context whose controls went with it and has none in its split
     a = _plate(1, seed=9)
     obs = a.obs.copy()
