@@ -49,9 +49,10 @@ THREADS = 2
 # size (entropy comes from the store's shuffle): at batch 4096 fetch factor 1 ran 221-283k
 # cells/s against 142-148k with fetch factor 4 (16 blocks, 4x the memory in flight), same entropy.
 CANDIDATES = {64: [dict(block_size=1024, fetch_factor=64), dict(block_size=256, fetch_factor=64),
-                   dict(block_size=1024, fetch_factor=16)],
+                   dict(block_size=1024, fetch_factor=16), dict(block_size="chunk", fetch_factor=64)],
               4096: [dict(block_size=1024, fetch_factor=1), dict(block_size=1024, fetch_factor=4),
-                     dict(block_size=4096, fetch_factor=1), dict(block_size=256, fetch_factor=1)]}
+                     dict(block_size=4096, fetch_factor=1), dict(block_size=256, fetch_factor=1),
+                     dict(block_size="chunk", fetch_factor=1)]}
 # annbatch's Loader (chunk_size, preload_nchunks): its recommendation for pre-shuffled
 # collections and the two others issue 39 tried.
 ANNBATCH_SETTINGS = [(32, 512), (64, 256), (512, 32)]
