@@ -23,7 +23,8 @@ constexpr uint64_t kAdviseHoleBytes = 64 * 1024;
 // A deflate chunk whose pieces all lie in its first 1/kPrefixDivisor is inflated only up
 // to the last byte they need: zlib's streaming inflate (which can stop early) costs 2-3x
 // libdeflate's whole-chunk inflate per byte on single-cell data, so stopping early pays
-// below about a third of the chunk.
+// below about a third of the chunk. A blosc chunk (decoded by blocks, then copied) uses the
+// same bound; what it saves most is a CSR row's tail at the start of the next chunk.
 constexpr uint64_t kPrefixDivisor = 3;
 // Unfiltered arrays read through a cache are kept in pages of this many bytes.
 constexpr int64_t kCachePageBytes = 4096;
@@ -299,7 +300,8 @@ Status ReadCachedPages(const ArrayRead& r, const RandomAccessFile& file, const C
 }
 
 // Bytes to inflate of a chunk whose pieces need only its start, or 0 to decode it whole
-// (cached arrays keep whole chunks; only deflate-only chunks can stop early).
+// (cached arrays keep whole chunks; only deflate-only and blosc-only chunks can stop early:
+// a blosc chunk decodes just the blosc blocks that hold the prefix).
 uint64_t PrefixToInflate(const ArrayRead& r, const ChunkLocation& loc, int64_t chunk_row0,
                          int64_t chunk_cols, const Piece* begin, const Piece* end) {
   const DatasetLayout& L = *r.layout;

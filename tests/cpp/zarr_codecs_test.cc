@@ -61,6 +61,32 @@ TEST_P(BloscTest, DecodesWhatCBloscEncodes) {
   EXPECT_FALSE(DecodeBlosc(enc, raw.size(), out).ok());
 }
 
+TEST_P(BloscTest, PrefixDecodesOnlyTheFirstBlocks) {
+  const auto [cname, shuffle] = GetParam();
+  std::vector<uint8_t> raw = Floats(30000);
+  std::vector<uint8_t> enc(raw.size() + BLOSC_MAX_OVERHEAD);
+  // Blocks of 4 KiB: a prefix spans some blocks, not all.
+  const int n = blosc_compress_ctx(5, shuffle, 4, raw.size(), raw.data(), enc.data(), enc.size(),
+                                   cname, 4096, 1);
+  ASSERT_GT(n, 0);
+  enc.resize(static_cast<size_t>(n));
+  for (size_t prefix : {size_t{0}, size_t{1}, size_t{4}, size_t{4095}, size_t{4097},
+                        size_t{50001}, raw.size()}) {
+    std::vector<uint8_t> out;
+    ASSERT_TRUE(DecodeBloscPrefix(enc, prefix, raw.size(), out).ok()) << prefix;
+    ASSERT_GE(out.size(), prefix);
+    ASSERT_LT(out.size(), prefix + 4);  // whole float32 items
+    EXPECT_TRUE(std::equal(out.begin(), out.end(), raw.begin())) << prefix;
+  }
+  std::vector<uint8_t> out;
+  EXPECT_FALSE(DecodeBloscPrefix(enc, raw.size() + 1, raw.size() + 8, out).ok());  // past the end
+  EXPECT_FALSE(DecodeBloscPrefix(enc, 100, raw.size() - 1, out).ok());  // more than the chunk
+  std::vector<uint8_t> cut(enc.begin(), enc.end() - 3);
+  EXPECT_FALSE(DecodeBloscPrefix(cut, 100, raw.size(), out).ok());
+  std::vector<uint8_t> junk(enc.size(), 0xff);
+  EXPECT_FALSE(DecodeBloscPrefix(junk, 100, raw.size(), out).ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(All, BloscTest,
                          ::testing::Combine(::testing::Values("lz4", "zstd", "zlib", "blosclz"),
                                             ::testing::Values(BLOSC_NOSHUFFLE, BLOSC_SHUFFLE,
@@ -112,6 +138,24 @@ TEST(ZarrCodecs, SwapUntransposeVlen) {
   EXPECT_EQ(items, (std::vector<std::string>{"a", ""}));
   v.pop_back();
   EXPECT_FALSE(DecodeVlenUtf8(v, 2, items).ok());
+}
+
+TEST(ZarrCodecs, PipelineDecodesABloscPrefix) {
+  auto blosc = FilterPipeline::Make({{kCodecBlosc, "blosc", {}}}, 4);
+  auto checked = FilterPipeline::Make({{kCodecBlosc, "blosc", {}}, {kCodecCrc32c, "crc32c", {}}}, 4);
+  ASSERT_TRUE(blosc.ok() && checked.ok());
+  EXPECT_TRUE(blosc->CanDecodePrefix(0));
+  EXPECT_FALSE(checked->CanDecodePrefix(0));
+  std::vector<uint8_t> raw = Floats(8000);
+  std::vector<uint8_t> enc(raw.size() + BLOSC_MAX_OVERHEAD);
+  const int n = blosc_compress_ctx(5, BLOSC_SHUFFLE, 4, raw.size(), raw.data(), enc.data(),
+                                   enc.size(), "lz4", 2048, 1);
+  ASSERT_GT(n, 0);
+  enc.resize(static_cast<size_t>(n));
+  std::vector<uint8_t> out;
+  ASSERT_TRUE(blosc->DecodePrefix(enc, 0, 400, raw.size(), out).ok());
+  ASSERT_EQ(out.size(), 400u);
+  EXPECT_TRUE(std::equal(out.begin(), out.end(), raw.begin()));
 }
 
 TEST(ZarrCodecs, PipelineRunsTheChainBackwards) {

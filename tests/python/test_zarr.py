@@ -144,6 +144,23 @@ def test_nan_fill_value(tmp_path, fmt):
         cellfeed.open(str(store)).read(np.arange(ref.n_obs))
 
 
+@pytest.mark.parametrize("fmt,kwargs", [
+    (2, {"compressor": B("lz4", 5, B.SHUFFLE), "chunks": (50,)}),
+    (3, {"compressors": [zarr.codecs.BloscCodec(cname="lz4", shuffle="shuffle")],
+         "shards": (400,), "chunks": (50,)})])
+def test_rows_read_alone_from_small_blosc_chunks(tmp_path, fmt, kwargs):
+    """Each row alone: a row whose values run into the next blosc chunk needs only that
+    chunk's first items, which are decoded by themselves (the blosc prefix path)."""
+    store = write_store(tmp_path / "a.zarr", fmt, kwargs)
+    ref = as_csr(read_zarr(store).X)
+    col = cellfeed.open(str(store))
+    for r in range(ref.shape[0]):
+        np.testing.assert_array_equal(col.read([r]).toarray(), ref[[r]].toarray())
+    for r in range(0, ref.shape[0] - 3, 7):
+        rows = [r + 3, r]
+        np.testing.assert_array_equal(col.read(rows).toarray(), ref[rows].toarray())
+
+
 # --------------------------------------------------------------------------------------
 # zarr v3, written by anndata 0.12 / zarr 3 in this Python
 

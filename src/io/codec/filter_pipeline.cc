@@ -144,14 +144,22 @@ Status FilterPipeline::DecodeChain(std::span<const uint8_t> stored, uint32_t fil
   return Status::OK();
 }
 
-bool FilterPipeline::CanDecodePrefix(uint32_t filter_mask) const {
-  int active = 0, deflate = 0;
-  for (size_t i = 0; i < filters_.size(); ++i) {
+namespace {
+// The one filter a chunk goes through, or 0 when it goes through none or several.
+int OnlyActive(const std::vector<Filter>& filters, uint32_t filter_mask) {
+  int active = 0, id = 0;
+  for (size_t i = 0; i < filters.size(); ++i) {
     if (filter_mask & (1u << i)) continue;
     ++active;
-    deflate += filters_[i].id == kFilterDeflate;
+    id = filters[i].id;
   }
-  return active == 1 && deflate == 1;
+  return active == 1 ? id : 0;
+}
+}  // namespace
+
+bool FilterPipeline::CanDecodePrefix(uint32_t filter_mask) const {
+  const int id = OnlyActive(filters_, filter_mask);
+  return id == kFilterDeflate || id == kCodecBlosc;
 }
 
 Status FilterPipeline::DecodePrefix(std::span<const uint8_t> stored, uint32_t filter_mask,
@@ -160,7 +168,9 @@ Status FilterPipeline::DecodePrefix(std::span<const uint8_t> stored, uint32_t fi
   if (!CanDecodePrefix(filter_mask)) {
     return Status::Unsupported("filters " + Describe() + " cannot decode a chunk prefix");
   }
-  Status st = InflateZlibPrefix(stored, prefix_bytes, out);
+  Status st = OnlyActive(filters_, filter_mask) == kCodecBlosc
+                  ? DecodeBloscPrefix(stored, prefix_bytes, chunk_bytes, out)
+                  : InflateZlibPrefix(stored, prefix_bytes, out);
   if (st.ok()) return st;
   return Status(st.code(), st.message() + " (chunk of " + std::to_string(chunk_bytes) +
                                " bytes expected)");

@@ -60,10 +60,11 @@ class FilterPipeline {
                        std::vector<uint8_t>& scratch, std::vector<uint8_t>& out) const;
 
   // Whether the first bytes of a chunk can be decoded without the rest: true when the
-  // only active filter is deflate (shuffle and checksums need the whole chunk).
+  // only active filter is deflate or blosc (shuffle and checksums need the whole chunk;
+  // blosc shuffles within its own blocks).
   bool CanDecodePrefix(uint32_t filter_mask) const;
   // The first `prefix_bytes` of a chunk of `chunk_bytes` decoded bytes (see
-  // codec::InflateZlibPrefix); errors read like Decode's.
+  // codec::InflateZlibPrefix, codec::DecodeBloscPrefix); errors read like Decode's.
   Status DecodePrefix(std::span<const uint8_t> stored, uint32_t filter_mask, size_t prefix_bytes,
                       size_t chunk_bytes, std::vector<uint8_t>& out) const;
 

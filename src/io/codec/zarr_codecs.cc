@@ -6,6 +6,7 @@
 #define ZSTD_STATIC_LINKING_ONLY  // ZSTD_findDecompressedSize
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace cellfeed::io::codec {
@@ -81,6 +82,34 @@ Status DecodeBlosc(std::span<const uint8_t> in, size_t max_out, std::vector<uint
   if (n < 0 || static_cast<size_t>(n) != nbytes) {
     return Status::Invalid("corrupt blosc frame: " + Bytes(in.size()) + " do not decode (blosc "
                            "error " + std::to_string(n) + ")");
+  }
+  return Status::OK();
+}
+
+Status DecodeBloscPrefix(std::span<const uint8_t> in, size_t prefix, size_t max_out,
+                         std::vector<uint8_t>& out) {
+  if (in.size() < BLOSC_MIN_HEADER_LENGTH) {
+    return Status::Invalid("corrupt blosc frame: " + Bytes(in.size()) + " are shorter than its " +
+                           std::to_string(BLOSC_MIN_HEADER_LENGTH) + "-byte header");
+  }
+  size_t nbytes = 0, cbytes = 0, block = 0;
+  blosc_cbuffer_sizes(in.data(), &nbytes, &cbytes, &block);
+  if (cbytes != in.size() || nbytes > max_out || prefix > nbytes ||
+      blosc_cbuffer_validate(in.data(), in.size(), &nbytes) != 0) {
+    return Status::Invalid("corrupt blosc frame: header says " + std::to_string(cbytes) +
+                           " compressed and " + std::to_string(nbytes) + " decoded bytes; the "
+                           "chunk has " + std::to_string(in.size()) + " stored, " +
+                           std::to_string(prefix) + " of at most " + std::to_string(max_out) +
+                           " decoded bytes are needed");
+  }
+  const size_t typesize = std::max<size_t>(1, in[3]);
+  const size_t items = (prefix + typesize - 1) / typesize;
+  out.resize(items * typesize);
+  if (items == 0) return Status::OK();
+  const int n = blosc_getitem(in.data(), 0, static_cast<int>(items), out.data());
+  if (n < 0 || static_cast<size_t>(n) != out.size()) {
+    return Status::Invalid("corrupt blosc frame: its first " + std::to_string(out.size()) +
+                           " bytes do not decode (blosc error " + std::to_string(n) + ")");
   }
   return Status::OK();
 }

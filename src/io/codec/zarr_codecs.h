@@ -15,6 +15,11 @@ namespace cellfeed::io::codec {
 // A c-blosc1 frame (numcodecs Blosc / zarr v3 blosc): any inner compressor, byte- or
 // bit-shuffle, decoded on the calling thread only.
 Status DecodeBlosc(std::span<const uint8_t> in, size_t max_out, std::vector<uint8_t>& out);
+// The first `prefix` decoded bytes of a blosc frame (rounded up to whole items): only the
+// blosc blocks holding them are decompressed (blosc_getitem). A CSR row that starts in one
+// chunk and ends in the next needs only the next chunk's first bytes.
+Status DecodeBloscPrefix(std::span<const uint8_t> in, size_t prefix, size_t max_out,
+                         std::vector<uint8_t>& out);
 // One or more zstd frames.
 Status DecodeZstd(std::span<const uint8_t> in, size_t max_out, std::vector<uint8_t>& out);
 // numcodecs LZ4: a 4-byte little-endian decoded size, then an LZ4 block.
