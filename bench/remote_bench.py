@@ -5,9 +5,9 @@ Data: Tahoe-like plates (bench/tahoe_like.py, 14 plates, chunks of 75,000 values
 and as uncompressed h5ad, and the same cells as zarr v2 stores written by anndata (X chunks
 of 75,000 values, zarr-python's default blosc lz4) zipped STORED (`plateNN.zarr.zip`).
 
-Servers, all on 127.0.0.1 and started and stopped here: nginx (Debian's, a generated
-config, `sendfile on`, keep-alive) serves the data directory with native byte ranges; in
-front of it one latency proxy per delay (0, 20, 50 ms; an asyncio HTTP/1.1 proxy of ours in
+Servers, all on 127.0.0.1 and started and stopped here: nginx (Debian's nginx-light, a
+generated config, keep-alive, sendfile off: see NGINX_CONF) serves the data directory with
+native byte ranges; in front of it one latency proxy per delay (0, 20, 50 ms; an asyncio HTTP/1.1 proxy of ours in
 its own process, keep-alive preserved, that waits the delay before forwarding each request,
 i.e. delays each response's start, and counts requests, body bytes and requests in flight).
 
@@ -19,7 +19,8 @@ Loaders, each run in its own fresh process, in alternating order:
   batch 64 and 4 at batch 4096, 2 threads; whole epochs.
 - peers, the same URLs through the same proxy: anndata's backed-mode indexing
   (`anndata.io.sparse_dataset(...)[rows]`, the code behind `AnnData(backed="r").X[rows]`)
-  over h5py over fsspec's HTTPFileSystem with its defaults (h5ad), and over zarr-python
+  over h5py over fsspec's HTTPFileSystem with its defaults (5 MiB blocks, read-ahead
+  cache; h5ad), and over zarr-python
   over fsspec (`zip::http://...`, zarr), on uniformly random rows: each epoch a random
   permutation of all cells, cut into batches; a batch's rows sorted and read per plate in
   pieces of at most 64 rows (the deadline is checked between pieces). A peer runs for
@@ -30,7 +31,10 @@ entropy of the batches (the same mixing), bytes fetched (the proxy's count of re
 bodies) over bytes needed (the stored size of the distinct X/data, X/indices and X/indptr
 chunks that hold the cells delivered, once per epoch), requests per second, peak RSS.
 
-    nice -n 19 python bench/remote_bench.py --cells 30000 --out bench/results/2026-12-08_remote
+    nice -n 19 python bench/remote_bench.py --epochs 2 --peer-seconds 10 --out bench/results/2026-12-08_remote
+
+(--cells for larger data; --repeats N for N alternating rounds, medians reported;
+--summarize RUNS_JSON rewrites OUT from an interrupted run's runs.partial.json.)
 """
 
 from __future__ import annotations
@@ -120,8 +124,9 @@ error_log {run}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
-    sendfile on;
-    tcp_nopush on;
+    # sendfile (with tcp_nopush) stalled each answer on a reused connection by ~40 ms here
+    # (a chunk read took 59 ms for 52 chunks without it, 3.06 s with it): not what S3 does.
+    sendfile off;
     keepalive_timeout 120s;
     keepalive_requests 1000000;
     client_body_temp_path {run}/body;
@@ -146,7 +151,7 @@ def start_nginx(root: Path, run_dir: Path):
     run_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = run_dir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(run=run_dir, port=port, root=root))
+    conf.write_text(NGINX_CONF.format(run=run_dir.resolve(), port=port, root=Path(root).resolve()))
     proc = start_process([exe, "-c", str(conf), "-p", str(run_dir)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port, proc, "nginx")
@@ -598,9 +603,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", type=int, default=30_000)
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--peer-seconds", type=float, default=12.0)
+    ap.add_argument("--peer-seconds", type=float, default=10.0)
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 4096])
     ap.add_argument("--delays-ms", type=int, nargs="+", default=list(DELAYS_MS))
     ap.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
@@ -608,6 +613,9 @@ def main(argv=None):
     ap.add_argument("--work", type=Path, default=HERE / "results" / "tmp" / "remote")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "remote_bench")
     ap.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
+    ap.add_argument("--summarize", type=Path, metavar="RUNS_JSON",
+                    help="only write OUT from the runs of an interrupted run (its "
+                         "runs.partial.json; give the same --cells, --epochs, --peer-seconds)")
     # internal: a proxy process, or one run
     ap.add_argument("--proxy", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -631,6 +639,11 @@ def main(argv=None):
         print(json.dumps(out))
         return None
 
+    if args.summarize:
+        runs = json.loads(args.summarize.read_text())
+        args.repeats = 1 + max(r["repeat"] for r in runs)
+        version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr
+        return write_result(args, runs, version.strip().split("/")[-1])
     work = args.work / f"cells_{args.cells}"
     data = prepare(work, args.cells)
     data = {k: v for k, v in data.items() if k in args.formats}
@@ -704,6 +717,11 @@ def main(argv=None):
     finally:
         for p in reversed(procs):
             stop_process(p)
+    return write_result(args, runs, nginx_version)
+
+
+def write_result(args, runs, nginx_version):
+    args.out.mkdir(parents=True, exist_ok=True)
     result = {"settings": {"cells": args.cells, "epochs": args.epochs, "repeats": args.repeats,
                            "peer_seconds": args.peer_seconds, "threads": THREADS,
                            "cellfeed": {str(k): v for k, v in CELLFEED.items()},
