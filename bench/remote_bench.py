@@ -7,9 +7,11 @@ of 75,000 values, zarr-python's default blosc lz4) zipped STORED (`plateNN.zarr.
 
 Servers, all on 127.0.0.1 and started and stopped here: nginx (Debian's nginx-light, a
 generated config, keep-alive, sendfile off: see NGINX_CONF) serves the data directory with
-native byte ranges; in front of it one latency proxy per delay (0, 20, 50 ms; an asyncio HTTP/1.1 proxy of ours in
-its own process, keep-alive preserved, that waits the delay before forwarding each request,
-i.e. delays each response's start, and counts requests, body bytes and requests in flight).
+native byte ranges; in front of it one latency proxy per delay (0, 20, 50 ms; an asyncio
+HTTP/1.1 proxy of ours in its own process, keep-alive preserved, that waits the delay before
+forwarding each request, i.e. delays each response's start, and counts requests, body bytes
+and requests in flight). Measured at 0 ms, the proxy itself costs 30-65% of cellfeed's
+throughput; the "nginx, no proxy" row shows what is left without it.
 
 Loaders, each run in its own fresh process, in alternating order:
 - cellfeed, local files (the baseline), and cellfeed on the proxy's URLs (and once on
@@ -521,6 +523,11 @@ def summarize(runs):
             row["error"] = rs[0]["error"]
             rows.append(row)
             continue
+        for r in ok:  # a peer that finished no batch after its first: cells over its whole time
+            if not r["cells_per_second"] > 0:
+                r["cells_per_second"] = r["cells"] / (r["seconds"] + r["first_batch_seconds"]
+                                                      - r["open_seconds"])
+                r["cells_per_second_note"] = "no batch after the first: cells / time after open"
         med = lambda k: statistics.median(r[k] for r in ok if r.get(k) is not None)  # noqa: E731
         row.update(cells_per_second=med("cells_per_second"), open_seconds=med("open_seconds"),
                    first_batch_seconds=med("first_batch_seconds"),
@@ -614,8 +621,9 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=HERE / "results" / "remote_bench")
     ap.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
     ap.add_argument("--summarize", type=Path, metavar="RUNS_JSON",
-                    help="only write OUT from the runs of an interrupted run (its "
-                         "runs.partial.json; give the same --cells, --epochs, --peer-seconds)")
+                    help="only write OUT from the runs of an earlier run (its results.json, or "
+                         "an interrupted run's runs.partial.json; give the same --cells, "
+                         "--epochs, --peer-seconds)")
     # internal: a proxy process, or one run
     ap.add_argument("--proxy", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -641,6 +649,7 @@ def main(argv=None):
 
     if args.summarize:
         runs = json.loads(args.summarize.read_text())
+        runs = runs["runs"] if isinstance(runs, dict) else runs  # results.json or partial
         args.repeats = 1 + max(r["repeat"] for r in runs)
         version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr
         return write_result(args, runs, version.strip().split("/")[-1])
