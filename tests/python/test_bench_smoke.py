@@ -191,3 +191,65 @@ def test_shuffle_quality_macro_f1_is_sklearns():
     for _ in range(20):
         truth, pred = rng.integers(0, 6, 50), rng.integers(0, 5, 50)
         assert math.isclose(sq.macro_f1(truth, pred, 7), f1_score(truth, pred, average="macro"))
+
+
+def test_remote_bench_proxy_counts_what_nginx_serves_and_both_stop(tmp_path):
+    """bench/remote_bench.py's servers: a range read through the latency proxy is the
+    file's bytes, the proxy counts one request and its body bytes, and both processes stop."""
+    import os
+    import shutil
+    import urllib.request
+
+    if shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"):
+        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    sys.path.insert(0, str(ROOT / "bench"))
+    import remote_bench as rb
+
+    blob = os.urandom(100_000)
+    (tmp_path / "a.bin").write_bytes(blob)
+    nginx, nginx_port = rb.start_nginx(tmp_path, tmp_path / "run")
+    proxy = None
+    try:
+        proxy, port = rb.start_proxy(nginx_port, 20)
+        rb.proxy_call(port, "reset")
+        for first in (10, 50_000):  # two requests on one kept-alive connection
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/a.bin",
+                                         headers={"Range": f"bytes={first}-{first + 999}"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                assert r.status == 206 and r.read() == blob[first:first + 1000]
+        stats = rb.proxy_call(port, "stats")
+        assert stats["requests"] == 2 and stats["bytes"] == 2000
+    finally:
+        rb.stop_process(proxy)
+        rb.stop_process(nginx)
+    assert nginx.poll() is not None and proxy.poll() is not None
+
+
+def test_remote_bench_needed_bytes_are_the_chunks_h5py_stores(tmp_path):
+    """The "bytes needed" of bench/remote_bench.py: the stored sizes of the X chunks that
+    hold the rows, against h5py's own chunk index looked up chunk by chunk."""
+    import h5py
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import remote_bench as rb
+    import tahoe_like
+
+    paths = [tmp_path / "a.h5ad", tmp_path / "b.h5ad"]
+    for i, p in enumerate(paths):
+        tahoe_like.write_plate(p, i, 150 + 50 * i, "gzip", seed=0)
+    tables = rb.chunk_tables("h5ad_gzip", [str(p) for p in paths])
+    rows = [0, 3, 149, 150, 299]  # global: file a has 150 rows
+    expected = 0
+    for p, local in ((paths[0], [0, 3, 149]), (paths[1], [0, 149])):
+        with h5py.File(p, "r") as f:
+            indptr = f["X/indptr"][:]
+            for name in ("data", "indices", "indptr"):
+                ds = f["X"][name]
+                step = ds.chunks[0]
+                if name == "indptr":
+                    keys = {k // step for r in local for k in (r, r + 1)}
+                else:
+                    keys = {k // step for r in local for k in range(indptr[r], indptr[r + 1])}
+                expected += sum(ds.id.get_chunk_info_by_coord((k * step,)).size for k in keys)
+    assert rb.needed_bytes(tables, np.array(rows)) == expected
