@@ -47,6 +47,15 @@ if [ ! -x .venv-zarr312/bin/python ]; then
     echo "warning: no python3.12: the zarr tests that need anndata >= 0.13 / annbatch will skip" >&2
   fi
 fi
+# cell-load 0.10.4 (the loader behind STATE) in its own environment, its dependency
+# versions pinned: tests/python/test_cell_load_splits.py compares cellfeed's splits and
+# fields with it (skipping, saying so, when absent); bench/perturb_bench.py times it.
+# torch first and pinned, so pip takes the local CPU wheel.
+if ! .venv-cellload/bin/python -c 'import cell_load' >/dev/null 2>&1; then
+  python3 -m venv .venv-cellload
+  .venv-cellload/bin/pip install -q torch==2.13.0
+  .venv-cellload/bin/pip install -q torch==2.13.0 -r requirements-cellload.txt
+fi
 # scGPT's own code (0.2.4, as published), unpacked without its dependencies: the tests
 # compare the value bins with its `binning` (tests/python/test_scgpt_reference.py).
 if [ ! -f .scgpt-ref/scgpt/preprocess.py ]; then

@@ -96,15 +96,59 @@ def _sorted_key(col, names, rows, what, allow_missing=False):
     return np.ascontiguousarray(out, dtype=np.int32), [names_of[i] for i in order]
 
 
+def _dataset_contexts(col: Collection, pert: Perturbation, rows, split_codes):
+    """Contexts named "<dataset>.<value>" (cell-load's keys); the rows of datasets outside
+    `training` whose context no held-out rule names are left out (cell-load uses only
+    those cell types of such a dataset)."""
+    names = list(pert.datasets)
+    where: dict = {}
+    for d, files in pert.datasets.items():
+        for f in files:
+            where.setdefault(os.path.realpath(f), []).append(d)
+    ds_of_file = np.empty(len(col.files), np.int64)
+    for i, f in enumerate(col.files):
+        hit = where.get(os.path.realpath(f), [])
+        if len(hit) != 1:
+            raise ValueError(f"perturbation: {f} is in {'no dataset' if not hit else 'datasets ' + str(hit)} "
+                             f"of datasets= ({', '.join(names)}); each file is in one dataset")
+        ds_of_file[i] = names.index(hit[0])
+    file_of_row = np.searchsorted(np.asarray(col.file_offsets), rows, side="right") - 1
+    ctx, ctx_names = _sorted_key(col, pert.context, rows, "context")
+    n = max(1, len(ctx_names))
+    uniq, inverse = np.unique(ds_of_file[file_of_row] * n + ctx, return_inverse=True)
+    full = [f"{names[u // n]}.{ctx_names[u % n]}" for u in uniq]
+    keep = np.ones(len(uniq), bool)
+    if pert.training is not None:
+        named = set((pert.fewshot or {}).keys())
+        for split in (pert.zeroshot or {}).values():
+            named.update("|".join(c) if isinstance(c, (list, tuple)) else str(c) for c in split)
+        train = {names.index(t) for t in pert.training}
+        keep = np.array([u // n in train or full[j] in named for j, u in enumerate(uniq)], bool)
+    kept = np.flatnonzero(keep)
+    order = sorted(kept, key=lambda j: full[j])
+    remap = np.full(len(uniq), -1, np.int32)
+    remap[order] = np.arange(len(order), dtype=np.int32)
+    code = remap[inverse.reshape(-1)]
+    used = code >= 0
+    if not used.all():
+        rows = np.ascontiguousarray(rows[used])
+        split_codes = None if split_codes is None else np.ascontiguousarray(split_codes[used])
+        code = code[used]
+    return rows, split_codes, np.ascontiguousarray(code, np.int32), [full[j] for j in order]
+
+
 # -- the set index ------------------------------------------------------------------------------
 class _Index:
     """Codes, conditions, the C++ SetIndex and the vocabularies of one declaration."""
 
     def __init__(self, col: Collection, pert: Perturbation, rows: np.ndarray, split_codes,
                  set_size: int, sets_per_batch: int, seed: int, drop_last: bool, vocab):
-        self.rows = rows
         self.pert = pert
-        context, self.context_names = _sorted_key(col, pert.context, rows, "context")
+        if pert.datasets is not None:
+            rows, split_codes, context, self.context_names = _dataset_contexts(col, pert, rows, split_codes)
+        else:
+            context, self.context_names = _sorted_key(col, pert.context, rows, "context")
+        self.rows = rows  # the cells used (datasets= may leave some out)
         self._context = context
         self.batch_names = []
         batch = None

@@ -174,6 +174,14 @@ class Perturbation:
         Sets per group per epoch; default: every cell once (ceil(n / set_size) sets).
     skip_uncontrolled : bool
         Cells with no control at any level are left out (reported) instead of an error.
+    datasets : dict, optional
+        ``{name: [files]}``: the files of each dataset (cell-load's ``[datasets]``). A
+        context is then named ``"<dataset>.<value>"`` (cell-load's TOML keys), so the same
+        cell type in two datasets is two contexts; every file must be in one dataset.
+    training : sequence of str, optional
+        With ``datasets``: the datasets whose every context is used (cell-load's
+        ``[training]``); in the others only the contexts named by ``zeroshot`` or
+        ``fewshot`` are used and their other cells are left out. Default: all datasets.
 
     Examples
     --------
@@ -207,6 +215,8 @@ class Perturbation:
     min_cells: int = 1
     sets_per_group: int | None = None
     skip_uncontrolled: bool = False
+    datasets: dict | None = None
+    training: Sequence[str] | None = None
 
     def __post_init__(self):
         if isinstance(self.control, str):
@@ -241,6 +251,22 @@ class Perturbation:
         if self.fewshot is not None:
             for ctx, rule in self.fewshot.items():
                 _check_split_keys(rule, f"fewshot[{ctx!r}]")
+        if self.datasets is not None:
+            if not isinstance(self.datasets, dict) or not self.datasets:
+                raise ValueError("Perturbation: datasets must be a dict {name: [files]}")
+            self.datasets = {str(k): [os.fspath(f) for f in ([v] if isinstance(v, (str, os.PathLike)) else v)]
+                             for k, v in self.datasets.items()}
+            for name, files in self.datasets.items():
+                if not files:
+                    raise ValueError(f"Perturbation: dataset {name!r} has no files")
+        if self.training is not None:
+            if self.datasets is None:
+                raise ValueError("Perturbation: training= names datasets; it needs datasets=")
+            self.training = [str(t) for t in self.training]
+            unknown = sorted(set(self.training) - set(self.datasets))
+            if unknown:
+                raise ValueError(f"Perturbation: training names {unknown}, not in datasets "
+                                 f"({', '.join(self.datasets)})")
 
     @classmethod
     def from_dict(cls, spec: dict, where: str = "perturbation") -> "Perturbation":
@@ -302,87 +328,140 @@ def from_cell_load_toml(path, pert_col: str = "gene", cell_type_key: str = "cell
                         **perturbation) -> tuple[list[str], Perturbation]:
     """Read a cell-load (STATE) TOML split file as cellfeed files and a Perturbation.
 
-    ``[datasets]`` names a folder (its ``*.h5`` and ``*.h5ad`` files, sorted) or a file;
-    ``[training]`` the datasets used; ``[zeroshot] "dataset.cell_type" = "val"|"test"``
-    holds a cell type out; ``[fewshot."dataset.cell_type"] val/test = [perturbations]``
-    holds perturbations out in it. cellfeed's contexts are obs values, so a TOML with
-    several datasets is refused (holding out a cell type would hold it out in every
-    dataset). A perturbation listed under both val and test of one cell type goes to
-    test (a cell is in one split). cell-load's keyword defaults are used for the columns.
+    ``[datasets]`` names each dataset's folder (its ``*.h5`` and ``*.h5ad`` files), file
+    or glob; ``[training] dataset = "train"`` uses every cell type of a dataset;
+    ``[zeroshot] "dataset.cell_type" = "val"|"test"`` holds a cell type of one dataset
+    out; ``[fewshot."dataset.cell_type"] val/test = [perturbations]`` holds
+    perturbations out in it. The datasets used are cell-load's: those under
+    ``[training]`` and those named by a zero-shot or few-shot key (of these, only the
+    named cell types). Contexts are named ``"dataset.cell_type"`` as in the TOML, so
+    one cell type in two datasets is two contexts. Relative paths are relative to the
+    TOML file (cell-load: to the working directory). A perturbation listed under both
+    val and test of one cell type goes to test (cell-load puts its cells in both).
+    cell-load's keyword defaults are used for the columns; its rule for the controls
+    of held-out cell types is ``held_out_controls="shared"`` (the default here is
+    ``"with_context"``: docs/PERTURBATION.md).
 
     Parameters
     ----------
     path : str or os.PathLike
-        The TOML file; relative paths are relative to it.
+        The TOML file.
     pert_col, cell_type_key, batch_col, control_pert : str
         cell-load's ``pert_col``, ``cell_type_key``, ``batch_col``, ``control_pert``.
     **perturbation
         More :class:`Perturbation` arguments (``combo``, ``match``,
-        ``controls_from_lower_splits``, ...).
+        ``held_out_controls``, ...). ``controls_from_lower_splits`` defaults to True
+        (few-shot sets compare with their cell type's training controls, as in
+        cell-load).
 
     Returns
     -------
     files : list of str
         The datasets' files, for :class:`cellfeed.SetLoader`.
     perturbation : Perturbation
-    """
-    import glob
 
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, pandas as pd, anndata as ad
+    >>> from cellfeed.perturb import from_cell_load_toml
+    >>> d = tempfile.mkdtemp(); os.mkdir(d + "/rep")
+    >>> obs = pd.DataFrame({"gene": ["non-targeting", "TP53"] * 4, "cell_type": ["k562"] * 8,
+    ...                     "gem_group": ["g1"] * 8}, index=[f"c{i}" for i in range(8)])
+    >>> ad.AnnData(np.ones((8, 5), np.float32), obs=obs).write_h5ad(d + "/rep/k562.h5ad")
+    >>> _ = open(d + "/split.toml", "w").write(
+    ...     '[datasets]\\nrep = "rep"\\n[training]\\nrep = "train"\\n[zeroshot]\\n"rep.k562" = "test"\\n')
+    >>> files, pert = from_cell_load_toml(d + "/split.toml")
+    >>> [os.path.basename(f) for f in files], pert.zeroshot
+    (['k562.h5ad'], {'test': ['rep.k562']})
+    """
     path = os.fspath(path)
     spec = read_toml(path)
     unknown = sorted(set(spec) - {"datasets", "training", "zeroshot", "fewshot"})
     if unknown:
         raise ValueError(f"{path}: unknown tables {unknown}; a cell-load TOML has datasets, training, "
                          "zeroshot, fewshot")
-    datasets = spec.get("datasets") or {}
+    datasets = {str(k): v for k, v in (spec.get("datasets") or {}).items()}
     if not datasets:
         raise ValueError(f"{path}: no [datasets]")
-    used = [name for name, how in (spec.get("training") or {}).items()]
+    training = []
     for name, how in (spec.get("training") or {}).items():
         if name not in datasets:
             raise ValueError(f"{path}: [training] names {name!r}, not in [datasets]")
         if how != "train":
             raise ValueError(f"{path}: [training] {name} = {how!r}; cell-load takes \"train\"")
-    used = used or list(datasets)
-    if len(used) != 1:
-        raise ValueError(f"{path}: {len(used)} datasets ({', '.join(used)}); cellfeed reads cell-load "
-                         "TOMLs with one dataset (its contexts are obs values, so a held-out cell type "
-                         "would be held out in every dataset)")
-    name = used[0]
-    base = os.path.dirname(os.path.abspath(path))
-    where = os.path.join(base, os.path.expanduser(str(datasets[name])))
-    if os.path.isdir(where):
-        files = sorted(glob.glob(os.path.join(where, "*.h5ad")) + glob.glob(os.path.join(where, "*.h5")))
-        if not files:
-            raise ValueError(f"{path}: dataset {name!r}: no .h5 or .h5ad file in {where}")
-    elif os.path.exists(where):
-        files = [where]
-    else:
-        raise ValueError(f"{path}: dataset {name!r}: no such file or folder {where}")
+        training.append(name)
 
-    def cell_type(key, table):
-        prefix = name + "."
-        if not str(key).startswith(prefix):
-            raise ValueError(f"{path}: [{table}] {key!r} is not \"{name}.<cell type>\"")
-        return str(key)[len(prefix):]
+    def split_key(key, table):
+        # the longest dataset name that prefixes the key, then "."
+        hits = [d for d in datasets if str(key).startswith(d + ".") and len(str(key)) > len(d) + 1]
+        if not hits:
+            raise ValueError(f"{path}: [{table}] {key!r} is not \"<dataset>.<cell type>\" with a dataset "
+                             f"of [datasets] ({', '.join(datasets)})")
+        return max(hits, key=len)
 
     zeroshot: dict = {}
+    used = list(training)
     for key, split in (spec.get("zeroshot") or {}).items():
-        if split not in ("val", "test"):
+        if split not in ("train", "val", "test"):
             raise ValueError(f"{path}: [zeroshot] {key!r} = {split!r}; expected \"val\" or \"test\"")
-        zeroshot.setdefault(split, []).append(cell_type(key, "zeroshot"))
+        used.append(split_key(key, "zeroshot"))
+        if split != "train":
+            zeroshot.setdefault(split, []).append(str(key))
     fewshot: dict = {}
     for key, rule in (spec.get("fewshot") or {}).items():
         bad = sorted(set(rule) - {"val", "test"})
         if bad:
             raise ValueError(f"{path}: [fewshot.{key!r}] takes val and test, got {bad}")
-        ct = cell_type(key, "fewshot")
+        used.append(split_key(key, "fewshot"))
         test = [str(p) for p in rule.get("test", [])]
-        fewshot[ct] = {"val": [str(p) for p in rule.get("val", []) if str(p) not in test], "test": test}
+        fewshot[str(key)] = {"val": [str(p) for p in rule.get("val", []) if str(p) not in test], "test": test}
+    used = list(dict.fromkeys(used))
+    if not used:
+        raise ValueError(f"{path}: no dataset is used (none under [training], [zeroshot] or [fewshot])")
+    base = os.path.dirname(os.path.abspath(path))
+    files_of = {name: _cell_load_files(path, name, datasets[name], base) for name in used}
+    files = [f for name in used for f in files_of[name]]
+    if len(set(files)) != len(files):
+        raise ValueError(f"{path}: a file is in two datasets")
     kw = dict(pert_col=pert_col, control=[control_pert], context=cell_type_key, batch=batch_col,
-              combo=None, zeroshot=zeroshot or None, fewshot=fewshot or None)
+              combo=None, zeroshot=zeroshot or None, fewshot=fewshot or None, datasets=files_of,
+              training=None if set(training) == set(used) else training,
+              controls_from_lower_splits=True)
     kw.update(perturbation)
     return files, Perturbation(**kw)
+
+
+def _cell_load_files(path, name, where, base) -> list[str]:
+    """A dataset's files as cell-load finds them: a file, a folder's *.h5 and *.h5ad, or a glob
+    (with {a,b} alternatives) of files or of folders."""
+    import glob
+    import re
+
+    where = os.path.join(base, os.path.expanduser(str(where)))
+    if any(c in where for c in "*?[]{}"):
+        patterns = [where]
+        while any("{" in p for p in patterns):
+            out = []
+            for p in patterns:
+                m = re.search(r"\{([^}]+)\}", p)
+                out.extend([p[:m.start()] + o.strip() + p[m.end():] for o in m.group(1).split(",")] if m else [p])
+            patterns = out
+        found = []
+        for p in patterns:
+            if p.endswith((".h5", ".h5ad")):
+                found += glob.glob(p)
+            else:
+                found += glob.glob(os.path.join(p, "*.h5")) + glob.glob(os.path.join(p, "*.h5ad"))
+        files = sorted(set(found))
+    elif os.path.isdir(where):
+        files = sorted(glob.glob(os.path.join(where, "*.h5")) + glob.glob(os.path.join(where, "*.h5ad")))
+    elif os.path.exists(where):
+        files = [where]
+    else:
+        raise ValueError(f"{path}: dataset {name!r}: no such file or folder {where}")
+    if not files:
+        raise ValueError(f"{path}: dataset {name!r}: no .h5 or .h5ad file in {where}")
+    return files
 
 
 def _as_columns(value, what) -> list[str]:

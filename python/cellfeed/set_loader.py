@@ -330,7 +330,7 @@ class SetLoader(_Base):
         self._index = _Index(col, self.perturbation, np.ascontiguousarray(rows, np.int64),
                              None if split_codes is None else np.ascontiguousarray(split_codes),
                              self.set_size, self.sets_per_batch, self.seed, self.drop_last, self._vocab_arg)
-        self._row_index = rows
+        self._row_index = self._index.rows  # datasets= may leave rows out
         if self.obsm is not None:  # every file holds it with one width, before any batch
             col.read_obsm(self.obsm, np.empty(0, np.int64))
         if self._genes_arg is not None:

@@ -572,22 +572,24 @@ def test_cell_load_toml(plates, tmp_path):
                     '[zeroshot]\n"screen.C3" = "val"\n'
                     '[fewshot."screen.C1"]\nval = ["D2+ctrl", "D1+ctrl"]\ntest = ["D1+ctrl"]\n')
     files, pert = from_cell_load_toml(toml, pert_col="condition", cell_type_key="cell_line",
-                                      batch_col="plate", control_pert="ctrl", controls_from_lower_splits=True)
+                                      batch_col="plate", control_pert="ctrl")
     assert files == sorted(paths)
-    assert pert.zeroshot == {"val": ["C3"]}
-    assert pert.fewshot == {"C1": {"val": ["D2+ctrl"], "test": ["D1+ctrl"]}}
+    assert pert.zeroshot == {"val": ["screen.C3"]}  # contexts: "dataset.cell type", as the TOML's keys
+    assert pert.fewshot == {"screen.C1": {"val": ["D2+ctrl"], "test": ["D1+ctrl"]}}
+    assert pert.controls_from_lower_splits and pert.held_out_controls == "with_context"
     obs = ref.obs.reset_index(drop=True)
     val = cellfeed.SetLoader(files, pert, set_size=8, output="numpy", split="val")
     pairs = {(b.context_names[i], b.pert_names[i]) for b in val for i in range(len(b))}
-    assert pairs == {(c, p) for c, p in zip(obs.cell_line, obs.condition)
+    assert pairs == {("screen." + c, p) for c, p in zip(obs.cell_line, obs.condition)
                      if c == "C3" or (c == "C1" and p == "D2+ctrl")}
+    # several datasets (compared with cell-load itself in test_cell_load_splits.py)
     two = tmp_path / "two.toml"
     two.write_text(f'[datasets]\na = "{folder}"\nb = "{folder}"\n[training]\na = "train"\nb = "train"\n')
-    with pytest.raises(ValueError, match="one dataset"):
+    with pytest.raises(ValueError, match="a file is in two datasets"):
         from_cell_load_toml(two)
     bad = tmp_path / "bad.toml"
     bad.write_text(f'[datasets]\na = "{folder}"\n[zeroshot]\n"b.C3" = "val"\n')
-    with pytest.raises(ValueError, match=r"\"a.<cell type>\""):
+    with pytest.raises(ValueError, match=r"\"<dataset>.<cell type>\""):
         from_cell_load_toml(bad)
 
 
