@@ -30,7 +30,7 @@ Result<std::vector<int64_t>> Collection::ChunkBlockStarts() const {
     const auto& x = m.files[f]->matrix();
     const int64_t n = x.n_rows, first = m.offsets[f];
     if (n == 0) continue;
-    if (x.encoding == h5ad::MatrixEncoding::kDense) {
+    if (x.encoding == anndata::MatrixEncoding::kDense) {
       const int64_t rows = x.data.chunked
                                ? std::max<int64_t>(x.data.chunk_shape[0], 1)
                                : std::max<int64_t>(kUnchunkedValues / std::max<int64_t>(x.n_cols, 1), 1);

@@ -63,7 +63,7 @@ std::vector<ColumnInfo> CommonColumns(const Collection::Impl& impl) {
   for (const auto& c : impl.files[0]->obs().columns) {
     bool everywhere = true;
     for (const auto& f : impl.files) {
-      const h5ad::ColumnLayout* o = f->obs().Find(c.info.name);
+      const anndata::ColumnLayout* o = f->obs().Find(c.info.name);
       everywhere = everywhere && o && o->info.kind == c.info.kind;
     }
     if (everywhere) out.push_back(c.info);
@@ -93,7 +93,7 @@ std::vector<std::string> CategoryLabels(const Column& cats) {
 // hold the same values, else their union in first-seen order, in the files' common
 // dtype. Fills remap[f][code] = union code when they differ; null when not all numeric.
 std::shared_ptr<const Column> MergeNumericCategories(
-    const std::vector<const h5ad::ColumnLayout*>& layouts,
+    const std::vector<const anndata::ColumnLayout*>& layouts,
     std::vector<std::vector<int32_t>>& remap) {
   std::vector<DType> types;
   for (const auto* l : layouts) {
@@ -138,7 +138,7 @@ std::shared_ptr<const Column> MergeNumericCategories(
 
 // A categorical column's categories across files: shared when equal in every file, else
 // their union in first-seen order, with each file's codes remapped onto it.
-MergedCategories MergeCategories(const std::vector<const h5ad::ColumnLayout*>& layouts) {
+MergedCategories MergeCategories(const std::vector<const anndata::ColumnLayout*>& layouts) {
   MergedCategories m;
   m.remap.resize(layouts.size());
   if ((m.categories = MergeNumericCategories(layouts, m.remap))) return m;
@@ -211,7 +211,7 @@ Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::stri
   impl->obs_columns = CommonColumns(*impl);
   for (const ColumnInfo& c : impl->obs_columns) {
     if (c.kind != ColumnKind::kCategorical) continue;
-    std::vector<const h5ad::ColumnLayout*> layouts;
+    std::vector<const anndata::ColumnLayout*> layouts;
     for (const auto& f : impl->files) layouts.push_back(f->obs().Find(c.name));
     impl->merged_categories.emplace(c.name, MergeCategories(layouts));
   }
@@ -220,7 +220,7 @@ Result<std::shared_ptr<Collection>> Collection::Open(const std::vector<std::stri
   // indptr must start at 0: checked once here, cheaply, for every CSR file.
   for (const auto& f : impl->files) {
     const auto& m = f->matrix();
-    if (m.encoding != h5ad::MatrixEncoding::kCsr) continue;
+    if (m.encoding != anndata::MatrixEncoding::kCsr) continue;
     CF_ASSIGN_OR_RETURN(auto first, io::ReadRange<int64_t>(m.indptr, f->file(), 0, 1, *impl->pool));
     if (first[0] != 0) {
       return Status::Invalid(m.indptr.Where() + ": starts at " + std::to_string(first[0]) +
@@ -308,7 +308,7 @@ Result<Column> Collection::Obs(const std::string& name,
   const size_t nfiles = impl_->files.size();
   RowsByFile g = GroupRowsByFile(*impl_, *rows);
 
-  std::vector<const h5ad::ColumnLayout*> layouts;
+  std::vector<const anndata::ColumnLayout*> layouts;
   std::vector<DType> dtypes;
   for (const auto& f : impl_->files) {
     layouts.push_back(f->obs().Find(name));
@@ -330,9 +330,9 @@ Result<Column> Collection::Obs(const std::string& name,
   out.categories = categories;
   out.ordered = layouts[0]->ordered;
   const size_t osize = DTypeSize(out.info.dtype);
-  if (h5ad::KindHasValues(kind)) out.values.resize(rows->size() * osize);
-  if (h5ad::KindHasMask(kind)) out.mask.resize(rows->size());
-  if (h5ad::KindHasStrings(kind)) out.strings.resize(rows->size());
+  if (anndata::KindHasValues(kind)) out.values.resize(rows->size() * osize);
+  if (anndata::KindHasMask(kind)) out.mask.resize(rows->size());
+  if (anndata::KindHasStrings(kind)) out.strings.resize(rows->size());
 
   for (size_t f = 0; f < nfiles; ++f) {
     if (g.local[f].empty()) continue;
@@ -366,7 +366,7 @@ Result<Column> Collection::FileObs(size_t file, const std::string& name,
                            std::to_string(impl_->files.size()) + " files)");
   }
   const AnnDataSource& f = *impl_->files[file];
-  const h5ad::ColumnLayout* c = f.obs().Find(name);
+  const anndata::ColumnLayout* c = f.obs().Find(name);
   if (!c) return Status::Invalid(f.path() + ": obs column '" + name + "' not found");
   for (int64_t r : rows) {
     if (r < 0 || r >= f.n_obs()) {
@@ -379,7 +379,7 @@ Result<Column> Collection::FileObs(size_t file, const std::string& name,
 
 Result<Column> Collection::Var(const std::string& name) const {
   const auto& file = *impl_->files[0];
-  const h5ad::ColumnLayout* c = file.var().Find(name);
+  const anndata::ColumnLayout* c = file.var().Find(name);
   if (!c) return Status::Invalid(file.path() + ": var column '" + name + "' not found");
   std::vector<int64_t> rows(static_cast<size_t>(file.var().n_rows));
   std::iota(rows.begin(), rows.end(), 0);

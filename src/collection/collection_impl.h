@@ -65,7 +65,7 @@ struct FileRows {
 // Reads indptr[r] and indptr[r+1] for each distinct row of each CSR matrix (one per file:
 // X, or an obsm entry), checking them against nnz.
 Status ReadRowExtents(const Collection::Impl& impl,
-                      std::span<const h5ad::MatrixLayout* const> matrices, const RowsByFile& g,
+                      std::span<const anndata::MatrixLayout* const> matrices, const RowsByFile& g,
                       std::vector<FileRows>& out, io::ReadStats* stats, util::ThreadPool& pool);
 // Index of local row `row` among fr.unique.
 size_t UniqueIndex(const FileRows& fr, int64_t row);

@@ -20,8 +20,8 @@ namespace cellfeed {
 
 namespace {
 
-std::vector<const h5ad::MatrixLayout*> Matrices(const Collection::Impl& impl) {
-  std::vector<const h5ad::MatrixLayout*> out;
+std::vector<const anndata::MatrixLayout*> Matrices(const Collection::Impl& impl) {
+  std::vector<const anndata::MatrixLayout*> out;
   for (const auto& f : impl.files) out.push_back(&f->matrix());
   return out;
 }
@@ -29,7 +29,7 @@ std::vector<const h5ad::MatrixLayout*> Matrices(const Collection::Impl& impl) {
 }  // namespace
 
 Status ReadRowExtents(const Collection::Impl& impl,
-                      std::span<const h5ad::MatrixLayout* const> matrices, const RowsByFile& g,
+                      std::span<const anndata::MatrixLayout* const> matrices, const RowsByFile& g,
                       std::vector<FileRows>& out, io::ReadStats* stats, util::ThreadPool& pool) {
   std::vector<io::ArrayRead> reads;
   std::vector<std::vector<int64_t>> bufs(impl.files.size());
@@ -40,7 +40,7 @@ Status ReadRowExtents(const Collection::Impl& impl,
     fr.unique = g.local[f];
     std::sort(fr.unique.begin(), fr.unique.end());
     fr.unique.erase(std::unique(fr.unique.begin(), fr.unique.end()), fr.unique.end());
-    if (fr.unique.empty() || m.encoding != h5ad::MatrixEncoding::kCsr) continue;
+    if (fr.unique.empty() || m.encoding != anndata::MatrixEncoding::kCsr) continue;
     std::vector<io::Piece> pieces;
     int64_t used = 0;
     for (size_t i = 0; i < fr.unique.size(); ++i) {
@@ -62,7 +62,7 @@ Status ReadRowExtents(const Collection::Impl& impl,
   CF_RETURN_IF_ERROR(io::ReadArrays(reads, pool, stats, impl.pool.get()));
   for (size_t f = 0; f < impl.files.size(); ++f) {
     const auto& m = *matrices[f];
-    if (m.encoding != h5ad::MatrixEncoding::kCsr) continue;
+    if (m.encoding != anndata::MatrixEncoding::kCsr) continue;
     FileRows& fr = out[f];
     fr.start.resize(fr.unique.size());
     fr.end.resize(fr.unique.size());
@@ -153,7 +153,7 @@ Status PlanDecodeOnly(const Collection::Impl& impl, std::span<const int64_t> row
   for (size_t f = 0; f < impl.files.size(); ++f) {
     const auto& m = impl.files[f]->matrix();
     if (fr[f].unique.empty()) continue;
-    if (m.encoding == h5ad::MatrixEncoding::kDense) {
+    if (m.encoding == anndata::MatrixEncoding::kDense) {
       reads.push_back({&m.data, &impl.files[f]->file(), h5ad::RowPieces(fr[f].unique),
                        DType::kFloat32, nullptr, -1, true});
       continue;
@@ -186,7 +186,7 @@ Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, 
   std::vector<io::ArrayRead> dense_reads;
   for (size_t f = 0; f < nfiles; ++f) {
     const auto& m = impl.files[f]->matrix();
-    if (m.encoding != h5ad::MatrixEncoding::kDense || fr[f].unique.empty()) continue;
+    if (m.encoding != anndata::MatrixEncoding::kDense || fr[f].unique.empty()) continue;
     dense[f].resize(fr[f].unique.size() * static_cast<size_t>(m.n_cols));
     dense_reads.push_back({&m.data, &impl.files[f]->file(), h5ad::RowPieces(fr[f].unique),
                            DType::kFloat32, dense[f].data()});
@@ -201,7 +201,7 @@ Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, 
   out.indptr.assign(rows.size() + 1, 0);
   std::vector<size_t> uidx(rows.size());  // position -> index into its file's unique rows
   for (size_t f = 0; f < nfiles; ++f) {
-    const bool csr = impl.files[f]->matrix().encoding == h5ad::MatrixEncoding::kCsr;
+    const bool csr = impl.files[f]->matrix().encoding == anndata::MatrixEncoding::kCsr;
     for (size_t k = 0; k < g.positions[f].size(); ++k) {
       const int64_t pos = g.positions[f][k];
       const size_t u = UniqueIndex(fr[f], g.local[f][k]);
@@ -226,7 +226,7 @@ Status ReadCsrRows(const Collection::Impl& impl, std::span<const int64_t> rows, 
   for (size_t f = 0; f < nfiles; ++f) {
     const auto& m = impl.files[f]->matrix();
     if (g.positions[f].empty()) continue;
-    if (m.encoding == h5ad::MatrixEncoding::kDense) {
+    if (m.encoding == anndata::MatrixEncoding::kDense) {
       for (size_t k = 0; k < g.positions[f].size(); ++k) {
         const int64_t pos = g.positions[f][k];
         const float* row = dense[f].data() + uidx[pos] * m.n_cols;

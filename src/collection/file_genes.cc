@@ -12,7 +12,7 @@ Result<std::vector<std::string>> Collection::FileGeneIds(size_t file,
   if (file >= impl_->files.size()) return Status::OutOfRange("no file " + std::to_string(file));
   const auto& f = *impl_->files[file];
   if (column.empty()) return f.var_names();
-  const h5ad::ColumnLayout* c = f.var().Find(column);
+  const anndata::ColumnLayout* c = f.var().Find(column);
   if (!c) {
     std::string have;
     for (const auto& col : f.var().columns) have += (have.empty() ? "" : ", ") + col.info.name;

@@ -15,8 +15,8 @@ namespace cellfeed {
 
 namespace {
 
-using h5ad::MatrixEncoding;
-using h5ad::MatrixLayout;
+using anndata::MatrixEncoding;
+using anndata::MatrixLayout;
 
 // Each file's layout of obsm[key]: an error naming the file and element when one lacks
 // it, cannot read it, or has another width than the first file.
@@ -24,9 +24,9 @@ Result<std::vector<const MatrixLayout*>> ObsmMatrices(const Collection::Impl& im
                                                       const std::string& key) {
   std::vector<const MatrixLayout*> out;
   for (size_t f = 0; f < impl.files.size(); ++f) {
-    const h5ad::ObsmLayout& obsm = impl.files[f]->obsm();
+    const anndata::ObsmLayout& obsm = impl.files[f]->obsm();
     if (!obsm.error.ok()) return obsm.error;
-    const h5ad::ObsmEntry* e = obsm.Find(key);
+    const anndata::ObsmEntry* e = obsm.Find(key);
     if (!e) {
       std::string have;
       for (const auto& x : obsm.entries) have += (have.empty() ? "" : ", ") + x.key;
@@ -160,7 +160,7 @@ Status ReadCsr(const Collection::Impl& impl, std::span<const MatrixLayout* const
 std::vector<ObsmInfo> Collection::ObsmKeys() const {
   std::vector<ObsmInfo> out;
   if (impl_->files.empty()) return out;
-  for (const h5ad::ObsmEntry& e : impl_->files[0]->obsm().entries) {
+  for (const anndata::ObsmEntry& e : impl_->files[0]->obsm().entries) {
     if (!e.matrix) continue;
     auto mats = ObsmMatrices(*impl_, e.key);
     if (!mats.ok()) continue;

@@ -2,7 +2,10 @@
 
 #include "h5ad/cellranger_layout.h"
 #include "h5ad/column_reader.h"
-#include "h5ad/file_summary.h"
+#include "anndata/file_summary.h"
+#include "anndata/obsm_layout.h"
+#include "h5ad/h5_dataframe_layout.h"
+#include "h5ad/h5_matrix_layout.h"
 #include "h5ad/h5_element_tree.h"
 
 namespace cellfeed::h5ad {
@@ -98,20 +101,20 @@ Status AnnDataFile::OpenAnnData(const std::string& layer) {
                            " rows but " + names.matrix + " has " +
                            std::to_string(matrix_.n_cols) + " columns");
   }
-  obsm_ = ReadObsmLayout(H5ElementTree(h5), matrix_.n_rows);
+  obsm_ = anndata::ReadObsmLayout(H5ElementTree(h5), matrix_.n_rows);
   return Status::OK();
 }
 
 FileSummary AnnDataFile::Summarize() const {
-  return SummarizeAnnData(path_, matrix_, n_obs(), n_vars(), obs_, var_);
+  return anndata::SummarizeAnnData(path_, matrix_, n_obs(), n_vars(), obs_, var_);
 }
 
-Result<std::vector<std::string>> AnnDataFile::ReadIndex(const DataFrameLayout& df,
+Result<std::vector<std::string>> AnnDataFile::ReadIndex(const anndata::DataFrameLayout& df,
                                                         std::span<const int64_t> rows) const {
   return ReadIndexAt(*this, df, rows);
 }
 
-Result<Column> AnnDataFile::ReadColumn(const ColumnLayout& column, std::span<const int64_t> rows,
+Result<Column> AnnDataFile::ReadColumn(const anndata::ColumnLayout& column, std::span<const int64_t> rows,
                                        util::ThreadPool& pool) const {
   return h5ad::ReadColumn(*this, column, rows, pool);
 }

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "cellfeed/collection.h"
-#include "h5ad/dataframe_layout.h"
-#include "h5ad/matrix_layout.h"
+#include "anndata/dataframe_layout.h"
+#include "anndata/matrix_layout.h"
 #include "io/file.h"
 #include "io/hdf5/h5_file.h"
 #include "source/anndata_source.h"
@@ -32,15 +32,15 @@ class AnnDataFile final : public AnnDataSource {
   const std::string& path() const override { return path_; }
   const io::H5File& h5() const { return *h5_; }
   const io::RandomAccessFile& file() const override { return *file_; }
-  const MatrixLayout& matrix() const override { return matrix_; }
-  const DataFrameLayout& obs() const override { return obs_; }
-  const ObsmLayout& obsm() const override { return obsm_; }
-  const DataFrameLayout& var() const override { return var_; }
+  const anndata::MatrixLayout& matrix() const override { return matrix_; }
+  const anndata::DataFrameLayout& obs() const override { return obs_; }
+  const anndata::ObsmLayout& obsm() const override { return obsm_; }
+  const anndata::DataFrameLayout& var() const override { return var_; }
   const std::vector<std::string>& var_names() const override { return var_names_; }
   FileSummary Summarize() const override;
-  Result<std::vector<std::string>> ReadIndex(const DataFrameLayout& df,
+  Result<std::vector<std::string>> ReadIndex(const anndata::DataFrameLayout& df,
                                              std::span<const int64_t> rows) const override;
-  Result<Column> ReadColumn(const ColumnLayout& column, std::span<const int64_t> rows,
+  Result<Column> ReadColumn(const anndata::ColumnLayout& column, std::span<const int64_t> rows,
                             util::ThreadPool& pool) const override;
   Status CheckUnchanged() const override;
   void IsolateLibhdf5Reads(const io::IsolationLimits& limits) override {
@@ -52,9 +52,9 @@ class AnnDataFile final : public AnnDataSource {
   std::string path_;
   std::shared_ptr<io::H5File> h5_;
   std::shared_ptr<io::RandomAccessFile> file_;
-  MatrixLayout matrix_;
-  DataFrameLayout obs_, var_;
-  ObsmLayout obsm_;
+  anndata::MatrixLayout matrix_;
+  anndata::DataFrameLayout obs_, var_;
+  anndata::ObsmLayout obsm_;
   std::vector<std::string> var_names_;
 };
 

@@ -31,9 +31,9 @@ std::string Join(const std::vector<std::string>& v) {
 }
 
 // A 1-D dataset as a dataframe column: strings or numbers/bools.
-Result<ColumnLayout> DatasetColumn(const io::H5File& f, const std::string& node,
+Result<anndata::ColumnLayout> DatasetColumn(const io::H5File& f, const std::string& node,
                                    const std::string& name) {
-  ColumnLayout c;
+  anndata::ColumnLayout c;
   c.info.name = name;
   c.node = node;
   if (f.IsStringDataset(node)) {
@@ -50,7 +50,7 @@ Result<ColumnLayout> DatasetColumn(const io::H5File& f, const std::string& node,
   return c;
 }
 
-Status AddColumn(const io::H5File& f, DataFrameLayout& df, const std::string& node,
+Status AddColumn(const io::H5File& f, anndata::DataFrameLayout& df, const std::string& node,
                  const std::string& name) {
   CF_ASSIGN_OR_RETURN(auto c, DatasetColumn(f, node, name));
   int64_t n = 0;
@@ -68,10 +68,10 @@ Status AddColumn(const io::H5File& f, DataFrameLayout& df, const std::string& no
   return Status::OK();
 }
 
-Result<DataFrameLayout> IndexOnly(const io::H5File& f, const std::string& element,
+Result<anndata::DataFrameLayout> IndexOnly(const io::H5File& f, const std::string& element,
                                   const std::string& index, int64_t expected,
                                   const std::string& what) {
-  DataFrameLayout df;
+  anndata::DataFrameLayout df;
   df.element = element;
   if (!IsDataset(f, index) || !f.IsStringDataset(index)) {
     return Status::Invalid(f.path() + ": " + index + ": missing or not strings (Cell Ranger " +
@@ -131,9 +131,9 @@ Result<CellRangerLayout> ReadCellRangerLayout(const io::H5File& f, const std::st
     }
   }
   CellRangerLayout l;
-  MatrixLayout& m = l.matrix;
+  anndata::MatrixLayout& m = l.matrix;
   m.element = g;
-  m.encoding = MatrixEncoding::kCsr;
+  m.encoding = anndata::MatrixEncoding::kCsr;
   CF_ASSIGN_OR_RETURN(auto shape_bytes, f.ReadSmallNumeric(g + "/shape", DType::kInt64));
   if (shape_bytes.size() != 2 * sizeof(int64_t)) {
     return Status::Invalid(where + "/shape: expected 2 sizes (features, barcodes), found " +
@@ -151,7 +151,7 @@ Result<CellRangerLayout> ReadCellRangerLayout(const io::H5File& f, const std::st
   CF_ASSIGN_OR_RETURN(m.data, f.Describe(g + "/data"));
   CF_ASSIGN_OR_RETURN(m.indices, f.Describe(g + "/indices"));
   CF_ASSIGN_OR_RETURN(m.indptr, f.Describe(g + "/indptr"));
-  CF_RETURN_IF_ERROR(CheckCsrParts(m));
+  CF_RETURN_IF_ERROR(anndata::CheckCsrParts(m));
 
   CF_ASSIGN_OR_RETURN(l.obs, IndexOnly(f, "obs", g + "/barcodes", m.n_rows, "barcode"));
   if (IsDataset(f, g + "/filtered_barcodes")) {

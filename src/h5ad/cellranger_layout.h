@@ -12,15 +12,15 @@
 
 #include <string>
 
-#include "h5ad/dataframe_layout.h"
-#include "h5ad/matrix_layout.h"
+#include "anndata/dataframe_layout.h"
+#include "anndata/matrix_layout.h"
 #include "io/hdf5/h5_file.h"
 
 namespace cellfeed::h5ad {
 
 struct CellRangerLayout {
-  MatrixLayout matrix;
-  DataFrameLayout obs, var;
+  anndata::MatrixLayout matrix;
+  anndata::DataFrameLayout obs, var;
 };
 
 // Whether the file is a Cell Ranger matrix (no AnnData obs; a matrix/ group, or genome

@@ -29,7 +29,7 @@ Result<std::vector<std::string>> ReadStringsAt(const io::H5File& h5, const std::
   return out;
 }
 
-Result<std::vector<std::string>> ReadIndexAt(const AnnDataFile& f, const DataFrameLayout& df,
+Result<std::vector<std::string>> ReadIndexAt(const AnnDataFile& f, const anndata::DataFrameLayout& df,
                                              std::span<const int64_t> rows) {
   if (!df.index_values) return ReadStringsAt(f.h5(), df.index_dataset, rows);
   std::vector<std::string> out;
@@ -57,7 +57,7 @@ Column GatherRows(const Column& whole, std::span<const int64_t> rows) {
   return out;
 }
 
-Column GatherColumn(const ColumnLayout& c, std::span<const int64_t> rows) {
+Column GatherColumn(const anndata::ColumnLayout& c, std::span<const int64_t> rows) {
   Column out = GatherRows(*c.whole, rows);
   out.info = c.info;
   out.categories = c.categories;
@@ -66,7 +66,7 @@ Column GatherColumn(const ColumnLayout& c, std::span<const int64_t> rows) {
 }
 
 Result<Column> ReadColumnArrays(const io::RandomAccessFile& file, const std::string& path,
-                                const ColumnLayout& c, std::span<const int64_t> rows,
+                                const anndata::ColumnLayout& c, std::span<const int64_t> rows,
                                 util::ThreadPool& pool) {
   Column out;
   out.info = c.info;
@@ -100,7 +100,7 @@ Result<Column> ReadColumnArrays(const io::RandomAccessFile& file, const std::str
   return out;
 }
 
-Result<Column> ReadColumn(const AnnDataFile& f, const ColumnLayout& c,
+Result<Column> ReadColumn(const AnnDataFile& f, const anndata::ColumnLayout& c,
                           std::span<const int64_t> rows, util::ThreadPool& pool) {
   if (c.whole) return GatherColumn(c, rows);
   // The chunk table and strings read below describe the file as it was at open.

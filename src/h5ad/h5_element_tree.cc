@@ -2,7 +2,7 @@
 
 namespace cellfeed::h5ad {
 
-Result<ElementTree::Kind> H5ElementTree::KindOf(const std::string& node) const {
+Result<anndata::ElementTree::Kind> H5ElementTree::KindOf(const std::string& node) const {
   switch (f_.Kind(node)) {
     case io::NodeKind::kMissing: return Kind::kMissing;
     case io::NodeKind::kGroup: return Kind::kGroup;

@@ -2,12 +2,12 @@
 // row later, numeric arrays described by their chunk tables.
 #pragma once
 
-#include "h5ad/element_tree.h"
+#include "anndata/element_tree.h"
 #include "io/hdf5/h5_file.h"
 
 namespace cellfeed::h5ad {
 
-class H5ElementTree final : public ElementTree {
+class H5ElementTree final : public anndata::ElementTree {
  public:
   explicit H5ElementTree(const io::H5File& file) : f_(file) {}
 

@@ -12,9 +12,9 @@
 
 #include "cellfeed/collection.h"
 #include "cellfeed/dataframe.h"
-#include "h5ad/dataframe_layout.h"
-#include "h5ad/matrix_layout.h"
-#include "h5ad/obsm_layout.h"
+#include "anndata/dataframe_layout.h"
+#include "anndata/matrix_layout.h"
+#include "anndata/obsm_layout.h"
 #include "io/file.h"
 #include "io/hdf5/isolation.h"
 #include "util/thread_pool.h"
@@ -27,20 +27,20 @@ class AnnDataSource {
 
   virtual const std::string& path() const = 0;
   // The matrix chosen by OpenOptions::layer, and the file its chunk addresses refer to.
-  virtual const h5ad::MatrixLayout& matrix() const = 0;
+  virtual const anndata::MatrixLayout& matrix() const = 0;
   virtual const io::RandomAccessFile& file() const = 0;
-  virtual const h5ad::DataFrameLayout& obs() const = 0;
-  virtual const h5ad::DataFrameLayout& var() const = 0;
+  virtual const anndata::DataFrameLayout& obs() const = 0;
+  virtual const anndata::DataFrameLayout& var() const = 0;
   virtual const std::vector<std::string>& var_names() const = 0;
   // obsm's matrices, described at open (empty for formats without obsm).
-  virtual const h5ad::ObsmLayout& obsm() const = 0;
+  virtual const anndata::ObsmLayout& obsm() const = 0;
   virtual FileSummary Summarize() const = 0;
 
   // Index strings of `df` (obs or var) at `rows` (any order, repeats allowed).
-  virtual Result<std::vector<std::string>> ReadIndex(const h5ad::DataFrameLayout& df,
+  virtual Result<std::vector<std::string>> ReadIndex(const anndata::DataFrameLayout& df,
                                                      std::span<const int64_t> rows) const = 0;
   // One column of obs or var at `rows`.
-  virtual Result<Column> ReadColumn(const h5ad::ColumnLayout& column,
+  virtual Result<Column> ReadColumn(const anndata::ColumnLayout& column,
                                     std::span<const int64_t> rows,
                                     util::ThreadPool& pool) const = 0;
   // IOError naming the store if it changed since it was opened.

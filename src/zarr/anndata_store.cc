@@ -7,7 +7,7 @@
 
 #include "h5ad/anndata_file.h"
 #include "h5ad/column_reader.h"
-#include "h5ad/file_summary.h"
+#include "anndata/file_summary.h"
 #include "io/array_reader.h"
 #include "storage/object_url.h"
 #include "zarr/chunk_table.h"
@@ -129,7 +129,7 @@ Status ZarrAnnData::OpenAnnData(const std::string& layer) {
                            " rows but " + names.matrix + " has " + std::to_string(matrix_.n_cols) +
                            " columns");
   }
-  obsm_ = h5ad::ReadObsmLayout(ZarrElementTree(*h_), matrix_.n_rows);
+  obsm_ = anndata::ReadObsmLayout(ZarrElementTree(*h_), matrix_.n_rows);
   return Status::OK();
 }
 
@@ -144,12 +144,12 @@ Result<io::DatasetLayout> ZarrAnnData::Array(const std::string& node, ArrayMeta*
   return DescribeArray(*h_, node, meta);
 }
 
-Result<h5ad::MatrixLayout> ZarrAnnData::ReadMatrix(const std::string& e) {
+Result<anndata::MatrixLayout> ZarrAnnData::ReadMatrix(const std::string& e) {
   const std::string where = h_->Where(e);
   CF_ASSIGN_OR_RETURN(Node n, h_->Get(e));
   CF_ASSIGN_OR_RETURN(auto enc, StringAttr(n, "encoding-type", where));
   const std::string encoding = enc.value_or("");
-  h5ad::MatrixLayout m;
+  anndata::MatrixLayout m;
   m.element = e;
   if (n.kind == Node::Kind::kGroup) {
     if (encoding == "csc_matrix") {
@@ -163,7 +163,7 @@ Result<h5ad::MatrixLayout> ZarrAnnData::ReadMatrix(const std::string& e) {
                                  (encoding.empty() ? std::string("(none)") : encoding) +
                                  "' is not supported (csr_matrix or array expected)");
     }
-    m.encoding = h5ad::MatrixEncoding::kCsr;
+    m.encoding = anndata::MatrixEncoding::kCsr;
     CF_ASSIGN_OR_RETURN(auto shape, IntListAttr(n, "shape", where));
     if (!shape || shape->size() != 2) {
       return Status::Invalid(where + ": attribute 'shape' must hold 2 sizes");
@@ -181,13 +181,13 @@ Result<h5ad::MatrixLayout> ZarrAnnData::ReadMatrix(const std::string& e) {
     CF_ASSIGN_OR_RETURN(m.data, Array(e + "/data"));
     CF_ASSIGN_OR_RETURN(m.indices, Array(e + "/indices"));
     CF_ASSIGN_OR_RETURN(m.indptr, Array(e + "/indptr"));
-    CF_RETURN_IF_ERROR(h5ad::CheckCsrParts(m));
+    CF_RETURN_IF_ERROR(anndata::CheckCsrParts(m));
     return m;
   }
   if (!encoding.empty() && encoding != "array") {
     return Status::Unsupported(where + ": matrix encoding '" + encoding + "' is not supported");
   }
-  m.encoding = h5ad::MatrixEncoding::kDense;
+  m.encoding = anndata::MatrixEncoding::kDense;
   CF_ASSIGN_OR_RETURN(m.data, Array(e));
   if (m.data.shape.size() != 2) return Status::Invalid(where + ": dense matrix must be 2-D");
   m.n_rows = m.data.shape[0];
@@ -195,17 +195,17 @@ Result<h5ad::MatrixLayout> ZarrAnnData::ReadMatrix(const std::string& e) {
   return m;
 }
 
-Result<h5ad::DataFrameLayout> ZarrAnnData::ReadDataFrame(const std::string& element) {
-  return h5ad::ReadDataFrameLayout(ZarrElementTree(*h_), element);
+Result<anndata::DataFrameLayout> ZarrAnnData::ReadDataFrame(const std::string& element) {
+  return anndata::ReadDataFrameLayout(ZarrElementTree(*h_), element);
 }
 
 FileSummary ZarrAnnData::Summarize() const {
   const std::string storage = "zarr v" + std::to_string(h_->zarr_format()) +
                               (h_->store().is_zip() ? " zip" : "");
-  return h5ad::SummarizeAnnData(path_, matrix_, n_obs(), n_vars(), obs_, var_, storage);
+  return anndata::SummarizeAnnData(path_, matrix_, n_obs(), n_vars(), obs_, var_, storage);
 }
 
-Result<std::vector<std::string>> ZarrAnnData::ReadIndex(const h5ad::DataFrameLayout& df,
+Result<std::vector<std::string>> ZarrAnnData::ReadIndex(const anndata::DataFrameLayout& df,
                                                         std::span<const int64_t> rows) const {
   std::vector<std::string> out;
   out.reserve(rows.size());
@@ -213,7 +213,7 @@ Result<std::vector<std::string>> ZarrAnnData::ReadIndex(const h5ad::DataFrameLay
   return out;
 }
 
-Result<Column> ZarrAnnData::ReadColumn(const h5ad::ColumnLayout& c, std::span<const int64_t> rows,
+Result<Column> ZarrAnnData::ReadColumn(const anndata::ColumnLayout& c, std::span<const int64_t> rows,
                                        util::ThreadPool& pool) const {
   if (c.whole) return h5ad::GatherColumn(c, rows);
   CF_RETURN_IF_ERROR(CheckUnchanged());

@@ -29,29 +29,29 @@ class ZarrAnnData final : public AnnDataSource {
 
   const std::string& path() const override { return path_; }
   const io::RandomAccessFile& file() const override { return h_->store().main_file(); }
-  const h5ad::MatrixLayout& matrix() const override { return matrix_; }
-  const h5ad::DataFrameLayout& obs() const override { return obs_; }
-  const h5ad::ObsmLayout& obsm() const override { return obsm_; }
-  const h5ad::DataFrameLayout& var() const override { return var_; }
+  const anndata::MatrixLayout& matrix() const override { return matrix_; }
+  const anndata::DataFrameLayout& obs() const override { return obs_; }
+  const anndata::ObsmLayout& obsm() const override { return obsm_; }
+  const anndata::DataFrameLayout& var() const override { return var_; }
   const std::vector<std::string>& var_names() const override { return *var_.index_values; }
   FileSummary Summarize() const override;
-  Result<std::vector<std::string>> ReadIndex(const h5ad::DataFrameLayout& df,
+  Result<std::vector<std::string>> ReadIndex(const anndata::DataFrameLayout& df,
                                              std::span<const int64_t> rows) const override;
-  Result<Column> ReadColumn(const h5ad::ColumnLayout& column, std::span<const int64_t> rows,
+  Result<Column> ReadColumn(const anndata::ColumnLayout& column, std::span<const int64_t> rows,
                             util::ThreadPool& pool) const override;
   Status CheckUnchanged() const override { return file().CheckUnchanged(); }
 
  private:
   Status OpenAnnData(const std::string& layer);
-  Result<h5ad::MatrixLayout> ReadMatrix(const std::string& element);
-  Result<h5ad::DataFrameLayout> ReadDataFrame(const std::string& element);
+  Result<anndata::MatrixLayout> ReadMatrix(const std::string& element);
+  Result<anndata::DataFrameLayout> ReadDataFrame(const std::string& element);
   Result<io::DatasetLayout> Array(const std::string& node, ArrayMeta* meta = nullptr);
   std::string ListLayers() const;
   std::string path_;
   std::unique_ptr<Hierarchy> h_;
-  h5ad::MatrixLayout matrix_;
-  h5ad::DataFrameLayout obs_, var_;
-  h5ad::ObsmLayout obsm_;
+  anndata::MatrixLayout matrix_;
+  anndata::DataFrameLayout obs_, var_;
+  anndata::ObsmLayout obsm_;
 };
 
 }  // namespace cellfeed::zarr

@@ -6,7 +6,7 @@
 
 namespace cellfeed::zarr {
 
-Result<h5ad::ElementTree::Kind> ZarrElementTree::KindOf(const std::string& node) const {
+Result<anndata::ElementTree::Kind> ZarrElementTree::KindOf(const std::string& node) const {
   CF_ASSIGN_OR_RETURN(Node n, h_.Get(node));
   switch (n.kind) {
     case Node::Kind::kMissing: return Kind::kMissing;

@@ -3,12 +3,12 @@
 // keys for pread later.
 #pragma once
 
-#include "h5ad/element_tree.h"
+#include "anndata/element_tree.h"
 #include "zarr/hierarchy.h"
 
 namespace cellfeed::zarr {
 
-class ZarrElementTree final : public h5ad::ElementTree {
+class ZarrElementTree final : public anndata::ElementTree {
  public:
   explicit ZarrElementTree(const Hierarchy& h) : h_(h) {}
 

@@ -1,6 +1,6 @@
-#include "h5ad/file_summary.h"
+#include "anndata/file_summary.h"
 
-namespace cellfeed::h5ad {
+namespace cellfeed::anndata {
 
 namespace {
 
@@ -49,4 +49,4 @@ FileSummary SummarizeAnnData(const std::string& path, const MatrixLayout& m, int
   return s;
 }
 
-}  // namespace cellfeed::h5ad
+}  // namespace cellfeed::anndata

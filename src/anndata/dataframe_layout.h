@@ -13,10 +13,9 @@
 
 #include "cellfeed/dataframe.h"
 #include "cellfeed/status.h"
-#include "h5ad/element_tree.h"
-#include "io/hdf5/h5_file.h"
+#include "anndata/element_tree.h"
 
-namespace cellfeed::h5ad {
+namespace cellfeed::anndata {
 
 struct ColumnLayout {
   ColumnInfo info;
@@ -45,11 +44,12 @@ struct DataFrameLayout {
   const ColumnLayout* Find(const std::string& name) const;
 };
 
-// The dataframe `element` of an h5ad file, in any layout. `uns` names the group holding `<col>_categories` of a compound dataframe ("" = none).
-Result<DataFrameLayout> ReadDataFrameLayout(const io::H5File& file, const std::string& element,
-                                            const std::string& uns = "");
 // A dataframe group (anndata >= 0.7) of any store: columns of every encoding anndata has
 // written, the 0.7 categorical (codes + `categories` attribute) included.
 Result<DataFrameLayout> ReadDataFrameLayout(const ElementTree& tree, const std::string& element);
 
-}  // namespace cellfeed::h5ad
+// The categories array `node` (strings or numbers), loaded whole.
+Result<std::shared_ptr<const Column>> LoadCategories(const ElementTree& tree,
+                                                     const std::string& node);
+
+}  // namespace cellfeed::anndata

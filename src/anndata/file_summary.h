@@ -6,10 +6,10 @@
 #include <string>
 
 #include "cellfeed/collection.h"
-#include "h5ad/dataframe_layout.h"
-#include "h5ad/matrix_layout.h"
+#include "anndata/dataframe_layout.h"
+#include "anndata/matrix_layout.h"
 
-namespace cellfeed::h5ad {
+namespace cellfeed::anndata {
 
 // storage: what every array's storage is called ("zarr v3 zip"), or "" for each array's
 // own HDF5 storage ("compact", "chunked", "contiguous").
@@ -17,4 +17,4 @@ FileSummary SummarizeAnnData(const std::string& path, const MatrixLayout& m, int
                              int64_t n_vars, const DataFrameLayout& obs, const DataFrameLayout& var,
                              const std::string& storage = "");
 
-}  // namespace cellfeed::h5ad
+}  // namespace cellfeed::anndata

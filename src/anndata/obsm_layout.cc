@@ -1,6 +1,6 @@
-#include "h5ad/obsm_layout.h"
+#include "anndata/obsm_layout.h"
 
-namespace cellfeed::h5ad {
+namespace cellfeed::anndata {
 
 namespace {
 
@@ -98,4 +98,4 @@ ObsmLayout ReadObsmLayout(const ElementTree& t, int64_t n_obs) {
   return out;
 }
 
-}  // namespace cellfeed::h5ad
+}  // namespace cellfeed::anndata

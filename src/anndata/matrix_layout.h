@@ -1,12 +1,13 @@
-// The layout of an AnnData matrix element (X, raw/X, layers/<name>) as found at open time.
+// The layout of an AnnData matrix element (X, raw/X, layers/<name>) as found at open time,
+// in h5ad and zarr alike.
 #pragma once
 
 #include <string>
 
 #include "cellfeed/status.h"
-#include "io/hdf5/h5_file.h"
+#include "io/hdf5/dataset_layout.h"
 
-namespace cellfeed::h5ad {
+namespace cellfeed::anndata {
 
 enum class MatrixEncoding { kCsr, kDense };
 
@@ -19,12 +20,8 @@ struct MatrixLayout {
   int64_t nnz() const { return encoding == MatrixEncoding::kCsr ? data.length() : -1; }
 };
 
-// Validates encoding, shape and dtypes. Reads csr_matrix, dense arrays and the anndata
-// < 0.7 h5sparse csr group; rejects csc_matrix with the one-line conversion to use.
-Result<MatrixLayout> ReadMatrixLayout(const io::H5File& file, const std::string& element);
-
 // Checks a CSR layout's parts whatever their storage: 1-D integer indices/indptr,
 // len(indptr) == n_rows + 1, len(data) == len(indices), every chunk written.
 Status CheckCsrParts(MatrixLayout& m);
 
-}  // namespace cellfeed::h5ad
+}  // namespace cellfeed::anndata

@@ -13,7 +13,7 @@
 #include "cellfeed/status.h"
 #include "io/hdf5/dataset_layout.h"
 
-namespace cellfeed::h5ad {
+namespace cellfeed::anndata {
 
 class ElementTree {
  public:
@@ -51,4 +51,4 @@ class ElementTree {
   virtual bool StringsByRow() const = 0;
 };
 
-}  // namespace cellfeed::h5ad
+}  // namespace cellfeed::anndata

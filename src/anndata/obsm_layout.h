@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "h5ad/element_tree.h"
+#include "anndata/element_tree.h"
 #include "cellfeed/status.h"
-#include "h5ad/matrix_layout.h"
+#include "anndata/matrix_layout.h"
 
-namespace cellfeed::h5ad {
+namespace cellfeed::anndata {
 
 struct ObsmEntry {
   std::string key;
@@ -30,4 +30,4 @@ struct ObsmLayout {
 
 ObsmLayout ReadObsmLayout(const ElementTree& tree, int64_t n_obs);
 
-}  // namespace cellfeed::h5ad
+}  // namespace cellfeed::anndata
