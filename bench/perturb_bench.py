@@ -15,8 +15,8 @@ cell-load 0.10.4 on the same files.
    line per cell; sets/s and cells/s (perturbed cells, each with its control) of
    cellfeed.SetLoader and of cell-load's PerturbationDataModule in its default mode and in
    its consecutive mode (use_consecutive_loading=True), on the same files. Every run is
-   its own process (cell-load's from .venv-cellload), the loaders alternating within
-   each round (reversed every other round); a run's time per batch is its batches' wall
+   its own process (cell-load's from .venv-cellload), the loaders' order alternating
+   between configurations and rounds; a run's time per batch is its batches' wall
    time from the iterator's creation over their number (setup, the files' obs and the
    split, reported apart). cell-load's default mode is slow, so its runs stop after the
    batches that hold --cell-load-cells perturbed cells (2,048: one batch of B=16 sets at
