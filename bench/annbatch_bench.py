@@ -134,6 +134,16 @@ def perf_profile(cmd, out_txt: Path) -> None:
     data.unlink(missing_ok=True)
 
 
+def sweep_table(sweep) -> list[str]:
+    """The sweep's runs as markdown lines (shared with bench/scdl_bench.py)."""
+    lines = ["", "Sweep (one warm run each):", "",
+             "| loader | batch | settings | cells/s | entropy |", "|---|---|---|---|---|"]
+    for r in sweep:
+        lines.append(f"| {r['loader']} | {r['batch_size']} | {r['setting']} | "
+                     f"{r['cells_per_second']:,.0f} | {r['entropy_bits']:.3f} |")
+    return lines
+
+
 def median_of(runs, key="cells_per_second"):
     return statistics.median(r[key] for r in runs)
 
@@ -297,11 +307,7 @@ def main(argv=None):
                      f"{s['cells_per_second']:,.0f} | {s['ratio_to_annbatch']:.2f} | "
                      f"{s['fraction_of_floor']:.2f} | {s['entropy_bits']:.3f} | "
                      f"{s['peak_rss_bytes'] / 2**30:.2f} |")
-    lines += ["", "Sweep (one warm run each):", "",
-              "| loader | batch | settings | cells/s | entropy |", "|---|---|---|---|---|"]
-    for r in sweep:
-        lines.append(f"| {r['loader']} | {r['batch_size']} | {r['setting']} | "
-                     f"{r['cells_per_second']:,.0f} | {r['entropy_bits']:.3f} |")
+    lines += sweep_table(sweep)
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from annbatch_bench import child, median_of, warm  # noqa: E402
+from annbatch_bench import child, median_of, sweep_table, warm  # noqa: E402
 
 PEER = HERE / "peers" / "scdl_peer.py"
 RUNNER = HERE / "annbatch_bench.py"  # its --run-cellfeed: one cellfeed process
@@ -148,11 +148,7 @@ def main(argv=None):
         lines.append(f"| {s['loader']} | {s['batch_size']} | {s['setting']} | "
                      f"{s['cells_per_second']:,.0f} | {s['ratio_to_scdl']:.2f} | "
                      f"{s['entropy_bits']:.3f} | {s['peak_rss_bytes'] / 2**30:.2f} |")
-    lines += ["", "Sweep (one warm run each):", "", "| loader | batch | settings | cells/s | entropy |",
-              "|---|---|---|---|---|"]
-    for r in sweep:
-        lines.append(f"| {r['loader']} | {r['batch_size']} | {r['setting']} | "
-                     f"{r['cells_per_second']:,.0f} | {r['entropy_bits']:.3f} |")
+    lines += sweep_table(sweep)
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

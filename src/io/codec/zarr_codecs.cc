@@ -59,9 +59,9 @@ struct Crc32cTable {
   }
 };
 
-}  // namespace
-
-Status DecodeBlosc(std::span<const uint8_t> in, size_t max_out, std::vector<uint8_t>& out) {
+// A blosc frame's header against the chunk: its length, its compressed size, its decoded
+// size (returned) within `max_out`.
+Result<size_t> CheckBloscHeader(std::span<const uint8_t> in, size_t max_out) {
   if (in.size() < BLOSC_MIN_HEADER_LENGTH) {
     return Status::Invalid("corrupt blosc frame: " + Bytes(in.size()) + " are shorter than its " +
                            std::to_string(BLOSC_MIN_HEADER_LENGTH) + "-byte header");
@@ -76,6 +76,13 @@ Status DecodeBlosc(std::span<const uint8_t> in, size_t max_out, std::vector<uint
     return Status::Invalid("corrupt blosc frame: header says " + std::to_string(nbytes) +
                            " decoded bytes, more than the chunk's " + std::to_string(max_out));
   }
+  return nbytes;
+}
+
+}  // namespace
+
+Status DecodeBlosc(std::span<const uint8_t> in, size_t max_out, std::vector<uint8_t>& out) {
+  CF_ASSIGN_OR_RETURN(const size_t nbytes, CheckBloscHeader(in, max_out));
   out.resize(nbytes);
   // numinternalthreads = 1: decoding runs on our worker threads, not blosc's pool.
   const int n = blosc_decompress_ctx(in.data(), out.data(), out.size(), 1);
@@ -88,19 +95,12 @@ Status DecodeBlosc(std::span<const uint8_t> in, size_t max_out, std::vector<uint
 
 Status DecodeBloscPrefix(std::span<const uint8_t> in, size_t prefix, size_t max_out,
                          std::vector<uint8_t>& out) {
-  if (in.size() < BLOSC_MIN_HEADER_LENGTH) {
-    return Status::Invalid("corrupt blosc frame: " + Bytes(in.size()) + " are shorter than its " +
-                           std::to_string(BLOSC_MIN_HEADER_LENGTH) + "-byte header");
-  }
-  size_t nbytes = 0, cbytes = 0, block = 0;
-  blosc_cbuffer_sizes(in.data(), &nbytes, &cbytes, &block);
-  if (cbytes != in.size() || nbytes > max_out || prefix > nbytes ||
-      blosc_cbuffer_validate(in.data(), in.size(), &nbytes) != 0) {
-    return Status::Invalid("corrupt blosc frame: header says " + std::to_string(cbytes) +
-                           " compressed and " + std::to_string(nbytes) + " decoded bytes; the "
-                           "chunk has " + std::to_string(in.size()) + " stored, " +
-                           std::to_string(prefix) + " of at most " + std::to_string(max_out) +
-                           " decoded bytes are needed");
+  CF_ASSIGN_OR_RETURN(size_t nbytes, CheckBloscHeader(in, max_out));
+  // getitem trusts the block offsets, which a whole decode would check as it goes.
+  if (prefix > nbytes || blosc_cbuffer_validate(in.data(), in.size(), &nbytes) != 0) {
+    return Status::Invalid("corrupt blosc frame: " + Bytes(in.size()) + " holding " +
+                           std::to_string(nbytes) + " decoded bytes cannot give the first " +
+                           std::to_string(prefix));
   }
   const size_t typesize = std::max<size_t>(1, in[3]);
   const size_t items = (prefix + typesize - 1) / typesize;
